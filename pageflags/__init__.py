@@ -1,0 +1,20 @@
+"""pageflags: two-level page-flag bitmaps over huge physical address spaces.
+
+A NumPy object array of lazily allocated ``uint64`` chunks (``None`` = all zero,
+a shared ``FULL`` chunk = all ones) with Numba kernels for bulk set/test/count over
+page ranges and pfn arrays, and a flat twin to compare with.
+
+>>> import pageflags
+>>> flags = pageflags.PageFlags()          # a 46-bit space: 2**34 pages of 4 KiB
+>>> flags.set_range(1 << 20, 1 << 21); flags.count()
+1048576
+"""
+
+from .base import PageMap
+from .bitmap import PageFlags
+from .flat import FlatPageFlags
+from .geometry import Geometry, capacity
+
+__version__ = "0.1.0"
+
+__all__ = ["FlatPageFlags", "Geometry", "PageFlags", "PageMap", "capacity", "__version__"]

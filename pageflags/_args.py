@@ -1,0 +1,64 @@
+"""Argument checks shared by every map type (DESIGN.md, "Contracts").
+
+Each check runs before any kernel, so a rejected call changes nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels
+
+_INT_TYPES = (int, np.integer)
+
+
+def check_index(name: str, value: object) -> int:
+    """``value`` as a Python int; ``TypeError`` for bools, floats, strings."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, _INT_TYPES):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def check_pfn(pfn: object, npages: int) -> int:
+    """A pfn in [0, npages) as a Python int."""
+    pfn = check_index("pfn", pfn)
+    if not 0 <= pfn < npages:
+        raise IndexError(f"pfn {pfn} outside [0, {npages})")
+    return pfn
+
+
+def check_range(start: object, stop: object, npages: int) -> tuple[int, int]:
+    """A half-open page range; ``stop=None`` means ``npages``."""
+    start = check_index("start", start)
+    stop = npages if stop is None else check_index("stop", stop)
+    for name, value in (("start", start), ("stop", stop)):
+        if not 0 <= value <= npages:
+            raise IndexError(f"{name} {value} outside [0, {npages}]")
+    if start > stop:
+        raise ValueError(f"start {start} > stop {stop}")
+    return start, stop
+
+
+def check_pfn_array(pfns: object, npages: int) -> np.ndarray:
+    """A flat int64 array of pfns in [0, npages) (no copy when already int64).
+
+    Raises ``TypeError`` for a non-integer dtype and ``IndexError`` naming the first
+    pfn out of range and its position.
+    """
+    if isinstance(pfns, np.ndarray):
+        arr = pfns
+    else:
+        arr = np.asarray(pfns)
+        if arr.size == 0 and arr.dtype.kind == "f":
+            arr = arr.astype(np.int64)  # np.asarray([]) is float64
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"pfns must have an integer dtype, got {arr.dtype}")
+    flat = arr.ravel()
+    if flat.dtype == np.uint64:
+        checked = flat.view(np.int64)  # values >= 2**63 turn negative: still rejected
+    else:
+        checked = flat.astype(np.int64, copy=False)
+    bad = _kernels.first_out_of_range(checked, npages)
+    if bad >= 0:
+        raise IndexError(f"pfn {int(flat[bad])} at index {bad} outside [0, {npages})")
+    return checked

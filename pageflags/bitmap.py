@@ -1,0 +1,418 @@
+"""PageFlags: the two-level page bitmap.
+
+The table
+---------
+``table`` is a NumPy object array with one entry per chunk: ``None`` (all zero), the
+shared read-only all-ones chunk ``FULL``, or the chunk's own ``uint64`` array of
+``words_per_chunk`` words.  Numba cannot read object arrays, so kernels see two
+plain shadows of the table instead:
+
+* ``_addrs`` (``uint64``): the data address of each entry's words, 0 for ``None``
+  and ``FULL``'s address for ``FULL``.  This is the seed's ``unsigned long *`` table;
+  kernels turn an address into an array through a small intrinsic.
+* ``_counts`` (``int32``): the population count of each entry, kept by every write,
+  so ``count()`` is O(1) and ranges popcount only their edge chunks.
+
+Why addresses and not a 2-D pool with slot numbers: a chunk here is its own
+allocation, so freeing an entry gives its memory back at once (hotplug removal must
+shrink the map, and a pool only shrinks by compaction), allocation never moves live
+chunks (a growing pool must re-point every view), and the object array holding each
+chunk keeps it alive exactly as long as the shadow points at it.  The shadow and the
+object array change together in exactly one place, :meth:`PageFlags._store`.
+
+Writes are two-phase: Python finds (with a kernel over the pfns, or by arithmetic for
+ranges) which entries must first become private chunks, allocates them or copies
+``FULL`` into them, and then one kernel does the bits.  Kernels never allocate.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from itertools import repeat
+from operator import attrgetter, is_, methodcaller
+from typing import Any
+
+import numpy as np
+
+from . import _kernels
+from .base import PageMap
+from .geometry import Geometry, as_geometry
+
+__all__ = ["PageFlags", "full_chunk"]
+
+_data_address = attrgetter("ctypes.data")
+_make_read_only = methodcaller("setflags", write=False)
+
+
+@functools.lru_cache(maxsize=None)
+def full_chunk(words_per_chunk: int) -> np.ndarray:
+    """The shared, read-only all-ones chunk of ``words_per_chunk`` words."""
+    chunk = np.full(words_per_chunk, np.iinfo(np.uint64).max, dtype=np.uint64)
+    chunk.setflags(write=False)
+    return chunk
+
+
+def _boxed(obj: object) -> np.ndarray:
+    """A 0-d object array holding ``obj``, so assignment broadcasts the object itself."""
+    box = np.empty((), dtype=object)
+    box[()] = obj
+    return box
+
+
+def _new_chunks(count: int, words_per_chunk: int,
+                sources: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` read-only chunks (zeroed, or copies of ``sources``) and their addresses.
+
+    ``map`` over C callables creates them without a Python-level loop per chunk.
+    """
+    if sources is None:
+        made = map(np.zeros, repeat(words_per_chunk, count), repeat(np.uint64, count))
+    else:
+        made = map(np.ndarray.copy, sources)
+    chunks = np.fromiter(made, dtype=object, count=count)
+    deque(map(_make_read_only, chunks), maxlen=0)
+    addrs = np.fromiter(map(_data_address, chunks), dtype=np.uint64, count=count)
+    return chunks, addrs
+
+
+class PageFlags(PageMap):
+    """One bit per page in a two-level table of lazily allocated chunks.
+
+    Parameters
+    ----------
+    geometry_or_npages : Geometry or int, default Geometry()
+        The geometry (a 46-bit space of 4 KiB pages by default) or a page count.
+
+    Examples
+    --------
+    >>> from pageflags import Geometry, PageFlags
+    >>> flags = PageFlags(Geometry(phys_addr_bits=46))     # 2**34 pages, no chunk yet
+    >>> flags.set_range(0, 1 << 26)                        # 256 GiB: 2048 FULL entries
+    >>> flags.set(flags.npages - 1)
+    >>> flags.count(), flags.stats()["allocated"], flags.table[0] is flags.FULL
+    (67108865, 1, True)
+    """
+
+    __slots__ = ("_table", "_table_view", "_addrs", "_counts", "_total", "FULL",
+                 "_full_addr", "_full_box", "_whole_chunks")
+
+    def __init__(self, geometry_or_npages: Geometry | int = Geometry()) -> None:
+        geometry = as_geometry(geometry_or_npages)
+        super().__init__(geometry)
+        n = geometry.nchunks
+        self._table = np.empty(n, dtype=object)  # filled with None
+        self._addrs = np.zeros(n, dtype=np.uint64)
+        self._counts = np.zeros(n, dtype=np.int32)
+        self._total = 0
+        self._table_view = self._table.view()
+        self._table_view.setflags(write=False)
+        #: The shared all-ones chunk; ``flags.table[c] is flags.FULL`` tests for it.
+        self.FULL = full_chunk(geometry.words_per_chunk)
+        self._full_addr = int(_data_address(self.FULL))
+        self._full_box = _boxed(self.FULL)
+        # Chunks [0, _whole_chunks) are complete; a partial last one is never FULL.
+        self._whole_chunks = geometry.npages >> geometry.chunk_shift
+
+    # --- the one place where the table and its shadows change ----------------------
+    def _store(self, where: Any, chunks: Any, addrs: Any, counts: Any) -> None:
+        """Point entries ``where`` at ``chunks`` (object array or box) and shadows."""
+        self._table[where] = chunks
+        self._addrs[where] = addrs
+        self._counts[where] = counts
+
+    def _free(self, where: Any) -> None:
+        self._store(where, None, 0, 0)
+
+    def _fill(self, where: Any) -> None:
+        self._store(where, self._full_box, self._full_addr, self._geometry.pages_per_chunk)
+
+    def _allocate(self, chunk_nrs: np.ndarray) -> None:
+        """Give ``None`` entries ``chunk_nrs`` zeroed chunks of their own."""
+        chunks, addrs = _new_chunks(chunk_nrs.size, self._geometry.words_per_chunk)
+        self._store(chunk_nrs, chunks, addrs, 0)
+
+    def _unshare(self, chunk_nrs: np.ndarray) -> None:
+        """Give ``FULL`` entries ``chunk_nrs`` all-ones chunks of their own."""
+        chunks, addrs = _new_chunks(chunk_nrs.size, self._geometry.words_per_chunk,
+                                    repeat(self.FULL, chunk_nrs.size))
+        self._store(chunk_nrs, chunks, addrs, self._geometry.pages_per_chunk)
+
+    def _chunks_at(self, pfns: np.ndarray, target: int) -> np.ndarray:
+        """Distinct chunks under ``pfns`` whose shadow address is ``target``."""
+        seen = np.zeros(self._geometry.nchunks, dtype=bool)
+        out = np.empty(min(pfns.size, self._geometry.nchunks), dtype=np.int64)
+        k = _kernels.table_chunks_at(self._addrs, pfns, self._geometry.chunk_shift,
+                                     np.uint64(target), seen, out)
+        return out[:k]
+
+    def _edges(self, start: int, stop: int, whole_lo: int, whole_hi: int,
+               target: int) -> np.ndarray:
+        """End chunks of [start, stop) outside [whole_lo, whole_hi) at ``target``."""
+        shift = self._geometry.chunk_shift
+        ends = {start >> shift, (stop - 1) >> shift}
+        return np.array(sorted(c for c in ends if not whole_lo <= c < whole_hi
+                               and self._addrs[c] == target), dtype=np.int64)
+
+    # --- public state --------------------------------------------------------------
+    @property
+    def table(self) -> np.ndarray:
+        """The top-level table: a read-only object array of ``None``/``FULL``/chunks.
+
+        Chunks in it are read-only; change bits through the methods.
+        """
+        return self._table_view
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the table, its shadows and every allocated chunk."""
+        return self._table_bytes() + self._allocated_count() * self._geometry.chunk_bytes
+
+    def _table_bytes(self) -> int:
+        return self._table.nbytes + self._addrs.nbytes + self._counts.nbytes
+
+    def _allocated_mask(self) -> np.ndarray:
+        return (self._addrs != 0) & (self._addrs != self._full_addr)
+
+    def _allocated_count(self) -> int:
+        return int(np.count_nonzero(self._allocated_mask()))
+
+    def stats(self) -> dict[str, Any]:
+        """What the map holds and costs.
+
+        Returns
+        -------
+        dict
+            ``none``, ``full`` and ``allocated`` entry counts, ``chunk_bytes`` (memory
+            of allocated chunks), ``table_bytes`` (object array and shadows),
+            ``nbytes`` (both), ``flat_bytes`` (what a flat bitmap of the same space
+            takes), ``count``, ``npages`` and ``nchunks``.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set(5)
+        >>> s = flags.stats(); s["allocated"], s["none"], s["flat_bytes"]
+        (1, 31, 131072)
+        """
+        g = self._geometry
+        allocated = self._allocated_count()
+        full = int(np.count_nonzero(self._addrs == self._full_addr))
+        return {
+            "none": g.nchunks - allocated - full, "full": full, "allocated": allocated,
+            "chunk_bytes": allocated * g.chunk_bytes, "table_bytes": self._table_bytes(),
+            "nbytes": self.nbytes, "flat_bytes": g.flat_bytes, "count": self._total,
+            "npages": g.npages, "nchunks": g.nchunks,
+        }
+
+    # --- reads ---------------------------------------------------------------------
+    def _test(self, pfn: int) -> bool:
+        c = pfn >> self._geometry.chunk_shift
+        address = self._addrs[c]
+        if address == 0 or address == self._full_addr:
+            return bool(address)
+        local = pfn & (self._geometry.pages_per_chunk - 1)
+        return bool((self._table[c][local >> 6] >> np.uint64(local & 63)) & np.uint64(1))
+
+    def _count(self, start: int, stop: int) -> int:
+        if start == 0 and stop == self._geometry.npages:
+            return self._total
+        return int(_kernels.table_count_range(self._addrs, self._counts, start, stop,
+                                              self._geometry.chunk_shift, self._full_addr))
+
+    def _any(self, start: int, stop: int) -> bool:
+        if start == 0 and stop == self._geometry.npages:
+            return self._total > 0
+        return bool(_kernels.table_any_range(self._addrs, self._counts, start, stop,
+                                             self._geometry.chunk_shift, self._full_addr))
+
+    def _test_many(self, pfns: np.ndarray, out: np.ndarray) -> None:
+        _kernels.table_test_many(self._addrs, pfns, self._geometry.chunk_shift,
+                                 self._full_addr, out)
+
+    def _equal(self, other: PageMap) -> bool:
+        shift = self._geometry.chunk_shift
+        if isinstance(other, PageFlags):
+            return bool(_kernels.table_equal(self._addrs, self._counts, other._addrs,
+                                             other._counts, shift))
+        words = getattr(other, "words", None)
+        if words is None:
+            return NotImplemented
+        return bool(_kernels.table_equal_flat(self._addrs, shift, words))
+
+    # --- writes --------------------------------------------------------------------
+    def _set_range(self, start: int, stop: int) -> None:
+        ppc = self._geometry.pages_per_chunk
+        whole_lo = -(-start // ppc)
+        whole_hi = min(stop // ppc, self._whole_chunks)
+        if whole_lo < whole_hi:
+            covered = slice(whole_lo, whole_hi)
+            self._total += (whole_hi - whole_lo) * ppc - int(
+                self._counts[covered].sum(dtype=np.int64))
+            self._fill(covered)
+        edges = self._edges(start, stop, whole_lo, whole_hi, 0)
+        if edges.size:
+            self._allocate(edges)
+        self._total += int(_kernels.table_set_range(
+            self._addrs, self._counts, start, stop, self._geometry.chunk_shift,
+            self._full_addr))
+
+    def _clear_range(self, start: int, stop: int) -> None:
+        g = self._geometry
+        whole_lo = -(-start // g.pages_per_chunk)
+        whole_hi = g.nchunks if stop == g.npages else stop // g.pages_per_chunk
+        if whole_lo < whole_hi:
+            covered = slice(whole_lo, whole_hi)
+            self._total -= int(self._counts[covered].sum(dtype=np.int64))
+            self._free(covered)
+        edges = self._edges(start, stop, whole_lo, whole_hi, self._full_addr)
+        if edges.size:
+            self._unshare(edges)
+        self._total -= int(_kernels.table_clear_range(
+            self._addrs, self._counts, start, stop, g.chunk_shift, self._full_addr))
+        ends = np.array([start >> g.chunk_shift, (stop - 1) >> g.chunk_shift])
+        self._free_emptied(ends)
+
+    def _free_emptied(self, chunk_nrs: np.ndarray) -> None:
+        """Free the entries among ``chunk_nrs`` that hold a chunk with no bit set."""
+        emptied = chunk_nrs[(self._counts[chunk_nrs] == 0) & (self._addrs[chunk_nrs] != 0)]
+        if emptied.size:
+            self._free(emptied)
+
+    def _set_many(self, pfns: np.ndarray) -> None:
+        missing = self._chunks_at(pfns, 0)
+        if missing.size:
+            self._allocate(missing)
+        self._total += int(_kernels.table_set_many(
+            self._addrs, self._counts, pfns, self._geometry.chunk_shift, self._full_addr))
+
+    def _clear_many(self, pfns: np.ndarray) -> None:
+        shared = self._chunks_at(pfns, self._full_addr)
+        if shared.size:
+            self._unshare(shared)
+        emptied = np.empty(min(pfns.size, self._geometry.nchunks), dtype=np.int64)
+        removed, k = _kernels.table_clear_many(self._addrs, self._counts, pfns,
+                                               self._geometry.chunk_shift, emptied)
+        self._total -= int(removed)
+        self._free_emptied(emptied[:k])
+
+    # --- whole map -----------------------------------------------------------------
+    def optimize(self) -> int:
+        """Free all-zero chunks and replace all-ones chunks by ``FULL``.
+
+        Uses the cached counts, so it reads no chunk data.
+
+        Returns
+        -------
+        int
+            Bytes of chunk memory freed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_many(np.arange(32768))
+        >>> flags.optimize(), flags.table[0] is flags.FULL
+        (4096, True)
+        """
+        allocated = self._allocated_mask()
+        empty = np.flatnonzero(allocated & (self._counts == 0))
+        full = allocated & (self._counts == self._geometry.pages_per_chunk)
+        full[self._whole_chunks:] = False
+        full = np.flatnonzero(full)
+        self._free(empty)
+        self._fill(full)
+        return (empty.size + full.size) * self._geometry.chunk_bytes
+
+    def copy(self) -> PageFlags:
+        """An independent copy; ``FULL`` entries stay shared, chunks are copied.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> a = PageFlags(1 << 20); a.set(1); b = a.copy(); b.set(2)
+        >>> a.count(), b.count()
+        (1, 2)
+        """
+        new = PageFlags(self._geometry)
+        new._table[:] = self._table
+        new._addrs[:] = self._addrs
+        new._counts[:] = self._counts
+        new._total = self._total
+        allocated = np.flatnonzero(self._allocated_mask())
+        chunks, addrs = _new_chunks(allocated.size, self._geometry.words_per_chunk,
+                                    self._table[allocated])
+        new._store(allocated, chunks, addrs, self._counts[allocated])
+        return new
+
+    def __reduce__(self) -> tuple:
+        allocated = np.flatnonzero(self._allocated_mask())
+        data = (np.stack(self._table[allocated]) if allocated.size else
+                np.empty((0, self._geometry.words_per_chunk), dtype=np.uint64))
+        full = np.flatnonzero(self._addrs == self._full_addr)
+        return (_rebuild, (self._geometry, full, allocated, data))
+
+    def validate(self) -> None:
+        """Check every invariant of the structure; ``AssertionError`` names the first broken.
+
+        Checks that the shadows agree with the object array, that cached counts equal
+        real popcounts, that ``FULL`` is still all ones and stands only for complete
+        chunks, and that no bit past ``npages`` is set.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_range(5, 50_000); flags.validate()
+        """
+        g = self._geometry
+        table, addrs, counts = self._table, self._addrs, self._counts
+        n = g.nchunks
+        _require(table.shape == (n,) and table.dtype == object, "table shape or dtype")
+        _require(addrs.shape == (n,) and addrs.dtype == np.uint64, "address shadow shape")
+        _require(counts.shape == (n,) and counts.dtype == np.int32, "count shadow shape")
+        is_none = np.fromiter(map(is_, table, repeat(None)), dtype=bool, count=n)
+        is_full = np.fromiter(map(is_, table, repeat(self.FULL)), dtype=bool, count=n)
+        _require(np.array_equal(is_none, addrs == 0), "None entries and zero addresses differ")
+        _require(np.array_equal(is_full, addrs == self._full_addr),
+                 "FULL entries and FULL addresses differ")
+        _require(not is_full[self._whole_chunks:].any(), "FULL stands for a partial chunk")
+        _require(not self.FULL.flags.writeable
+                 and bool(np.all(self.FULL == np.iinfo(np.uint64).max)),
+                 "the FULL chunk was written")
+        allocated = np.flatnonzero(~is_none & ~is_full)
+        chunks = table[allocated]
+        kinds = set(map(attrgetter("dtype", "shape", "flags.writeable"), chunks))
+        _require(kinds <= {(np.dtype(np.uint64), (g.words_per_chunk,), False)},
+                 f"allocated entries of the wrong kind: {kinds}")
+        real = np.fromiter(map(_data_address, chunks), dtype=np.uint64, count=allocated.size)
+        _require(np.array_equal(real, addrs[allocated]),
+                 "address shadow disagrees with the chunks in the table")
+        _require(np.unique(real).size == real.size, "two entries share one chunk")
+        popcounts = np.zeros(n, dtype=np.int64)
+        _kernels.table_popcounts(addrs, g.chunk_shift, popcounts)
+        bad = np.flatnonzero(popcounts != counts)
+        _require(bad.size == 0, f"cached counts differ from popcounts at chunks {bad[:8]}")
+        _require(self._total == int(counts.sum(dtype=np.int64)),
+                 f"total {self._total} != sum of chunk counts")
+        if self._whole_chunks < n and addrs[-1] != 0:
+            tail = _kernels.flat_count_range(table[-1], g.last_chunk_pages,
+                                             g.pages_per_chunk)
+            _require(tail == 0, f"{tail} bits set past npages")
+
+
+def _require(condition: bool, reason: str) -> None:
+    if not condition:
+        raise AssertionError(f"PageFlags invariant broken: {reason}")
+
+
+def _rebuild(geometry: Geometry, full: np.ndarray, allocated: np.ndarray,
+             data: np.ndarray) -> PageFlags:
+    """Inverse of :meth:`PageFlags.__reduce__`."""
+    flags = PageFlags(geometry)
+    flags._fill(full)
+    chunks, addrs = _new_chunks(allocated.size, geometry.words_per_chunk, iter(data))
+    counts = np.zeros(allocated.size, dtype=np.int64)
+    _kernels.table_popcounts(addrs, geometry.chunk_shift, counts)
+    flags._store(allocated, chunks, addrs, counts)
+    flags._total = int(flags._counts.sum(dtype=np.int64))
+    return flags
