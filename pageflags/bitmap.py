@@ -37,7 +37,7 @@ import numpy as np
 
 from . import _kernels
 from .base import PageMap
-from .geometry import Geometry, as_geometry
+from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 
 __all__ = ["PageFlags", "full_chunk"]
 
@@ -45,7 +45,7 @@ _data_address = attrgetter("ctypes.data")
 _make_read_only = methodcaller("setflags", write=False)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def full_chunk(words_per_chunk: int) -> np.ndarray:
     """The shared, read-only all-ones chunk of ``words_per_chunk`` words."""
     chunk = np.full(words_per_chunk, np.iinfo(np.uint64).max, dtype=np.uint64)
@@ -94,10 +94,19 @@ class PageFlags(PageMap):
     (67108865, 1, True)
     """
 
-    __slots__ = ("_table", "_table_view", "_addrs", "_counts", "_total", "FULL",
-                 "_full_addr", "_full_box", "_whole_chunks")
+    __slots__ = (
+        "FULL",
+        "_addrs",
+        "_counts",
+        "_full_addr",
+        "_full_box",
+        "_table",
+        "_table_view",
+        "_total",
+        "_whole_chunks",
+    )
 
-    def __init__(self, geometry_or_npages: Geometry | int = Geometry()) -> None:
+    def __init__(self, geometry_or_npages: Geometry | int = DEFAULT_GEOMETRY) -> None:
         geometry = as_geometry(geometry_or_npages)
         super().__init__(geometry)
         n = geometry.nchunks
@@ -244,7 +253,7 @@ class PageFlags(PageMap):
     def _set_range(self, start: int, stop: int) -> None:
         ppc = self._geometry.pages_per_chunk
         whole_lo = -(-start // ppc)
-        whole_hi = min(stop // ppc, self._whole_chunks)
+        whole_hi = stop // ppc  # a chunk ending at or before stop is complete
         if whole_lo < whole_hi:
             covered = slice(whole_lo, whole_hi)
             self._total += (whole_hi - whole_lo) * ppc - int(

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _kernels
 from .base import PageMap
-from .geometry import Geometry, as_geometry
+from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 
 __all__ = ["FlatPageFlags"]
 
@@ -37,7 +37,7 @@ class FlatPageFlags(PageMap):
 
     __slots__ = ("words",)
 
-    def __init__(self, geometry_or_npages: Geometry | int = Geometry()) -> None:
+    def __init__(self, geometry_or_npages: Geometry | int = DEFAULT_GEOMETRY) -> None:
         geometry = as_geometry(geometry_or_npages)
         super().__init__(geometry)
         #: The bitmap: bit ``p % 64`` of ``words[p // 64]`` is page ``p``.

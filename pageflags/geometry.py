@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Geometry", "capacity", "as_geometry"]
+__all__ = ["DEFAULT_GEOMETRY", "Geometry", "as_geometry", "capacity"]
 
 WORD_BITS = 64
 WORD_SHIFT = 6
@@ -217,3 +217,7 @@ def as_geometry(geometry_or_npages: Geometry | int) -> Geometry:
         raise TypeError("expected a Geometry or a page count, got "
                         f"{type(geometry_or_npages).__name__}")
     return Geometry.from_npages(int(geometry_or_npages))
+
+
+#: x86-64 with 4-level paging: 46-bit physical addresses, 4 KiB pages, 128 MiB chunks.
+DEFAULT_GEOMETRY = Geometry()

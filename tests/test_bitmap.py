@@ -1,0 +1,334 @@
+"""PageFlags against FlatPageFlags and a NumPy bool array, at every boundary."""
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+from conftest import PARTIAL, TINY, WHOLE, assert_matches, edge_pfns
+
+from pageflags import FlatPageFlags, Geometry, PageFlags
+
+C = 32768
+
+
+def ranges_for(npages: int) -> list[tuple[int, int]]:
+    """Ranges inside, at and across chunk and word boundaries, empty, and everything."""
+    cands = [(0, 0), (5, 5), (0, 1), (63, 65), (64, 128), (1, 63), (100, 200),
+             (0, C), (C, 2 * C), (C - 1, C + 1), (10, C), (C, C + 10), (C - 5, 3 * C + 7),
+             (C + 1, 2 * C - 1), (0, 2 * C), (2 * C, npages), (npages - 1, npages),
+             (npages - 70, npages), (0, npages), (1, npages - 1)]
+    return [(a, b) for a, b in cands if 0 <= a <= b <= npages]
+
+
+def build(geometry, ops):
+    flags, flat = PageFlags(geometry), FlatPageFlags(geometry)
+    model = np.zeros(geometry.npages, dtype=bool)
+    for op, args in ops:
+        getattr(flags, op)(*args)
+        getattr(flat, op)(*args)
+        if op == "set_range":
+            model[args[0]:args[1]] = True
+        elif op == "clear_range":
+            model[args[0]:args[1]] = False
+        elif op in ("set_many", "set"):
+            model[args[0]] = True
+        else:
+            model[args[0]] = False
+    return flags, flat, model
+
+
+def test_new_map_is_empty_and_allocates_nothing(geometry):
+    flags = PageFlags(geometry)
+    assert flags.count() == 0 and not flags.any() and flags.all(0, 0)
+    assert flags.stats()["allocated"] == 0 and flags.stats()["none"] == geometry.nchunks
+    assert all(entry is None for entry in flags.table)
+    flags.validate()
+
+
+def test_default_map_is_46_bit_and_small():
+    flags = PageFlags()
+    assert flags.npages == 1 << 34
+    assert flags.nbytes < 16 << 20
+    assert flags.stats()["flat_bytes"] == 2 << 30
+
+
+def test_pageflags_accepts_a_page_count():
+    assert PageFlags(1000).geometry == Geometry.from_npages(1000)
+
+
+def test_single_page_ops_at_edges(geometry):
+    for pfn in edge_pfns(geometry.npages):
+        flags, flat, model = build(geometry, [("set", (pfn,))])
+        assert flags.test(pfn) and pfn in flags and flat.test(pfn)
+        assert not flags.test((pfn + 1) % geometry.npages)
+        assert_matches(flags, model, flat)
+        flags.clear(pfn)
+        flat.clear(pfn)
+        model[pfn] = False
+        assert_matches(flags, model, flat)
+        assert flags.stats()["allocated"] == 0  # the emptied chunk was freed
+
+
+def test_test_accepts_numpy_integers():
+    flags = PageFlags(PARTIAL)
+    flags.set(np.int64(64))
+    assert flags.test(np.uint16(64)) and np.int32(64) in flags
+
+
+@pytest.mark.parametrize("op", ["set_range", "clear_range"])
+def test_range_ops_against_models(geometry, op):
+    for start, stop in ranges_for(geometry.npages):
+        base = [("set_range", (3, 70)), ("set_many", ([geometry.npages - 1, C + 5][:1],))]
+        if op == "clear_range":
+            base.append(("set_range", (0, geometry.npages)))
+        flags, flat, model = build(geometry, [*base, (op, (start, stop))])
+        assert_matches(flags, model, flat)
+
+
+def test_count_any_all_on_every_range(geometry):
+    rng = np.random.default_rng(7)
+    pfns = rng.integers(0, geometry.npages, 500)
+    start = min(C - 3, geometry.npages // 2)
+    flags, flat, model = build(geometry, [("set_range", (start, start + 200)),
+                                          ("set_many", (pfns,))])
+    cum = np.concatenate([[0], np.cumsum(model)])
+    for start, stop in ranges_for(geometry.npages):
+        expected = int(cum[stop] - cum[start])
+        assert flags.count(start, stop) == expected == flat.count(start, stop)
+        assert flags.any(start, stop) == (expected > 0) == flat.any(start, stop)
+        assert flags.all(start, stop) == (expected == stop - start) == flat.all(start, stop)
+
+
+def test_count_reads_cached_counts_of_full_chunks():
+    flags = PageFlags(WHOLE)
+    flags.set_range(0, 4 * C)
+    assert flags.stats()["full"] == 4
+    assert flags.count(0, 2 * C) == 2 * C and flags.count(5, 3 * C - 5) == 3 * C - 10
+    assert flags.all() and flags.all(C - 1, C + 1)
+
+
+def test_set_range_over_whole_chunks_puts_full_there():
+    flags = PageFlags(WHOLE)
+    flags.set_range(C - 1, 3 * C + 1)
+    kinds = ["full" if e is flags.FULL else "none" if e is None else "chunk"
+             for e in flags.table]
+    assert kinds == ["chunk", "full", "full", "chunk"]
+    assert flags.stats()["chunk_bytes"] == 2 * 4096
+    flags.validate()
+
+
+def test_partial_last_chunk_is_never_full():
+    flags = PageFlags(PARTIAL)
+    flags.set_range(0, PARTIAL.npages)
+    assert flags.table[-1] is not flags.FULL and flags.table[-1] is not None
+    assert flags.count() == PARTIAL.npages and flags.all()
+    assert flags.optimize() == 0
+    assert flags.table[-1] is not flags.FULL
+    flags.validate()
+
+
+def test_writing_a_zero_into_full_gives_it_its_own_chunk():
+    flags = PageFlags(WHOLE)
+    flags.set_range(0, 2 * C)
+    full_before = flags.FULL.copy()
+    flags.clear(C + 3)
+    assert flags.table[0] is flags.FULL and flags.table[1] is not flags.FULL
+    assert flags.count() == 2 * C - 1 and not flags.test(C + 3)
+    np.testing.assert_array_equal(flags.FULL, full_before)
+    flags.clear_many(np.array([5]))
+    assert flags.table[0] is not flags.FULL
+    np.testing.assert_array_equal(flags.FULL, full_before)
+    flags.validate()
+
+
+def test_set_on_full_and_clear_on_none_allocate_nothing():
+    flags = PageFlags(WHOLE)
+    flags.set_range(0, C)
+    flags.set(5)
+    flags.set_many([1, 2, 3])
+    flags.clear(2 * C + 1)
+    flags.clear_many([3 * C, 3 * C + 1])
+    flags.clear_range(2 * C, 3 * C - 5)
+    assert flags.stats()["allocated"] == 0 and flags.stats()["full"] == 1
+
+
+def test_clearing_a_whole_chunk_frees_it():
+    flags = PageFlags(WHOLE)
+    flags.set_many(np.arange(0, 4 * C, 1000))
+    assert flags.stats()["allocated"] == 4
+    flags.clear_range(C, 3 * C)
+    assert flags.table[1] is None and flags.table[2] is None
+    assert flags.stats()["allocated"] == 2
+    flags.clear_range(0, 10 * 1000 + 1)   # chunk 0 still has bits past 10000
+    assert flags.stats()["allocated"] == 2
+    flags.clear_range(0, C)
+    assert flags.stats()["allocated"] == 1
+    flags.validate()
+
+
+def test_optimize_frees_zero_chunks_and_shares_full_ones():
+    flags = PageFlags(WHOLE)
+    flags.set_many(np.arange(C, 2 * C))          # chunk 1 all ones, but private
+    flags.set_many(np.arange(2 * C, 2 * C + 5))
+    flags._allocate(np.array([3]))               # an allocated chunk with no bit set
+    assert flags.stats()["allocated"] == 3
+    assert flags.optimize() == 2 * 4096
+    assert flags.table[1] is flags.FULL and flags.table[3] is None
+    assert flags.stats()["allocated"] == 1 and flags.count() == C + 5
+    assert flags.optimize() == 0
+    flags.validate()
+
+
+def test_many_ops_accept_any_integer_dtype_order_and_duplicates(geometry):
+    pfns = np.array(edge_pfns(geometry.npages))[::-1]
+    for dtype in (np.int8, np.uint16, np.int32, np.uint32, np.int64, np.uint64):
+        ok = pfns[pfns <= np.iinfo(dtype).max].astype(dtype)
+        arr = np.concatenate([ok, ok])
+        flags, flat, model = build(geometry, [("set_many", (arr,))])
+        assert_matches(flags, model, flat)
+        np.testing.assert_array_equal(flags.test_many(arr), np.ones(arr.size, bool))
+        flags.clear_many(arr[::2])
+        flat.clear_many(arr[::2])
+        model[arr[::2].astype(np.int64)] = False
+        assert_matches(flags, model, flat)
+
+
+def test_many_ops_accept_lists_empty_and_nd_input():
+    flags = PageFlags(PARTIAL)
+    flags.set_many([])
+    flags.set_many([[1, 2], [3, 4]])
+    assert flags.count() == 4
+    out = flags.test_many(np.array([[1, 5], [4, 0]]))
+    np.testing.assert_array_equal(out, [[True, False], [True, False]])
+    assert flags.test_many([]).shape == (0,)
+    flags.clear_many(np.array([], dtype=np.uint8))
+    assert flags.count() == 4
+
+
+def test_random_many_ops_match_flat():
+    g = Geometry.from_npages(40 * C + 123)
+    rng = np.random.default_rng(1)
+    flags, flat = PageFlags(g), FlatPageFlags(g)
+    model = np.zeros(g.npages, bool)
+    for _ in range(5):
+        a = rng.integers(0, g.npages, 20_000)
+        b = rng.integers(0, g.npages, 20_000)
+        for m in (flags, flat):
+            m.set_many(a)
+            m.clear_many(b)
+        model[a] = True
+        model[b] = False
+        probe = rng.integers(0, g.npages, 5000)
+        np.testing.assert_array_equal(flags.test_many(probe), model[probe])
+    assert_matches(flags, model, flat)
+
+
+def test_table_and_its_chunks_are_read_only():
+    flags = PageFlags(PARTIAL)
+    flags.set(70)
+    flags.set_range(C, 2 * C)
+    with pytest.raises(ValueError):
+        flags.table[0][1] = 0
+    with pytest.raises(ValueError):
+        flags.table[0] = None
+    with pytest.raises(ValueError):
+        flags.table[1][0] = 0   # FULL
+    assert flags.table[0][1] == np.uint64(1) << np.uint64(6)
+
+
+def test_nbytes_and_stats_follow_allocation():
+    flags = PageFlags(WHOLE)
+    empty = flags.nbytes
+    flags.set(0)
+    flags.set_range(C, 2 * C)
+    s = flags.stats()
+    assert (s["none"], s["full"], s["allocated"]) == (2, 1, 1)
+    assert s["chunk_bytes"] == 4096 and s["nbytes"] == empty + 4096 == flags.nbytes
+    assert s["table_bytes"] == empty and s["count"] == C + 1
+
+
+def test_copy_is_independent_and_equal():
+    flags, _, _ = build(PARTIAL, [("set_range", (10, 2 * C + 5)), ("set", (PARTIAL.npages - 1,))])
+    for dup in (flags.copy(), copy.copy(flags), copy.deepcopy(flags),
+                pickle.loads(pickle.dumps(flags))):
+        dup.validate()
+        assert dup == flags and dup.geometry == flags.geometry
+        dup.clear(11)
+        assert dup != flags and flags.test(11)
+        assert dup.table[1] is dup.FULL
+
+
+def test_equality_compares_bits_not_layout():
+    a, b = PageFlags(WHOLE), PageFlags(WHOLE)
+    a.set_range(0, C)                   # FULL
+    b.set_many(np.arange(C))            # a private all-ones chunk
+    flat = FlatPageFlags(WHOLE)
+    flat.set_range(0, C)
+    assert a == b == flat
+    b.clear(C - 1)
+    assert a != b and b != flat
+    assert a != PageFlags(Geometry.from_npages(4 * C, chunk_shift=16))
+    assert (a == "x") is False
+
+
+def test_equality_reads_chunks_when_counts_agree():
+    a, b = PageFlags(WHOLE), PageFlags(WHOLE)
+    a.set(1)
+    b.set(2)
+    assert a.count() == b.count() and a != b
+
+
+def test_repr_mentions_geometry_and_count():
+    flags = PageFlags(PARTIAL)
+    flags.set(3)
+    assert "count=1" in repr(flags) and "PageFlags" in repr(flags)
+
+
+def test_validate_detects_broken_invariants():
+    flags = PageFlags(WHOLE)
+    flags.set_range(5, C + 5)
+    flags._counts[1] += 1
+    with pytest.raises(AssertionError, match="counts"):
+        flags.validate()
+    flags._counts[1] -= 1
+    flags._addrs[2] = flags._addrs[0]
+    with pytest.raises(AssertionError, match="None entries"):
+        flags.validate()
+    flags._addrs[2] = 0
+    flags._total += 1
+    with pytest.raises(AssertionError, match="total"):
+        flags.validate()
+
+
+def test_validate_detects_bits_past_npages():
+    flags = PageFlags(PARTIAL)
+    flags.set(PARTIAL.npages - 1)
+    flags._table[-1].setflags(write=True)  # break in on purpose
+    flags._table[-1][-1] = 1
+    flags._table[-1].setflags(write=False)
+    flags._counts[-1] += 1
+    flags._total += 1
+    with pytest.raises(AssertionError, match="past npages"):
+        flags.validate()
+
+
+def test_tiny_chunks_of_one_word():
+    flags, flat, model = build(TINY, [("set_range", (0, 64 * 3)), ("clear", (64,)),
+                                      ("set_range", (64 * 19 + 3, TINY.npages))])
+    assert_matches(flags, model, flat)
+    assert flags.table[0] is flags.FULL and flags.table[1] is not flags.FULL
+
+
+def test_five_level_space_can_be_created_and_used():
+    flags = PageFlags(Geometry(52))
+    top = flags.npages - 1
+    flags.set(top)
+    flags.set_range(1 << 39, (1 << 39) + (1 << 20))
+    flags.set_many(np.array([0, 1 << 35, top - 1]))
+    assert flags.count() == (1 << 20) + 4
+    assert flags.test_many([top, 1 << 35, 7]).tolist() == [True, True, False]
+    s = flags.stats()
+    assert s["nchunks"] == 1 << 25 and s["full"] == 32 and s["allocated"] == 3
+    assert s["table_bytes"] == (1 << 25) * (8 + 8 + 4)
+    assert s["flat_bytes"] == 1 << 37

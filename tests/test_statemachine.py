@@ -1,0 +1,123 @@
+"""Random sequences of writes on PageFlags, checked against both reference models.
+
+After every step: ``validate()`` holds, the map equals a FlatPageFlags that saw the
+same calls, and both equal a NumPy bool array.
+"""
+
+import numpy as np
+import pytest
+from conftest import GEOMETRIES, edge_pfns
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from pageflags import FlatPageFlags, PageFlags
+
+pytestmark = pytest.mark.statemachine
+
+
+class PageFlagsMachine(RuleBasedStateMachine):
+    """The model-checking machine; other test modules may mix rules into it."""
+
+    @initialize(geometry=st.sampled_from(GEOMETRIES))
+    def start(self, geometry):
+        self.geometry = geometry
+        self.flags = PageFlags(geometry)
+        self.flat = FlatPageFlags(geometry)
+        self.model = np.zeros(geometry.npages, dtype=bool)
+        self.edges = edge_pfns(geometry.npages)
+
+    # Strategies that need npages draw through ``data``.
+    def pfn(self, data):
+        n = self.geometry.npages
+        return data.draw(st.one_of(st.sampled_from(self.edges), st.integers(0, n - 1)))
+
+    def bounds(self, data):
+        n = self.geometry.npages
+        points = st.one_of(st.sampled_from([*self.edges, n]), st.integers(0, n))
+        a, b = data.draw(points), data.draw(points)
+        return min(a, b), max(a, b)
+
+    def pfn_array(self, data):
+        pfns = data.draw(st.lists(st.builds(self.pfn, st.just(data)), max_size=40))
+        dtype = data.draw(st.sampled_from([np.int64, np.uint64, np.int32]))
+        return np.array(pfns, dtype=dtype)
+
+    @rule(data=st.data())
+    def set_one(self, data):
+        pfn = self.pfn(data)
+        self.flags.set(pfn)
+        self.flat.set(pfn)
+        self.model[pfn] = True
+
+    @rule(data=st.data())
+    def clear_one(self, data):
+        pfn = self.pfn(data)
+        self.flags.clear(pfn)
+        self.flat.clear(pfn)
+        self.model[pfn] = False
+
+    @rule(data=st.data())
+    def set_range(self, data):
+        start, stop = self.bounds(data)
+        self.flags.set_range(start, stop)
+        self.flat.set_range(start, stop)
+        self.model[start:stop] = True
+
+    @rule(data=st.data())
+    def clear_range(self, data):
+        start, stop = self.bounds(data)
+        self.flags.clear_range(start, stop)
+        self.flat.clear_range(start, stop)
+        self.model[start:stop] = False
+
+    @rule(data=st.data())
+    def set_many(self, data):
+        pfns = self.pfn_array(data)
+        self.flags.set_many(pfns)
+        self.flat.set_many(pfns)
+        self.model[pfns.astype(np.int64)] = True
+
+    @rule(data=st.data())
+    def clear_many(self, data):
+        pfns = self.pfn_array(data)
+        self.flags.clear_many(pfns)
+        self.flat.clear_many(pfns)
+        self.model[pfns.astype(np.int64)] = False
+
+    @rule()
+    def optimize(self):
+        before = self.flags.nbytes
+        freed = self.flags.optimize()
+        assert freed == before - self.flags.nbytes and freed >= 0
+
+    @rule()
+    def replace_by_copy(self):
+        self.flags = self.flags.copy()
+
+    @rule(data=st.data())
+    def queries(self, data):
+        start, stop = self.bounds(data)
+        window = self.model[start:stop]
+        assert self.flags.count(start, stop) == int(window.sum())
+        assert self.flags.any(start, stop) == bool(window.any())
+        assert self.flags.all(start, stop) == bool(window.all())
+        pfn = self.pfn(data)
+        assert self.flags.test(pfn) == self.model[pfn] == (pfn in self.flags)
+
+    @invariant()
+    def matches_models(self):
+        if not hasattr(self, "flags"):
+            return
+        self.flags.validate()
+        assert self.flags == self.flat
+        assert self.flags.count() == int(self.model.sum())
+        every = np.arange(self.geometry.npages)
+        np.testing.assert_array_equal(self.flat.test_many(every), self.model)
+        np.testing.assert_array_equal(self.flags.test_many(every), self.model)
+
+
+PageFlagsMachine.TestCase.settings = settings(
+    max_examples=200, stateful_step_count=30, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+TestPageFlagsMachine = PageFlagsMachine.TestCase
