@@ -52,6 +52,43 @@ def popcount(typingctx, word):
     return sig, codegen
 
 
+@intrinsic
+def prefetch(typingctx, address):
+    """Hint the CPU to fetch the cache line at ``address`` (``llvm.prefetch``).
+
+    The two-level lookups chain two loads (the shadow entry, then the word); without
+    a hint the second waits for the first, so random pfns run at half flat speed.
+    """
+    sig = types.void(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        # read (0), high temporal locality (3), data cache (1)
+        builder.call(fn, [builder.inttoptr(args[0], i8p), ir.Constant(i32, 0),
+                          ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+#: How many pfns ahead the bulk kernels prefetch (tuned on random pfns over 2 TiB).
+PREFETCH_DISTANCE = 16
+
+
+@numba.njit(inline="always")
+def _prefetch_pfn(addrs, pfns, i, chunk_shift):
+    """Prefetch the word of ``pfns[i + PREFETCH_DISTANCE]``, if any, in its chunk."""
+    j = i + PREFETCH_DISTANCE
+    if j < pfns.size:
+        q = pfns[j]
+        a = addrs[q >> chunk_shift]
+        if a != NULL:
+            prefetch(a + np.uint64(((q & ((1 << chunk_shift) - 1)) >> 6) * 8))
+
+
 @numba.njit(inline="always")
 def chunk_words(address, words_per_chunk):
     """The words of the chunk at ``address`` as a 1-D uint64 array (no copy)."""
@@ -319,6 +356,7 @@ def table_set_many(addrs, counts, pfns, chunk_shift, full_addr):
     local_mask = (1 << chunk_shift) - 1
     added = 0
     for i in range(pfns.size):
+        _prefetch_pfn(addrs, pfns, i, chunk_shift)
         p = pfns[i]
         c = p >> chunk_shift
         a = addrs[c]
@@ -347,6 +385,7 @@ def table_clear_many(addrs, counts, pfns, chunk_shift, emptied):
     removed = 0
     k = 0
     for i in range(pfns.size):
+        _prefetch_pfn(addrs, pfns, i, chunk_shift)
         p = pfns[i]
         c = p >> chunk_shift
         a = addrs[c]
@@ -372,6 +411,7 @@ def table_test_many(addrs, pfns, chunk_shift, full_addr, out):
     wpc = 1 << (chunk_shift - 6)
     local_mask = (1 << chunk_shift) - 1
     for i in range(pfns.size):
+        _prefetch_pfn(addrs, pfns, i, chunk_shift)
         p = pfns[i]
         a = addrs[p >> chunk_shift]
         if a == NULL:
