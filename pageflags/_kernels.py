@@ -110,6 +110,18 @@ def _edge_masks(start, stop):
     return first, last, first_mask, last_mask
 
 
+# Inner loops run over a slice: indexing ``words[i]`` with a signed ``i`` that LLVM
+# cannot prove non-negative keeps Numba's wraparound check and blocks vectorisation
+# (4 GB/s instead of 25 GB/s for a popcount).
+
+@numba.njit(inline="always")
+def _popcount_all(words):
+    total = 0
+    for i in range(words.size):
+        total += popcount(words[i])
+    return total
+
+
 @numba.njit(**_JIT)
 def _set_bits(words, start, stop):
     """Set bits [start, stop) of ``words``; return how many were newly set."""
@@ -119,9 +131,9 @@ def _set_bits(words, start, stop):
     added = popcount(first_mask & ~words[first])
     words[first] |= first_mask
     if last != first:
-        for i in range(first + 1, last):
-            added += 64 - popcount(words[i])
-            words[i] = ALL_ONES
+        inner = words[first + 1:last]
+        added += 64 * inner.size - _popcount_all(inner)
+        inner[:] = ALL_ONES
         added += popcount(last_mask & ~words[last])
         words[last] |= last_mask
     return added
@@ -136,9 +148,9 @@ def _clear_bits(words, start, stop):
     removed = popcount(first_mask & words[first])
     words[first] &= ~first_mask
     if last != first:
-        for i in range(first + 1, last):
-            removed += popcount(words[i])
-            words[i] = NULL
+        inner = words[first + 1:last]
+        removed += _popcount_all(inner)
+        inner[:] = NULL
         removed += popcount(last_mask & words[last])
         words[last] &= ~last_mask
     return removed
@@ -152,8 +164,7 @@ def _count_bits(words, start, stop):
     first, last, first_mask, last_mask = _edge_masks(start, stop)
     total = popcount(first_mask & words[first])
     if last != first:
-        for i in range(first + 1, last):
-            total += popcount(words[i])
+        total += _popcount_all(words[first + 1:last])
         total += popcount(last_mask & words[last])
     return total
 
@@ -167,8 +178,9 @@ def _any_bits(words, start, stop):
     if words[first] & first_mask:
         return True
     if last != first:
-        for i in range(first + 1, last):
-            if words[i]:
+        inner = words[first + 1:last]
+        for i in range(inner.size):
+            if inner[i]:
                 return True
         if words[last] & last_mask:
             return True
@@ -432,20 +444,7 @@ def table_popcounts(addrs, chunk_shift, out):
         if a == NULL:
             out[c] = 0
             continue
-        words = chunk_words(a, wpc)
-        # Four accumulators let LLVM keep several vector popcounts in flight.
-        s0 = 0
-        s1 = 0
-        s2 = 0
-        s3 = 0
-        for i in range(0, wpc - 3, 4):
-            s0 += popcount(words[i])
-            s1 += popcount(words[i + 1])
-            s2 += popcount(words[i + 2])
-            s3 += popcount(words[i + 3])
-        for i in range(wpc - wpc % 4, wpc):
-            s0 += popcount(words[i])
-        out[c] = s0 + s1 + s2 + s3
+        out[c] = _popcount_all(chunk_words(a, wpc))
 
 
 @numba.njit(**_JIT)
