@@ -53,7 +53,7 @@ class PageMap:
         >>> flags.set(4096); flags.test(4096), 4096 in flags
         (True, True)
         """
-        self._set_range(*self._one_page(pfn))
+        self._set_one(check_pfn(pfn, self.npages))
 
     def clear(self, pfn: int) -> None:
         """Clear page ``pfn``.
@@ -64,7 +64,7 @@ class PageMap:
         >>> flags = PageFlags(1 << 20); flags.set(7); flags.clear(7); flags.test(7)
         False
         """
-        self._clear_range(*self._one_page(pfn))
+        self._clear_one(check_pfn(pfn, self.npages))
 
     def test(self, pfn: int) -> bool:
         """Whether page ``pfn`` is set.
@@ -80,9 +80,11 @@ class PageMap:
     def __contains__(self, pfn: object) -> bool:
         return self.test(pfn)  # type: ignore[arg-type]
 
-    def _one_page(self, pfn: int) -> tuple[int, int]:
-        pfn = check_pfn(pfn, self.npages)
-        return pfn, pfn + 1
+    def _set_one(self, pfn: int) -> None:
+        self._set_range(pfn, pfn + 1)
+
+    def _clear_one(self, pfn: int) -> None:
+        self._clear_range(pfn, pfn + 1)
 
     # --- ranges --------------------------------------------------------------------
     def set_range(self, start: int, stop: int) -> None:

@@ -299,6 +299,12 @@ def test_validate_detects_broken_invariants():
     flags._total += 1
     with pytest.raises(AssertionError, match="total"):
         flags.validate()
+    flags._total -= 1
+    flags._nallocated += 1
+    with pytest.raises(AssertionError, match="chunks recorded"):
+        flags.validate()
+    flags._nallocated -= 1
+    flags.validate()
 
 
 def test_validate_detects_bits_past_npages():
