@@ -128,7 +128,7 @@ class PageFlags(PageMap):
 
     # --- the one place where the table and its shadows change ----------------------
     def _store(self, where: Any, chunks: Any, addrs: Any, counts: Any) -> None:
-        """Point entries ``where`` at ``chunks`` (object array or box) and shadows."""
+        """Point entries ``where`` (distinct) at ``chunks`` (object array or box)."""
         self._nallocated -= self._allocated_in(where)
         self._table[where] = chunks
         self._addrs[where] = addrs
@@ -317,7 +317,7 @@ class PageFlags(PageMap):
             self._unshare(edges)
         self._total -= int(_kernels.table_clear_range(
             self._addrs, self._counts, start, stop, g.chunk_shift, self._full_addr))
-        ends = np.array([start >> g.chunk_shift, (stop - 1) >> g.chunk_shift])
+        ends = np.unique([start >> g.chunk_shift, (stop - 1) >> g.chunk_shift])
         self._free_emptied(ends)
 
     def _free_emptied(self, chunk_nrs: np.ndarray) -> None:
