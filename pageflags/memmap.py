@@ -18,9 +18,10 @@ Allocation modes (the seed's ``PRESENT_PAGES_ONLY`` / ``ALL_PAGES`` flag)
 * ``"all"``: every possible section pinned, present or not, the seed's map space
   "for even non-present pages" (a ``pfn_valid()`` map for hotplug).
 
-``stats()`` of each shows what the mode costs.  ``copy()`` and pickling of a
-:class:`PreallocatedPageFlags` give a lazy :class:`~pageflags.PageFlags` with the same
-bits: pinning is a property of a live map, not of its contents.
+``stats()`` of each shows what the mode costs.  ``copy()`` of a
+:class:`PreallocatedPageFlags` gives a plain :class:`~pageflags.PageFlags` with the
+same chunks, none pinned, and pickling one gives a lazy PageFlags with the same bits:
+pinning is a property of a live map, not of its contents.
 """
 
 from __future__ import annotations
