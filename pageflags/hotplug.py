@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike
 
 from .bitmap import PageFlags
 from .geometry import Geometry
-from .memmap import MemoryMap, PreallocatedPageFlags, check_sections
+from .memmap import MemoryMap, PreallocatedPageFlags, check_sections, read_only
 
 __all__ = ["Hotplug", "TRACE_DTYPE", "probe_count", "probe_walk", "default_probes"]
 
@@ -143,9 +143,7 @@ class Hotplug:
 
     def section_nodes(self) -> np.ndarray:
         """Node of every section (see :meth:`MemoryMap.section_nodes`), read-only."""
-        view = self._node_of.view()
-        view.setflags(write=False)
-        return view
+        return read_only(self._node_of)
 
     def pfn_valid(self, pfns: ArrayLike) -> np.ndarray:
         """Whether each pfn is present memory: a bool array shaped like ``pfns``.

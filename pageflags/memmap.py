@@ -69,6 +69,13 @@ def spans(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         np.asarray(lo, dtype=np.int64) - (ends - n), n)
 
 
+def read_only(arr: np.ndarray) -> np.ndarray:
+    """A read-only view of ``arr``, for properties that expose internal state."""
+    view = arr.view()
+    view.setflags(write=False)
+    return view
+
+
 def check_sections(nrs: ArrayLike, nsections: int) -> np.ndarray:
     """A flat int64 array of section numbers in ``[0, nsections)``."""
     return check_pfn_array(nrs, nsections, "section")
@@ -132,9 +139,7 @@ class PreallocatedPageFlags(PageFlags):
     @property
     def pinned(self) -> np.ndarray:
         """Read-only bool array: which sections keep their chunk."""
-        view = self._pinned.view()
-        view.setflags(write=False)
-        return view
+        return read_only(self._pinned)
 
     def pin(self, sections: ArrayLike) -> None:
         """Give ``sections`` chunks of their own now and keep them from then on.
@@ -528,16 +533,12 @@ class MemoryMap:
     @property
     def ranges(self) -> np.ndarray:
         """Read-only ``(n, 2)`` int64 array of ``[start, stop)`` pfn ranges."""
-        view = self._ranges.view()
-        view.setflags(write=False)
-        return view
+        return read_only(self._ranges)
 
     @property
     def nodes(self) -> np.ndarray:
         """Read-only int64 array: each range's NUMA node, ``-1`` when unknown."""
-        view = self._nodes.view()
-        view.setflags(write=False)
-        return view
+        return read_only(self._nodes)
 
     @property
     def present_pages(self) -> int:
