@@ -47,6 +47,8 @@ ALLOC_MODES = ("lazy", "present", "all")
 NO_NODE = -1
 
 _IOMEM_LINE = re.compile(r"(\s*)([0-9a-fA-F]+)-([0-9a-fA-F]+) : (.*?)\s*")
+# Hot-plugged RAM is named after its driver: "System RAM (virtio_mem)", "(kmem)".
+_SYSTEM_RAM = re.compile(r"System RAM(?: \(.*\))?")
 _MEMORY_DIR = re.compile(r"memory(\d+)")
 _NODE_LINK = re.compile(r"node(\d+)")
 _SYSFS_MEMORY = "/sys/devices/system/memory"
@@ -82,9 +84,17 @@ def check_sections(nrs: ArrayLike, nsections: int) -> np.ndarray:
 
 
 def _available_bytes() -> int | None:
+    """Memory the kernel could give us now (``MemAvailable``), or None if unknown."""
     try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # free pages only: an underestimate, but better than no guard
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not every platform says
+    except (ValueError, OSError, AttributeError):
         return None
 
 
@@ -290,9 +300,10 @@ class MemoryMap:
 
         Lines are ``start-end : name`` in hex with ``end`` inclusive; nested
         resources are indented and ignored, as are other top-level names
-        (``Reserved``, ``PCI Bus ...``).  A page only partly inside a range is not
-        present: starts round up and ends round down, as the kernel does with
-        memblock.
+        (``Reserved``, ``PCI Bus ...``).  Hot-plugged RAM named after its driver,
+        such as ``System RAM (virtio_mem)``, counts as System RAM.  A page only
+        partly inside a range is not present: starts round up and ends round down,
+        as the kernel does with memblock.
 
         Parameters
         ----------
@@ -341,7 +352,7 @@ class MemoryMap:
             zeros += start == end == 0
             if end < start:
                 raise ValueError(f"{label}: end before start")
-            if indent or name != "System RAM":
+            if indent or not _SYSTEM_RAM.fullmatch(name):
                 continue
             if end >= geometry.memory_bytes:
                 raise ValueError(f"{label}: past the {geometry.phys_addr_bits}-bit "

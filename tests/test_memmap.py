@@ -139,6 +139,19 @@ def test_iomem_ignores_nested_system_ram():
     assert MemoryMap.from_iomem(text).ranges.tolist() == [[0x40000, 0x80000]]
 
 
+def test_iomem_counts_driver_named_system_ram():
+    text = ("00000000-0fffffff : System RAM\n"
+            "100000000-13fffffff : System RAM (virtio_mem)\n"
+            "140000000-17fffffff : System RAMBO\n"
+            "180000000-1bfffffff : Soft Reserved\n")
+    assert MemoryMap.from_iomem(text).ranges.tolist() == [[0, 0x10000], [0x100000, 0x140000]]
+
+
+def test_available_memory_is_known_here():
+    free = memmap_module._available_bytes()
+    assert free is None or free > 0
+
+
 def test_iomem_near_the_top_of_a_46_bit_space():
     text = ("100000000-13fffffff : System RAM\n"
             "3fffc0000000-3fffffffffff : System RAM\n")
