@@ -170,6 +170,14 @@ class Hotplug:
         ValueError
             For another geometry, a name in use (``"present"`` included), or a map
             with pages set in absent sections (memory that does not exist).
+
+        Examples
+        --------
+        >>> from pageflags import Geometry, PageFlags
+        >>> hp = Hotplug(Geometry(phys_addr_bits=40)); _ = hp.add_sections([0])
+        >>> dirty = hp.attach(PageFlags(hp.geometry), "dirty"); dirty.set(5)
+        >>> _ = hp.remove_sections([0]); dirty.test(5)
+        False
         """
         if not isinstance(flags, PageFlags):
             raise TypeError(f"can attach a PageFlags, got {type(flags).__name__}")
@@ -192,6 +200,13 @@ class Hotplug:
         ``alloc`` is as for :meth:`MemoryMap.new_flags`: ``"present"`` pins the
         present sections (and pins each added one, unpinning each removed one);
         ``"all"`` pins every section for good.
+
+        Examples
+        --------
+        >>> from pageflags import Geometry
+        >>> hp = Hotplug(Geometry(phys_addr_bits=40)); _ = hp.add_sections([0, 1])
+        >>> hp.new_map("dirty", alloc="present").stats()["allocated"]
+        2
         """
         if alloc == "lazy":
             flags = PageFlags(self._geometry)
@@ -225,6 +240,17 @@ class Hotplug:
         -------
         int
             How many entries of ``nrs`` were skipped (0 when strict).
+
+        Examples
+        --------
+        >>> from pageflags import Geometry
+        >>> hp = Hotplug(Geometry(phys_addr_bits=40))
+        >>> hp.add_sections([3, 4]), hp.sections().tolist(), hp.present_pages
+        (0, [3, 4], 65536)
+        >>> hp.add_sections([4])
+        Traceback (most recent call last):
+        ...
+        ValueError: section 4 is already present (1 of 1); nothing changed (strict=False skips)
         """
         return self._apply(nrs, ADD, strict)
 
@@ -237,6 +263,14 @@ class Hotplug:
         -------
         int
             How many entries of ``nrs`` were skipped (0 when strict).
+
+        Examples
+        --------
+        >>> from pageflags import Geometry
+        >>> hp = Hotplug(Geometry(phys_addr_bits=40)); _ = hp.add_sections([3, 4])
+        >>> free = hp.new_map("free"); free.set_range(3 << 15, 5 << 15)
+        >>> hp.remove_sections([4, 9], strict=False), free.count(), free.any(4 << 15)
+        (1, 32768, False)
         """
         return self._apply(nrs, REMOVE, strict)
 
@@ -248,8 +282,8 @@ class Hotplug:
             if wrong.any():
                 state = "already present" if op == ADD else "not present"
                 raise ValueError(f"section {todo[wrong][0]} is {state} "
-                                 f"({np.count_nonzero(wrong)} of {nrs.size} are); nothing "
-                                 "changed (strict=False skips them)")
+                                 f"({np.count_nonzero(wrong)} of {nrs.size}); nothing "
+                                 "changed (strict=False skips)")
             if todo.size != nrs.size:
                 counts = np.bincount(np.searchsorted(todo, nrs))
                 raise ValueError(f"section {todo[np.argmax(counts)]} is given twice; "
@@ -448,7 +482,15 @@ class Hotplug:
 
     # --- accounting --------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        """Present pages and sections, and ``stats()`` of every map by name."""
+        """Present pages and sections, and ``stats()`` of every map by name.
+
+        Examples
+        --------
+        >>> from pageflags import Geometry
+        >>> hp = Hotplug(Geometry(phys_addr_bits=40)); _ = hp.add_sections([0, 1])
+        >>> s = hp.stats(); s["present_sections"], s["maps"]["present"]["full"]
+        (2, 2)
+        """
         return {"present_pages": self.present_pages,
                 "present_sections": int(np.count_nonzero(self._present._addrs)),
                 "flat_bytes": self._geometry.flat_bytes,
