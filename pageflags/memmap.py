@@ -187,18 +187,21 @@ class PreallocatedPageFlags(PageFlags):
         return nrs[keep], nrs[~keep]
 
     def _free(self, where: Any) -> None:
-        kept, rest = self._kept(where)
-        _kernels.table_fill_chunks(self._addrs, kept, self._geometry.chunk_shift,
-                                   _kernels.NULL)
-        self._counts[kept] = 0
-        super()._free(rest)
+        self._rewrite(where, 0, _kernels.NULL, super()._free)
 
     def _fill(self, where: Any) -> None:
+        self._rewrite(where, self._geometry.pages_per_chunk, _kernels.ALL_ONES,
+                      super()._fill)
+
+    def _rewrite(self, where: Any, count: int, word: np.uint64, lazily: Any) -> None:
+        """Set pinned chunks among ``where`` to ``word`` in place; the rest ``lazily``."""
         kept, rest = self._kept(where)
-        _kernels.table_fill_chunks(self._addrs, kept, self._geometry.chunk_shift,
-                                   _kernels.ALL_ONES)
-        self._counts[kept] = self._geometry.pages_per_chunk
-        super()._fill(rest)
+        # Counts are exact, so a chunk already at ``count`` already holds ``word``:
+        # skipping it keeps optimize() on an "all" map from rewriting every chunk.
+        kept = kept[self._counts[kept] != count]
+        _kernels.table_fill_chunks(self._addrs, kept, self._geometry.chunk_shift, word)
+        self._counts[kept] = count
+        lazily(rest)
 
     def optimize(self) -> int:
         """As :meth:`PageFlags.optimize`, leaving pinned chunks where they are."""
