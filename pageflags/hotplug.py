@@ -32,7 +32,13 @@ from numpy.typing import ArrayLike
 
 from .bitmap import PageFlags
 from .geometry import Geometry
-from .memmap import MemoryMap, PreallocatedPageFlags, check_sections, read_only
+from .memmap import (
+    MemoryMap,
+    PreallocatedPageFlags,
+    check_sections,
+    ensure_fits,
+    read_only,
+)
 
 __all__ = ["Hotplug", "TRACE_DTYPE", "probe_count", "probe_walk", "default_probes"]
 
@@ -295,6 +301,10 @@ class Hotplug:
 
     def _add(self, nrs: np.ndarray) -> None:
         g = self._geometry
+        pinning = [f for f in self._maps.values()
+                   if isinstance(f, PreallocatedPageFlags) and f.alloc == "present"]
+        ensure_fits(len(pinning) * nrs.size * g.chunk_bytes,
+                    f"pinning {nrs.size} added sections in {len(pinning)} maps")
         whole = nrs[nrs < g.npages >> g.chunk_shift]
         self._present._total += whole.size * g.pages_per_chunk
         self._present._fill(whole)

@@ -98,6 +98,18 @@ def _available_bytes() -> int | None:
         return None
 
 
+def ensure_fits(nbytes: int, what: str) -> None:
+    """``MemoryError`` naming ``what`` when ``nbytes`` exceed the memory available.
+
+    Pinned chunks are allocated one by one; checking first means a request this
+    machine cannot hold fails before it changes anything, not halfway through.
+    """
+    free = _available_bytes()
+    if free is not None and nbytes > free:
+        raise MemoryError(f"{what} takes {format_size(nbytes)}, more than the "
+                          f"{format_size(free)} available")
+
+
 class PreallocatedPageFlags(PageFlags):
     """A :class:`~pageflags.PageFlags` whose pinned sections always own a chunk.
 
@@ -161,11 +173,8 @@ class PreallocatedPageFlags(PageFlags):
         addrs = self._addrs[nrs]
         missing = nrs[addrs == 0]
         shared = nrs[addrs == self._full_addr]
-        need = (missing.size + shared.size) * self._geometry.chunk_bytes
-        free = _available_bytes()
-        if free is not None and need > free:
-            raise MemoryError(f"pinning {missing.size + shared.size} sections takes "
-                              f"{format_size(need)}, more than the {format_size(free)} free")
+        ensure_fits((missing.size + shared.size) * self._geometry.chunk_bytes,
+                    f"pinning {missing.size + shared.size} sections")
         self._allocate(missing)
         self._unshare(shared)
         self._pinned[nrs] = True

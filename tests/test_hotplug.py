@@ -17,6 +17,7 @@ from pageflags import (
     PreallocatedPageFlags,
 )
 from pageflags import hotplug as hotplug_module
+from pageflags import memmap as memmap_module
 from pageflags.hotplug import TRACE_DTYPE, default_probes, probe_count, probe_walk
 
 G = Geometry(phys_addr_bits=30)  # 8 sections of 2**15 pages
@@ -220,6 +221,20 @@ def test_attach_checks():
     assert hp.detach("x") is mine and hp.maps == {}
     with pytest.raises(KeyError):
         hp.detach("x")
+
+
+def test_adding_what_pinned_maps_cannot_hold_changes_nothing(monkeypatch):
+    hp = machine()
+    hp.new_map("lazy")
+    hp.new_map("pinned", alloc="present")
+    model = Model(hp)
+    monkeypatch.setattr(memmap_module, "_available_bytes", lambda: G.chunk_bytes)
+    with pytest.raises(MemoryError, match="pinning 2 added sections in 1 maps"):
+        hp.add_sections([5, 6])
+    model.check(hp)
+    hp.add_sections([5])
+    model.add([5])
+    model.check(hp)
 
 
 def test_validate_catches_pages_in_absent_sections():
