@@ -263,12 +263,8 @@ class Hotplug:
     def remove_sections(self, nrs: ArrayLike, *, strict: bool = True) -> int:
         """Remove sections ``nrs``: absent afterwards, zero and freed in every map.
 
-        ``strict`` as for :meth:`add_sections`, for a section not present.
-
-        Returns
-        -------
-        int
-            How many entries of ``nrs`` were skipped (0 when strict).
+        ``strict`` (for a section not present) and the count of skipped entries it
+        returns are as for :meth:`add_sections`.
 
         Examples
         --------
