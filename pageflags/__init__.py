@@ -14,7 +14,10 @@ from .base import PageMap
 from .bitmap import PageFlags
 from .flat import FlatPageFlags
 from .geometry import Geometry, capacity
+from .hotplug import Hotplug
+from .memmap import MemoryMap, PreallocatedPageFlags
 
 __version__ = "0.1.0"
 
-__all__ = ["FlatPageFlags", "Geometry", "PageFlags", "PageMap", "capacity", "__version__"]
+__all__ = ["FlatPageFlags", "Geometry", "Hotplug", "MemoryMap", "PageFlags", "PageMap",
+           "PreallocatedPageFlags", "capacity", "__version__"]

@@ -39,11 +39,11 @@ def check_range(start: object, stop: object, npages: int) -> tuple[int, int]:
     return start, stop
 
 
-def check_pfn_array(pfns: object, npages: int) -> np.ndarray:
+def check_pfn_array(pfns: object, npages: int, what: str = "pfn") -> np.ndarray:
     """A flat int64 array of pfns in [0, npages) (no copy when already int64).
 
     Raises ``TypeError`` for a non-integer dtype and ``IndexError`` naming the first
-    pfn out of range and its position.
+    pfn out of range and its position; ``what`` names the items in both messages.
     """
     if isinstance(pfns, np.ndarray):
         arr = pfns
@@ -52,7 +52,7 @@ def check_pfn_array(pfns: object, npages: int) -> np.ndarray:
         if arr.size == 0 and arr.dtype.kind == "f":
             arr = arr.astype(np.int64)  # np.asarray([]) is float64
     if arr.dtype.kind not in "iu":
-        raise TypeError(f"pfns must have an integer dtype, got {arr.dtype}")
+        raise TypeError(f"{what}s must have an integer dtype, got {arr.dtype}")
     flat = arr.ravel()
     if flat.dtype == np.uint64:
         checked = flat.view(np.int64)  # values >= 2**63 turn negative: still rejected
@@ -60,5 +60,5 @@ def check_pfn_array(pfns: object, npages: int) -> np.ndarray:
         checked = flat.astype(np.int64, copy=False)
     bad = _kernels.first_out_of_range(checked, npages)
     if bad >= 0:
-        raise IndexError(f"pfn {int(flat[bad])} at index {bad} outside [0, {npages})")
+        raise IndexError(f"{what} {int(flat[bad])} at index {bad} outside [0, {npages})")
     return checked

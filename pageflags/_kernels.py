@@ -487,3 +487,31 @@ def table_equal_flat(addrs, chunk_shift, words):
                 if words[base + i] != chunk[i]:
                     return False
     return True
+
+
+# --- memory maps and hotplug (memmap.py, hotplug.py) --------------------------------
+
+@numba.njit(**_JIT)
+def table_set_ranges(addrs, counts, starts, stops, chunk_shift, full_addr):
+    """Set pages [starts[i], stops[i]) for every i; as ``table_set_range`` for each.
+
+    One call builds a whole memory map, however many ranges it has.
+    """
+    added = 0
+    for i in range(starts.size):
+        added += table_set_range(addrs, counts, starts[i], stops[i], chunk_shift, full_addr)
+    return added
+
+
+@numba.njit(**_JIT)
+def table_fill_chunks(addrs, chunk_nrs, chunk_shift, value):
+    """Write ``value`` to every word of the private chunks ``chunk_nrs``, in place.
+
+    Preallocated maps keep their chunks when a write empties or fills them, so
+    clearing or filling rewrites the words instead of swapping the table entry.
+    """
+    wpc = 1 << (chunk_shift - 6)
+    for i in range(chunk_nrs.size):
+        words = chunk_words(addrs[chunk_nrs[i]], wpc)
+        for j in range(wpc):
+            words[j] = value

@@ -1,55 +1,93 @@
-"""Human sizes: ``"2 TiB"`` to bytes and back (binary units, as the kernel prints them)."""
+"""Memory sizes written the way people write them: ``"2 TiB"``, ``"512MiB"``, ``4096``.
+
+Only binary units are accepted.  ``"2 TB"`` is rejected rather than guessed at: the
+kernel and its users mean 2^40 by it, disk vendors mean 10^12, and a silent factor
+of 1.1 in a machine's size is worse than an error.
+"""
 
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 import numpy as np
 
-_UNITS = {"": 0, "B": 0, "KiB": 10, "MiB": 20, "GiB": 30, "TiB": 40, "PiB": 50, "EiB": 60}
+__all__ = ["format_size", "human_size", "parse_size"]
+
+_UNITS = {"": 0, "b": 0, "k": 10, "kib": 10, "m": 20, "mib": 20, "g": 30, "gib": 30,
+          "t": 40, "tib": 40, "p": 50, "pib": 50}
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
 
 
-def parse_size(text: str | int) -> int:
-    """Bytes in ``text`` such as ``"2TiB"``, ``"256 GiB"`` or ``"1.5 TiB"``.
+def parse_size(size: str | int) -> int:
+    """Bytes in ``size``: an int, or a number and a binary unit.
 
-    Only binary units are accepted (``KiB`` ... ``EiB``, ``B`` or none); decimal or
-    ambiguous ones (``GB``, ``G``) raise ``ValueError``, as does a size that is not a
-    whole number of bytes.
+    Units are ``B``, ``KiB``, ``MiB``, ``GiB``, ``TiB``, ``PiB`` (any case) and the
+    kernel's one-letter ``K``, ``M``, ``G``, ``T``, ``P`` (as in ``mem=2G``).  A
+    fraction must come out as a whole number of bytes.
+
+    Raises
+    ------
+    ValueError
+        For other units (``"2 TB"``, ``"2 tebibytes"``), negative or fractional
+        byte counts and malformed text.
+    TypeError
+        For anything that is not a str or an integer.
 
     Examples
     --------
-    >>> parse_size("2 TiB") == 2 << 40, parse_size("512MiB") == 512 << 20
-    (True, True)
+    >>> parse_size("2 TiB") == 2 << 40, parse_size("1.5G"), parse_size(4096)
+    (True, 1610612736, 4096)
+    >>> parse_size("2 TB")
+    Traceback (most recent call last):
+    ...
+    ValueError: size '2 TB': unknown unit 'TB' (use B, KiB, MiB, GiB, TiB or PiB)
     """
-    if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
-        if text < 0:
-            raise ValueError(f"size must be >= 0, got {text}")
-        return int(text)
-    if not isinstance(text, str):
-        raise TypeError(f"size must be a string or an int, got {type(text).__name__}")
-    match = _SIZE.fullmatch(text)
-    if match is None or match.group(2) not in _UNITS:
-        raise ValueError(f"bad size {text!r}: use a number and one of "
-                         f"{', '.join(u for u in _UNITS if u)} (e.g. '2TiB')")
+    if isinstance(size, (bool, np.bool_)):
+        raise TypeError(f"size must be a str or an integer, got {size!r}")
+    if isinstance(size, (int, np.integer)):
+        if size < 0:
+            raise ValueError(f"size must be >= 0, got {size}")
+        return int(size)
+    if not isinstance(size, str):
+        raise TypeError(f"size must be a str or an integer, got {type(size).__name__}")
+    match = _SIZE.fullmatch(size)
+    if match is None:
+        raise ValueError(f"size {size!r}: expected a number and a unit such as '2 TiB'")
     number, unit = match.groups()
-    whole, _, frac = number.partition(".")
-    scaled = (int(whole + frac) << _UNITS[unit])
-    value, rest = divmod(scaled, 10 ** len(frac))
-    if rest:
-        raise ValueError(f"bad size {text!r}: not a whole number of bytes")
-    return value
+    shift = _UNITS.get(unit.lower())
+    if shift is None:
+        raise ValueError(f"size {size!r}: unknown unit {unit!r} "
+                         "(use B, KiB, MiB, GiB, TiB or PiB)")
+    value = Fraction(number) * (1 << shift)
+    if value.denominator != 1:
+        raise ValueError(f"size {size!r} is not a whole number of bytes")
+    return int(value)
 
 
 def format_size(nbytes: int) -> str:
-    """``nbytes`` in the largest binary unit that keeps a value >= 1.
+    """``nbytes`` in the largest binary unit that keeps it a whole number.
 
     Examples
     --------
-    >>> format_size(2 << 40), format_size(1536), format_size(10)
-    ('2 TiB', '1.5 KiB', '10 B')
+    >>> format_size(2 << 40), format_size(3 << 29), format_size(1000)
+    ('2 TiB', '1536 MiB', '1000 B')
     """
-    for unit, shift in sorted(_UNITS.items(), key=lambda item: -item[1]):
-        if unit and nbytes >= 1 << shift:
-            return f"{nbytes / (1 << shift):.4g} {unit}"
+    for name, shift in (("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if nbytes and nbytes % (1 << shift) == 0:
+            return f"{nbytes >> shift} {name}"
+    return f"{nbytes} B"
+
+
+def human_size(nbytes: int) -> str:
+    """``nbytes`` rounded to four digits in the largest binary unit that keeps it >= 1.
+
+    Examples
+    --------
+    >>> human_size(2 << 40), human_size(1536), human_size(77_000_000), human_size(10)
+    ('2 TiB', '1.5 KiB', '73.43 MiB', '10 B')
+    """
+    for name, shift in (("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if nbytes >= 1 << shift:
+            return f"{nbytes / (1 << shift):.4g} {name}"
     return f"{nbytes} B"

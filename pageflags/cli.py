@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._sizes import format_size, parse_size
+from ._sizes import human_size, parse_size
 from .bitmap import PageFlags
 from .flat import FlatPageFlags
 from .geometry import Geometry, capacity
@@ -51,11 +51,11 @@ def node_ranges(geometry: Geometry, memory: int, nodes: int) -> np.ndarray:
     node_pages = (memory // nodes) >> geometry.page_shift
     stride = geometry.npages // nodes
     if node_pages < 1:
-        raise UsageError(f"--memory {format_size(memory)} is less than a page per node")
+        raise UsageError(f"--memory {human_size(memory)} is less than a page per node")
     if node_pages > stride:
         raise UsageError(
-            f"--memory {format_size(memory)} in {nodes} nodes does not fit a "
-            f"{geometry.phys_addr_bits}-bit space ({format_size(geometry.memory_bytes)})")
+            f"--memory {human_size(memory)} in {nodes} nodes does not fit a "
+            f"{geometry.phys_addr_bits}-bit space ({human_size(geometry.memory_bytes)})")
     starts = np.arange(nodes, dtype=np.int64) * stride
     return np.stack([starts, starts + node_pages], axis=1)
 
@@ -80,7 +80,7 @@ def run_scan(args: argparse.Namespace) -> dict[str, Any]:
     note = None
     if not args.no_flat and not with_flat:
         note = (f"a flat bitmap of a {geometry.phys_addr_bits}-bit space takes "
-                f"{format_size(geometry.flat_bytes)} a map: too much for this machine, "
+                f"{human_size(geometry.flat_bytes)} a map: too much for this machine, "
                 "so the flat columns are skipped")
     rng = np.random.default_rng(args.seed)
     present_pages = int((nodes[:, 1] - nodes[:, 0]).sum())
@@ -151,7 +151,7 @@ def _format_seconds(seconds: float) -> str:
 def format_scan(result: dict[str, Any]) -> str:
     g = result["geometry"]
     flat = "flat" in result["nbytes"]
-    lines = [f"{g['phys_addr_bits']}-bit space, {format_size(result['memory'])} present in "
+    lines = [f"{g['phys_addr_bits']}-bit space, {human_size(result['memory'])} present in "
              f"{len(result['nodes'])} nodes, {result['dirty_pages']:,} dirty pages", ""]
     header = f"{'operation':<32}{'pageflags':>12}"
     if flat:
@@ -164,8 +164,8 @@ def format_scan(result: dict[str, Any]) -> str:
         lines.append(line)
     lines.append("")
     for name, sizes in result["nbytes"].items():
-        lines.append(f"memory {name:<10} present map {format_size(sizes['present']):>10}, "
-                     f"dirty map {format_size(sizes['dirty']):>10}")
+        lines.append(f"memory {name:<10} present map {human_size(sizes['present']):>10}, "
+                     f"dirty map {human_size(sizes['dirty']):>10}")
     if result["note"]:
         lines.append(f"note: {result['note']}")
     return "\n".join(lines)
@@ -188,7 +188,7 @@ def format_info(info: dict[str, Any]) -> str:
              "seed_capacity_bytes", "capacity_with_this_chunk", "chunk_bytes", "page_size"}
     lines = []
     for key, value in info.items():
-        shown = f"{value:,}" + (f"  ({format_size(value)})" if key in sizes else "")
+        shown = f"{value:,}" + (f"  ({human_size(value)})" if key in sizes else "")
         lines.append(f"{key:<26}{shown}")
     lines.append("seed capacity: 512 entries x 128 KiB chunks x 8 bits x 4 KiB pages = 2 TiB")
     return "\n".join(lines)

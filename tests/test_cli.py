@@ -47,7 +47,7 @@ def test_info_shows_the_seed_capacity(capsys):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["scan", "--memory", "3GB"], "bad size '3GB'"),
+    (["scan", "--memory", "3GB"], "unknown unit 'GB'"),
     (["scan", "--memory", "128TiB"], "does not fit a 46-bit space"),
     (["scan", "--nodes", "0"], "--nodes must be >= 1"),
     (["scan", "--density", "2"], "--density must be in [0, 1]"),

@@ -1,0 +1,760 @@
+"""MemoryMap: which pages of a machine exist, and page maps sized and allocated for it.
+
+A :class:`MemoryMap` is a machine's present memory as sorted, non-overlapping,
+half-open pfn ranges, each with an optional NUMA node, tied to a
+:class:`~pageflags.Geometry`.  It comes from ``/proc/iomem``, from the sysfs
+memory-block tree, or from a seeded synthetic layout.
+
+Allocation modes (the seed's ``PRESENT_PAGES_ONLY`` / ``ALL_PAGES`` flag)
+-----------------------------------------------------------------------------
+``MemoryMap.new_flags(alloc=...)`` makes an empty map for the machine:
+
+* ``"lazy"`` (default): a plain :class:`~pageflags.PageFlags`; a chunk is allocated
+  on the first write that needs it and freed when it empties.
+* ``"present"``: a :class:`PreallocatedPageFlags` with a chunk of its own for every
+  section holding a present page, allocated up front.  Those chunks are *pinned*:
+  writes there never allocate and a chunk that empties or fills is rewritten in
+  place rather than freed or swapped for ``FULL``.
+* ``"all"``: every possible section pinned, present or not, the seed's map space
+  "for even non-present pages" (a ``pfn_valid()`` map for hotplug).
+
+``stats()`` of each shows what the mode costs.  ``copy()`` of a
+:class:`PreallocatedPageFlags` gives a plain :class:`~pageflags.PageFlags` with the
+same chunks, none pinned, and pickling one gives a lazy PageFlags with the same bits:
+pinning is a property of a live map, not of its contents.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from . import _kernels
+from ._args import check_pfn_array
+from ._sizes import format_size, parse_size
+from .bitmap import PageFlags
+from .geometry import Geometry, as_geometry
+
+__all__ = ["MemoryMap", "PreallocatedPageFlags", "ALLOC_MODES"]
+
+ALLOC_MODES = ("lazy", "present", "all")
+NO_NODE = -1
+
+_IOMEM_LINE = re.compile(r"(\s*)([0-9a-fA-F]+)-([0-9a-fA-F]+) : (.*?)\s*")
+# Hot-plugged RAM is named after its driver: "System RAM (virtio_mem)", "(kmem)".
+_SYSTEM_RAM = re.compile(r"System RAM(?: \(.*\))?")
+_MEMORY_DIR = re.compile(r"memory(\d+)")
+_NODE_LINK = re.compile(r"node(\d+)")
+_SYSFS_MEMORY = "/sys/devices/system/memory"
+DEFAULT_GEOMETRY = Geometry()  # frozen, so one shared default is safe
+_SYSFS_STATES = {"online": True, "offline": False, "going-offline": False}
+
+
+def spans(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The integers of every ``[lo[i], hi[i])``, concatenated (empty spans allowed).
+
+    Examples
+    --------
+    >>> spans(np.array([0, 10, 5]), np.array([2, 10, 8]))
+    array([0, 1, 5, 6, 7])
+    """
+    n = np.maximum(np.asarray(hi, dtype=np.int64) - lo, 0)
+    ends = np.cumsum(n)
+    # Each output position minus the start of its span, plus that span's lo.
+    return np.arange(ends[-1] if n.size else 0, dtype=np.int64) + np.repeat(
+        np.asarray(lo, dtype=np.int64) - (ends - n), n)
+
+
+def read_only(arr: np.ndarray) -> np.ndarray:
+    """A read-only view of ``arr``, for properties that expose internal state."""
+    view = arr.view()
+    view.setflags(write=False)
+    return view
+
+
+def check_sections(nrs: ArrayLike, nsections: int) -> np.ndarray:
+    """A flat int64 array of section numbers in ``[0, nsections)``."""
+    return check_pfn_array(nrs, nsections, "section")
+
+
+def _available_bytes() -> int | None:
+    """Memory the kernel could give us now (``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # free pages only: an underestimate, but better than no guard
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def ensure_fits(nbytes: int, what: str) -> None:
+    """``MemoryError`` naming ``what`` when ``nbytes`` exceed the memory available.
+
+    Pinned chunks are allocated one by one; checking first means a request this
+    machine cannot hold fails before it changes anything, not halfway through.
+    """
+    free = _available_bytes()
+    if free is not None and nbytes > free:
+        raise MemoryError(f"{what} takes {format_size(nbytes)}, more than the "
+                          f"{format_size(free)} available")
+
+
+class PreallocatedPageFlags(PageFlags):
+    """A :class:`~pageflags.PageFlags` whose pinned sections always own a chunk.
+
+    Made by :meth:`MemoryMap.new_flags` with ``alloc="present"`` or ``"all"``.  A
+    pinned section's chunk is allocated up front; writes there never allocate, and a
+    chunk that empties or becomes all ones is rewritten in place instead of being
+    freed or replaced by ``FULL``.  Other sections behave lazily.
+
+    Parameters
+    ----------
+    geometry_or_npages : Geometry or int
+        The map's geometry.
+    sections : array_like of int, optional
+        The sections to pin (``alloc="present"``); every section when omitted
+        (``alloc="all"``).
+
+    Raises
+    ------
+    MemoryError
+        Before allocating anything, when the chunks would not fit the memory this
+        machine has free.
+
+    Examples
+    --------
+    >>> from pageflags import Geometry
+    >>> flags = PreallocatedPageFlags(Geometry(phys_addr_bits=40), sections=[0, 5])
+    >>> flags.alloc, flags.stats()["allocated"]
+    ('present', 2)
+    >>> flags.set_range(0, 1 << 15); flags.clear_range(0, 1 << 15)  # fill, then empty
+    >>> flags.stats()["allocated"], flags.count()                  # still pinned
+    (2, 0)
+    """
+
+    __slots__ = ("_alloc", "_pinned")
+
+    def __init__(self, geometry_or_npages: Geometry | int = DEFAULT_GEOMETRY,
+                 sections: ArrayLike | None = None) -> None:
+        super().__init__(geometry_or_npages)
+        n = self._geometry.nchunks
+        self._pinned = np.zeros(n, dtype=bool)
+        self._alloc = "all" if sections is None else "present"
+        self.pin(np.arange(n, dtype=np.int64) if sections is None else sections)
+
+    @property
+    def alloc(self) -> str:
+        """``"present"`` or ``"all"``: the mode the map was made with."""
+        return self._alloc
+
+    @property
+    def pinned(self) -> np.ndarray:
+        """Read-only bool array: which sections keep their chunk."""
+        return read_only(self._pinned)
+
+    def pin(self, sections: ArrayLike) -> None:
+        """Give ``sections`` chunks of their own now and keep them from then on.
+
+        Bits already set there stay set.  Raises ``MemoryError`` (changing nothing)
+        when the new chunks would not fit this machine's free memory.
+        """
+        nrs = np.unique(check_sections(sections, self._geometry.nchunks))
+        addrs = self._addrs[nrs]
+        missing = nrs[addrs == 0]
+        shared = nrs[addrs == self._full_addr]
+        ensure_fits((missing.size + shared.size) * self._geometry.chunk_bytes,
+                    f"pinning {missing.size + shared.size} sections")
+        self._allocate(missing)
+        self._unshare(shared)
+        self._pinned[nrs] = True
+
+    def unpin(self, sections: ArrayLike) -> None:
+        """Let ``sections`` behave lazily again (their chunks go when they empty)."""
+        self._pinned[check_sections(sections, self._geometry.nchunks)] = False
+
+    def _kept(self, where: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Split entries ``where`` into pinned private chunks and the rest."""
+        if isinstance(where, slice):
+            nrs = np.arange(*where.indices(self._geometry.nchunks), dtype=np.int64)
+        else:
+            nrs = np.atleast_1d(np.asarray(where, dtype=np.int64))
+        addrs = self._addrs[nrs]
+        # Only a private chunk can be rewritten in place; checking the address too
+        # means a broken pin can never make a kernel write through NULL or FULL.
+        keep = self._pinned[nrs] & (addrs != 0) & (addrs != self._full_addr)
+        return nrs[keep], nrs[~keep]
+
+    def _free(self, where: Any) -> None:
+        self._rewrite(where, 0, _kernels.NULL, super()._free)
+
+    def _fill(self, where: Any) -> None:
+        self._rewrite(where, self._geometry.pages_per_chunk, _kernels.ALL_ONES,
+                      super()._fill)
+
+    def _rewrite(self, where: Any, count: int, word: np.uint64, lazily: Any) -> None:
+        """Set pinned chunks among ``where`` to ``word`` in place; the rest ``lazily``."""
+        kept, rest = self._kept(where)
+        # Counts are exact, so a chunk already at ``count`` already holds ``word``:
+        # skipping it keeps optimize() on an "all" map from rewriting every chunk.
+        kept = kept[self._counts[kept] != count]
+        _kernels.table_fill_chunks(self._addrs, kept, self._geometry.chunk_shift, word)
+        self._counts[kept] = count
+        lazily(rest)
+
+    def optimize(self) -> int:
+        """As :meth:`PageFlags.optimize`, leaving pinned chunks where they are."""
+        before = self._nallocated
+        super().optimize()
+        return (before - self._nallocated) * self._geometry.chunk_bytes
+
+    def stats(self) -> dict[str, Any]:
+        """:meth:`PageFlags.stats` plus ``alloc`` (the mode) and ``pinned`` (sections)."""
+        return {**super().stats(), "alloc": self._alloc,
+                "pinned": int(np.count_nonzero(self._pinned))}
+
+    def validate(self) -> None:
+        """:meth:`PageFlags.validate`, and every pinned section owns a chunk."""
+        super().validate()
+        lost = np.flatnonzero(self._pinned & ~self._allocated_mask())
+        if lost.size:
+            raise AssertionError("PreallocatedPageFlags invariant broken: pinned "
+                                 f"sections without a chunk: {lost[:8]}")
+
+
+class MemoryMap:
+    """A machine's present memory: sorted, disjoint pfn ranges with NUMA nodes.
+
+    Parameters
+    ----------
+    ranges : array_like of int, shape (n, 2)
+        Half-open ``[start, stop)`` pfn ranges, sorted, non-empty, not overlapping.
+        Touching ranges of one node are merged.
+    nodes : array_like of int, shape (n,), optional
+        The NUMA node of each range; ``-1`` (the default) for unknown.
+    geometry : Geometry, default Geometry()
+        The address space the pfns live in.
+
+    Raises
+    ------
+    TypeError, IndexError, ValueError
+        For a non-integer array, a pfn outside the geometry, or ranges that are
+        empty, unsorted or overlapping.
+
+    Examples
+    --------
+    >>> from pageflags import Geometry, MemoryMap
+    >>> mm = MemoryMap([[0, 1000], [1000, 2000], [40000, 70000]], nodes=[0, 0, 1],
+    ...                geometry=Geometry(phys_addr_bits=40))
+    >>> mm.ranges.tolist(), mm.nodes.tolist(), mm.present_pages
+    ([[0, 2000], [40000, 70000]], [0, 1], 32000)
+    >>> mm.sections().tolist()
+    [0, 1, 2]
+    """
+
+    __slots__ = ("_geometry", "_nodes", "_ranges")
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, ranges: ArrayLike, nodes: ArrayLike | None = None,
+                 geometry: Geometry = DEFAULT_GEOMETRY) -> None:
+        self._geometry = as_geometry(geometry)
+        arr = np.asarray(ranges)
+        if arr.size == 0:
+            arr = np.empty((0, 2), dtype=np.int64)
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            raise ValueError(f"ranges must have shape (n, 2), got {arr.shape}")
+        flat = check_pfn_array(arr, self._geometry.npages + 1, "range bound")
+        if nodes is None:
+            node_arr = np.full(arr.shape[0], NO_NODE, dtype=np.int64)
+        else:
+            node_arr = np.asarray(nodes)
+            if node_arr.size == 0:
+                node_arr = node_arr.astype(np.int64)
+            if node_arr.dtype.kind not in "iu":
+                raise TypeError(f"nodes must have an integer dtype, got {node_arr.dtype}")
+            if node_arr.shape != (arr.shape[0],):
+                raise ValueError(f"nodes must have shape ({arr.shape[0]},), "
+                                 f"got {node_arr.shape}")
+            node_arr = node_arr.astype(np.int64)
+        pairs = flat.reshape(-1, 2)
+        self._ranges, self._nodes = _canonical(pairs[:, 0], pairs[:, 1], node_arr,
+                                               [f"range {i}" for i in range(len(pairs))])
+
+    @classmethod
+    def _build(cls, starts: Sequence[int], stops: Sequence[int], nodes: Sequence[int],
+               labels: list[str], geometry: Geometry) -> MemoryMap:
+        """A map from parsed pieces; errors name the piece's ``labels`` entry."""
+        self = cls.__new__(cls)
+        self._geometry = geometry
+        starts_a = np.asarray(starts, dtype=np.int64)
+        stops_a = np.asarray(stops, dtype=np.int64)
+        order = np.argsort(starts_a, kind="stable")
+        self._ranges, self._nodes = _canonical(
+            starts_a[order], stops_a[order], np.asarray(nodes, dtype=np.int64)[order],
+            [labels[i] for i in order])
+        return self
+
+    # --- readers ---------------------------------------------------------------------
+    @classmethod
+    def from_iomem(cls, text_or_path: str | os.PathLike = "/proc/iomem", *,
+                   geometry: Geometry = DEFAULT_GEOMETRY) -> MemoryMap:
+        """Present memory from ``/proc/iomem``: its top-level ``System RAM`` ranges.
+
+        Lines are ``start-end : name`` in hex with ``end`` inclusive; nested
+        resources are indented and ignored, as are other top-level names
+        (``Reserved``, ``PCI Bus ...``).  Hot-plugged RAM named after its driver,
+        such as ``System RAM (virtio_mem)``, counts as System RAM.  A page only
+        partly inside a range is not present: starts round up and ends round down,
+        as the kernel does with memblock.
+
+        Parameters
+        ----------
+        text_or_path : str or path-like, default "/proc/iomem"
+            The file's text (a str holding a newline or ``" : "``) or its path.
+        geometry : Geometry, default Geometry()
+            The address space; a range past its end is an error, not clipped.
+
+        Raises
+        ------
+        ValueError
+            Naming the line, for a malformed line, ``end < start``, overlapping RAM
+            ranges or RAM past the geometry; also for input with no ``System RAM``
+            and for the all-zero addresses that non-root readers are shown.
+
+        Examples
+        --------
+        >>> text = '''\\
+        ... 00000000-00000fff : Reserved
+        ... 00001000-0009fbff : System RAM
+        ... 00100000-bfffffff : System RAM
+        ...   01000000-0220bb07 : Kernel code
+        ... c0000000-febfffff : PCI Bus 0000:00
+        ... 100000000-43fffffff : System RAM
+        ... '''
+        >>> mm = MemoryMap.from_iomem(text)
+        >>> mm.ranges.tolist()       # 0x9fbff rounds down to page 0x9f
+        [[1, 159], [256, 786432], [1048576, 4456448]]
+        """
+        text, source = _read_text(text_or_path)
+        page = geometry.page_size
+        starts: list[int] = []
+        stops: list[int] = []
+        labels: list[str] = []
+        zeros = lines = 0
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            label = f"{source} line {lineno} ({line.strip()!r})"
+            match = _IOMEM_LINE.fullmatch(line)
+            if match is None:
+                raise ValueError(f"{label}: expected 'start-end : name' in hex")
+            indent, lo, hi, name = match.groups()
+            start, end = int(lo, 16), int(hi, 16)
+            lines += 1
+            zeros += start == end == 0
+            if end < start:
+                raise ValueError(f"{label}: end before start")
+            if indent or not _SYSTEM_RAM.fullmatch(name):
+                continue
+            if end >= geometry.memory_bytes:
+                raise ValueError(f"{label}: past the {geometry.phys_addr_bits}-bit "
+                                 "address space (try a wider Geometry)")
+            first, stop = -(-start // page), (end + 1) // page
+            if first < stop:  # a range inside one page holds no whole page
+                starts.append(first)
+                stops.append(stop)
+                labels.append(label)
+        if lines and zeros == lines:
+            raise ValueError(f"{source}: every range reads 0-0; the kernel hides "
+                             "/proc/iomem addresses from readers without CAP_SYS_ADMIN")
+        if not labels:
+            raise ValueError(f"{source}: no top-level 'System RAM' range of a whole page")
+        return cls._build(starts, stops, [NO_NODE] * len(starts), labels, geometry)
+
+    @classmethod
+    def from_sysfs(cls, root: str | os.PathLike = _SYSFS_MEMORY, *,
+                   geometry: Geometry = DEFAULT_GEOMETRY, include_offline: bool = False
+                   ) -> MemoryMap:
+        """Present memory from the sysfs memory-block tree.
+
+        Reads ``block_size_bytes`` (hex), then each ``memoryN`` directory:
+        ``phys_index`` (hex, the block number, which must equal ``N``), ``state``
+        and the ``nodeK`` link when there is one.  Online blocks are present.
+
+        Parameters
+        ----------
+        root : str or path-like, default "/sys/devices/system/memory"
+            The tree's root.
+        geometry : Geometry, default Geometry()
+            The address space; a block past its end is an error.
+        include_offline : bool, default False
+            Count offline blocks as present too (memory that is plugged in).
+
+        Raises
+        ------
+        ValueError
+            Naming the file, for an unreadable or malformed ``block_size_bytes``,
+            ``phys_index`` or ``state``, a block past the geometry, or a tree with
+            no memory blocks.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (root / "block_size_bytes").write_text("8000000\\n")
+        >>> for n, state in [(0, "online"), (1, "offline"), (2, "online")]:
+        ...     (root / f"memory{n}").mkdir()
+        ...     _ = (root / f"memory{n}" / "phys_index").write_text(f"{n:08x}\\n")
+        ...     _ = (root / f"memory{n}" / "state").write_text(state + "\\n")
+        >>> MemoryMap.from_sysfs(root).ranges.tolist()
+        [[0, 32768], [65536, 98304]]
+        """
+        root = Path(root)
+        size_file = root / "block_size_bytes"
+        block_bytes = _read_hex(size_file)
+        if block_bytes <= 0 or block_bytes & (block_bytes - 1) or (
+                block_bytes % geometry.page_size):
+            raise ValueError(f"{size_file}: block size {block_bytes:#x} is not a power of "
+                             f"two of whole {geometry.page_size}-byte pages")
+        block_pages = block_bytes // geometry.page_size
+        dirs = sorted((int(m.group(1)), entry) for entry in _listdir(root)
+                      if (m := _MEMORY_DIR.fullmatch(entry.name)) and entry.is_dir())
+        if not dirs:
+            raise ValueError(f"{root}: no memoryN block directories")
+        starts: list[int] = []
+        nodes: list[int] = []
+        labels: list[str] = []
+        for number, entry in dirs:
+            index_file = Path(entry) / "phys_index"
+            index = _read_hex(index_file)
+            if index != number:
+                raise ValueError(f"{index_file}: phys_index {index:#x} is not block {number}")
+            if (index + 1) * block_pages > geometry.npages:
+                raise ValueError(f"{index_file}: block {index} is past the "
+                                 f"{geometry.phys_addr_bits}-bit address space")
+            state_file = Path(entry) / "state"
+            state = _read(state_file).strip()
+            if state not in _SYSFS_STATES:
+                raise ValueError(f"{state_file}: unknown state {state!r}")
+            if _SYSFS_STATES[state] or include_offline:
+                links = [int(m.group(1)) for sub in _listdir(Path(entry))
+                         if (m := _NODE_LINK.fullmatch(sub.name))]
+                if len(links) > 1:
+                    raise ValueError(f"{entry.path}: links to several nodes {links}")
+                starts.append(index * block_pages)
+                nodes.append(links[0] if links else NO_NODE)
+                labels.append(str(entry.path))
+        stops = [s + block_pages for s in starts]
+        return cls._build(starts, stops, nodes, labels, geometry)
+
+    @classmethod
+    def synthetic(cls, total: str | int = "2 TiB", nodes: int = 8, *, seed: int = 0,
+                  geometry: Geometry | None = None, phys_addr_bits: int = 46,
+                  hole_below_4g: bool = True, unaligned: bool = False,
+                  pieces: tuple[int, int] = (1, 4)) -> MemoryMap:
+        """A seeded machine of the kind the kernel meets.
+
+        Node ``k`` starts at ``k`` strides of ``npages // nodes`` pages and holds
+        ``total / nodes`` of memory in a few pieces separated by small holes; node 0
+        leaves out the PCI hole ``[3 GiB, 4 GiB)`` and moves what would be there
+        above 4 GiB.  The total is exact.
+
+        Parameters
+        ----------
+        total : str or int, default "2 TiB"
+            Memory in bytes, or a size such as ``"2 TiB"`` (see ``parse_size``).
+        nodes : int, default 8
+            NUMA nodes.
+        seed : int, default 0
+            The layout is a function of the arguments and ``seed``.
+        geometry : Geometry, optional
+            The address space; ``Geometry(phys_addr_bits)`` when omitted.
+        phys_addr_bits : int, default 46
+            Used when ``geometry`` is omitted (46 or 52 on x86-64).
+        hole_below_4g : bool, default True
+            Leave ``[3 GiB, 4 GiB)`` out of node 0.
+        unaligned : bool, default False
+            Let range ends fall inside sections, at page granularity.
+        pieces : (int, int), default (1, 4)
+            Least and most ranges per node.
+
+        Raises
+        ------
+        ValueError
+            For a bad size or unit, a total not a whole number of pages, or memory
+            that does not fit the strides of the address space.
+
+        Examples
+        --------
+        >>> mm = MemoryMap.synthetic("2 TiB", nodes=8, seed=1)
+        >>> mm.present_bytes == 2 << 40, sorted(set(mm.nodes.tolist()))
+        (True, [0, 1, 2, 3, 4, 5, 6, 7])
+        >>> mm.sections().size     # 2 TiB of 128 MiB sections
+        16384
+        """
+        geometry = Geometry(phys_addr_bits) if geometry is None else geometry
+        nbytes = parse_size(total)
+        if isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)) or nodes < 1:
+            raise ValueError(f"nodes must be a positive integer, got {nodes!r}")
+        lo_pieces, hi_pieces = pieces
+        if not 1 <= lo_pieces <= hi_pieces:
+            raise ValueError(f"pieces must satisfy 1 <= least <= most, got {pieces}")
+        if nbytes % geometry.page_size:
+            raise ValueError(f"total {total!r} is not a whole number of "
+                             f"{geometry.page_size}-byte pages")
+        pages = nbytes // geometry.page_size
+        ppc = geometry.pages_per_chunk
+        stride = (geometry.npages // nodes) // ppc * ppc
+        hole = (3 << 30) // geometry.page_size, (1 << 30) // geometry.page_size
+        rng = np.random.default_rng(seed)
+        starts: list[int] = []
+        stops: list[int] = []
+        node_of: list[int] = []
+        for k in range(nodes):
+            share = pages // nodes + (pages % nodes if k == nodes - 1 else 0)
+            if share == 0:
+                continue
+            grain = 1 if unaligned else ppc
+            cuts = _cut(rng, share, int(rng.integers(lo_pieces, hi_pieces + 1)), grain)
+            gaps = rng.integers(1, 9, size=cuts.size - 2) * ppc
+            if unaligned:
+                gaps += rng.integers(0, ppc, size=gaps.size)
+            offset = int(rng.integers(0, ppc)) if unaligned and k else 0
+            base = k * stride + offset + np.concatenate(([0], np.cumsum(gaps)))
+            lo, hi = base + cuts[:-1], base + cuts[1:]
+            if k == 0 and hole_below_4g:
+                lo, hi = _punch(lo, hi, *hole)
+            limit = (k + 1) * stride if k < nodes - 1 else geometry.npages
+            if hi[-1] > limit:
+                raise ValueError(
+                    f"{format_size(nbytes)} in {nodes} nodes does not fit a "
+                    f"{geometry.phys_addr_bits}-bit address space (node {k} needs "
+                    f"{format_size(int(hi[-1] - k * stride) * geometry.page_size)} "
+                    f"of a {format_size(stride * geometry.page_size)} stride)")
+            starts.extend(lo.tolist())
+            stops.extend(hi.tolist())
+            node_of.extend([k] * lo.size)
+        labels = [f"synthetic range {i}" for i in range(len(starts))]
+        return cls._build(starts, stops, node_of, labels, geometry)
+
+    # --- what the map holds ------------------------------------------------------------
+    @property
+    def geometry(self) -> Geometry:
+        """The address space."""
+        return self._geometry
+
+    @property
+    def ranges(self) -> np.ndarray:
+        """Read-only ``(n, 2)`` int64 array of ``[start, stop)`` pfn ranges."""
+        return read_only(self._ranges)
+
+    @property
+    def nodes(self) -> np.ndarray:
+        """Read-only int64 array: each range's NUMA node, ``-1`` when unknown."""
+        return read_only(self._nodes)
+
+    @property
+    def present_pages(self) -> int:
+        """Pages present."""
+        return int((self._ranges[:, 1] - self._ranges[:, 0]).sum())
+
+    @property
+    def present_bytes(self) -> int:
+        """Bytes of memory present."""
+        return self.present_pages * self._geometry.page_size
+
+    def blocks(self, block_bytes: int) -> np.ndarray:
+        """Numbers of the ``block_bytes`` blocks holding any present page, sorted.
+
+        Examples
+        --------
+        >>> mm = MemoryMap.from_iomem("00001000-0009ffff : System RAM\\n")
+        >>> mm.blocks(1 << 20).tolist(), mm.blocks(4096)[:2].tolist()
+        ([0], [1, 2])
+        """
+        block_pages = parse_size(block_bytes) // self._geometry.page_size
+        if block_pages < 1 or block_pages & (block_pages - 1):
+            raise ValueError(f"block_bytes must be a power-of-two number of pages, "
+                             f"got {block_bytes!r}")
+        shift = block_pages.bit_length() - 1
+        lo = self._ranges[:, 0] >> shift
+        hi = ((self._ranges[:, 1] - 1) >> shift) + 1
+        return np.unique(spans(lo, hi))
+
+    def sections(self) -> np.ndarray:
+        """Section (chunk) numbers holding any present page, sorted.
+
+        Examples
+        --------
+        >>> MemoryMap([[100, 40000]], geometry=Geometry(phys_addr_bits=40)).sections()
+        array([0, 1])
+        """
+        g = self._geometry
+        return self.blocks(g.pages_per_chunk << g.page_shift)
+
+    def section_nodes(self) -> np.ndarray:
+        """Node of every section: that of the last range starting at or before it.
+
+        Sections before the first range take its node; ``-1`` where nodes are
+        unknown.  A hotplug trace adds a node's memory in its part of this array.
+
+        Examples
+        --------
+        >>> g = Geometry(phys_addr_bits=30)                # 8 sections of 2**15 pages
+        >>> MemoryMap([[0, 10], [3 << 15, 4 << 15]], nodes=[0, 1],
+        ...           geometry=g).section_nodes().tolist()
+        [0, 0, 0, 1, 1, 1, 1, 1]
+        """
+        n = self._geometry.nchunks
+        if not self._nodes.size:
+            return np.full(n, NO_NODE, dtype=np.int32)
+        first = self._ranges[:, 0] >> self._geometry.chunk_shift
+        bounds = np.concatenate(([0], first[1:], [n]))
+        return np.repeat(self._nodes.astype(np.int32), np.diff(bounds))
+
+    # --- maps for the machine ----------------------------------------------------------
+    def new_flags(self, alloc: str = "lazy") -> PageFlags:
+        """An empty map for this machine, allocated per ``alloc`` (see the module doc).
+
+        Examples
+        --------
+        >>> mm = MemoryMap.synthetic("64 GiB", nodes=2)
+        >>> [mm.new_flags(a).stats()["allocated"] for a in ("lazy", "present")]
+        [0, 512]
+        """
+        if alloc not in ALLOC_MODES:
+            raise ValueError(f"alloc must be one of {ALLOC_MODES}, got {alloc!r}")
+        if alloc == "lazy":
+            return PageFlags(self._geometry)
+        return PreallocatedPageFlags(self._geometry,
+                                     self.sections() if alloc == "present" else None)
+
+    def to_flags(self, alloc: str = "lazy") -> PageFlags:
+        """A map with every present page set.
+
+        With ``alloc="lazy"`` a wholly present section is a ``FULL`` entry and costs
+        no chunk memory.  One kernel call sets the pages of every range.
+
+        Examples
+        --------
+        >>> mm = MemoryMap.synthetic("64 GiB", nodes=2, unaligned=True, seed=3)
+        >>> flags = mm.to_flags()
+        >>> flags.count() == mm.present_pages, flags.stats()["allocated"] <= 16
+        (True, True)
+        """
+        flags = self.new_flags(alloc)
+        g = self._geometry
+        starts = np.ascontiguousarray(self._ranges[:, 0])
+        stops = np.ascontiguousarray(self._ranges[:, 1])
+        if alloc == "lazy":
+            ppc = g.pages_per_chunk
+            whole = spans(-(-starts // ppc), np.minimum(stops // ppc, g.npages // ppc))
+            flags._fill(whole)
+            flags._total += whole.size * ppc
+            edges = np.unique(np.concatenate((starts >> g.chunk_shift,
+                                              (stops - 1) >> g.chunk_shift)))
+            flags._allocate(edges[flags._addrs[edges] == 0])
+        flags._total += int(_kernels.table_set_ranges(
+            flags._addrs, flags._counts, starts, stops, g.chunk_shift, flags._full_addr))
+        if alloc == "lazy":
+            flags.optimize()  # a section two touching ranges complete becomes FULL
+        return flags
+
+    # --- comparison and display --------------------------------------------------------
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MemoryMap):
+            return NotImplemented
+        return (self._geometry == other._geometry
+                and np.array_equal(self._ranges, other._ranges)
+                and np.array_equal(self._nodes, other._nodes))
+
+    def __repr__(self) -> str:
+        nodes = np.unique(self._nodes[self._nodes >= 0]).size
+        return (f"MemoryMap({self._ranges.shape[0]} ranges, "
+                f"{format_size(self.present_bytes)} in {nodes} nodes, "
+                f"{self._geometry.phys_addr_bits}-bit)")
+
+
+def _canonical(starts: np.ndarray, stops: np.ndarray, nodes: np.ndarray,
+               labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Checked ``(ranges, nodes)`` arrays with touching same-node ranges merged."""
+    if np.any(nodes < NO_NODE):
+        bad = int(np.flatnonzero(nodes < NO_NODE)[0])
+        raise ValueError(f"{labels[bad]}: node {nodes[bad]} is negative")
+    empty = np.flatnonzero(stops <= starts)
+    if empty.size:
+        i = int(empty[0])
+        raise ValueError(f"{labels[i]}: empty range [{starts[i]}, {stops[i]})")
+    overlap = np.flatnonzero(starts[1:] < stops[:-1])
+    if overlap.size:
+        i = int(overlap[0])
+        raise ValueError(f"{labels[i + 1]}: overlaps or precedes {labels[i]}")
+    if not starts.size:
+        return np.empty((0, 2), dtype=np.int64), np.empty(0, dtype=np.int64)
+    keep = np.concatenate(([True], (starts[1:] != stops[:-1]) | (nodes[1:] != nodes[:-1])))
+    ends = np.concatenate((np.flatnonzero(keep)[1:] - 1, [keep.size - 1]))
+    ranges = np.stack((starts[keep], stops[ends]), axis=1).astype(np.int64)
+    return ranges, nodes[keep].astype(np.int64)
+
+
+def _cut(rng: np.random.Generator, share: int, npieces: int, grain: int) -> np.ndarray:
+    """``0 = c0 < c1 < ... = share``: cut points on multiples of ``grain``."""
+    slots = (share - 1) // grain  # cut points strictly inside (0, share)
+    npieces = max(1, min(npieces, slots + 1))
+    inner = np.sort(rng.choice(slots, size=npieces - 1, replace=False) + 1) * grain
+    return np.concatenate(([0], inner, [share])).astype(np.int64)
+
+
+def _punch(lo: np.ndarray, hi: np.ndarray, hole: int, length: int
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Move pages at or above ``hole`` up by ``length``, splitting a range across it."""
+    shift_lo = np.where(lo >= hole, length, 0)
+    shift_hi = np.where(hi > hole, length, 0)
+    split = (lo < hole) & (hi > hole)
+    new_lo = np.concatenate((lo + shift_lo, np.full(np.count_nonzero(split), hole + length)))
+    new_hi = np.concatenate((np.where(split, hole, hi + shift_hi), hi[split] + length))
+    order = np.argsort(new_lo, kind="stable")
+    return new_lo[order], new_hi[order]
+
+
+def _read_text(text_or_path: str | os.PathLike) -> tuple[str, str]:
+    """``(text, name for messages)``: a str with a newline or ' : ' is the text."""
+    if isinstance(text_or_path, str) and ("\n" in text_or_path or " : " in text_or_path
+                                          or not text_or_path):
+        return text_or_path, "iomem text"
+    if not isinstance(text_or_path, (str, os.PathLike)):
+        raise TypeError(f"expected text or a path, got {type(text_or_path).__name__}")
+    return _read(Path(text_or_path)), str(text_or_path)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: cannot read ({err})") from err
+
+
+def _read_hex(path: Path) -> int:
+    text = _read(path).strip()
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise ValueError(f"{path}: expected a hex number, got {text!r}") from None
+
+
+def _listdir(path: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot list ({err})") from err

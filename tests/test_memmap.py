@@ -1,0 +1,523 @@
+"""MemoryMap, its parsers and synthetic layouts, and the allocation modes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pageflags import FlatPageFlags, Geometry, MemoryMap, PageFlags, PreallocatedPageFlags
+from pageflags import memmap as memmap_module
+from pageflags._sizes import format_size, parse_size
+
+GIB = 1 << 30
+SMALL = Geometry(phys_addr_bits=40)  # 8192 sections: cheap tables
+
+IOMEM = """\
+00000000-00000fff : Reserved
+00001000-0009fbff : System RAM
+0009fc00-000fffff : Reserved
+  000a0000-000bffff : PCI Bus 0000:00
+  000f0000-000fffff : System ROM
+00100000-bfffffff : System RAM
+  01000000-0220bb07 : Kernel code
+  02400000-02e09fff : Kernel rodata
+c0001000-eebfffff : PCI Bus 0000:00
+eec00000-febfffff : Reserved
+  eec00000-eecfffff : PCI ECAM 0000 [bus 00-00]
+    eec00000-eecfffff : PCI Bus 0000:00
+100000000-63fffffff : System RAM
+4000000000-7fffffffff : PCI Bus 0000:00
+  4000000000-400007ffff : 0000:00:01.0
+"""
+
+
+# --- sizes ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2 TiB", 2 << 40), ("2TiB", 2 << 40), ("2 tib", 2 << 40), ("512 MiB", 512 << 20),
+    ("1.5 GiB", 3 << 29), ("4 KiB", 4096), ("1 PiB", 1 << 50), ("2G", 2 << 30),
+    ("7 B", 7), ("12", 12), (4096, 4096), (np.int64(8), 8), (" 3 T ", 3 << 40),
+])
+def test_parse_size_accepts_binary_units(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["2 TB", "2 GB", "1 tebibyte", "2 XiB", "", "TiB",
+                                  "-1 GiB", "1.0000001 KiB", "2 Ti B", "0x10 MiB"])
+def test_parse_size_rejects_others(text):
+    with pytest.raises(ValueError, match="size"):
+        parse_size(text)
+
+
+@pytest.mark.parametrize("bad", [2.0, True, None, [1]])
+def test_parse_size_rejects_non_sizes(bad):
+    with pytest.raises(TypeError):
+        parse_size(bad)
+
+
+def test_format_size_round_trips():
+    for n in (1, 1000, 4096, 3 << 29, 2 << 40, 5 << 50):
+        assert parse_size(format_size(n)) == n
+
+
+# --- the constructor -----------------------------------------------------------------
+
+def test_constructor_merges_touching_ranges_of_one_node_only():
+    mm = MemoryMap([[0, 10], [10, 20], [20, 30], [40, 50]], nodes=[0, 0, 1, 1],
+                   geometry=SMALL)
+    assert mm.ranges.tolist() == [[0, 20], [20, 30], [40, 50]]
+    assert mm.nodes.tolist() == [0, 1, 1]
+    assert mm.present_pages == 40
+    with pytest.raises(ValueError):
+        mm.ranges[0, 0] = 5  # read-only
+
+
+@pytest.mark.parametrize(("ranges", "error", "match"), [
+    ([[0, 10], [5, 20]], ValueError, "range 1: overlaps"),
+    ([[20, 30], [0, 10]], ValueError, "range 1: overlaps or precedes"),
+    ([[5, 5]], ValueError, "range 0: empty"),
+    ([[7, 3]], ValueError, "range 0: empty"),
+    ([[0, SMALL.npages + 1]], IndexError, "outside"),
+    ([[-1, 10]], IndexError, "outside"),
+    ([[0.0, 10.0]], TypeError, "integer"),
+    ([0, 10], ValueError, "shape"),
+])
+def test_constructor_rejects_bad_ranges(ranges, error, match):
+    with pytest.raises(error, match=match):
+        MemoryMap(ranges, geometry=SMALL)
+
+
+def test_constructor_rejects_bad_nodes():
+    with pytest.raises(ValueError, match="shape"):
+        MemoryMap([[0, 10]], nodes=[0, 1], geometry=SMALL)
+    with pytest.raises(ValueError, match="negative"):
+        MemoryMap([[0, 10]], nodes=[-2], geometry=SMALL)
+    with pytest.raises(TypeError):
+        MemoryMap([[0, 10]], nodes=[0.5], geometry=SMALL)
+
+
+def test_empty_map():
+    mm = MemoryMap(np.empty((0, 2), dtype=np.int64), geometry=SMALL)
+    assert mm.present_pages == 0 and mm.sections().size == 0
+    assert mm.to_flags().count() == 0
+    assert (mm.section_nodes() == -1).all()
+
+
+# --- /proc/iomem ---------------------------------------------------------------------
+
+def test_iomem_takes_top_level_system_ram_rounding_to_whole_pages():
+    mm = MemoryMap.from_iomem(IOMEM)
+    # 0x9fbff ends inside page 0x9f, which is therefore not present.
+    assert mm.ranges.tolist() == [[0x1, 0x9f], [0x100, 0xc0000], [0x100000, 0x640000]]
+    assert (mm.nodes == -1).all()
+    assert mm.present_pages == (0x9f - 1) + (0xc0000 - 0x100) + (0x640000 - 0x100000)
+
+
+def test_iomem_from_a_path_equals_from_text(tmp_path):
+    path = tmp_path / "iomem"
+    path.write_text(IOMEM)
+    assert MemoryMap.from_iomem(path) == MemoryMap.from_iomem(IOMEM)
+    assert MemoryMap.from_iomem(str(path)) == MemoryMap.from_iomem(IOMEM)
+
+
+def test_iomem_partial_pages():
+    text = ("00001001-00002ffe : System RAM\n"  # pages 2..2 wholly inside: [2, 2) empty
+            "00003001-00005fff : System RAM\n"  # rounds up to page 4
+            "00006000-000060ff : System RAM\n"  # inside one page: dropped
+            "00007000-00008ffe : System RAM\n")  # rounds down: page 7 only
+    assert MemoryMap.from_iomem(text).ranges.tolist() == [[4, 6], [7, 8]]
+
+
+def test_iomem_ignores_nested_system_ram():
+    text = ("00000000-3fffffff : Persistent Memory\n"
+            "  00000000-0fffffff : System RAM\n"
+            "40000000-7fffffff : System RAM\n")
+    assert MemoryMap.from_iomem(text).ranges.tolist() == [[0x40000, 0x80000]]
+
+
+def test_iomem_counts_driver_named_system_ram():
+    text = ("00000000-0fffffff : System RAM\n"
+            "100000000-13fffffff : System RAM (virtio_mem)\n"
+            "140000000-17fffffff : System RAMBO\n"
+            "180000000-1bfffffff : Soft Reserved\n")
+    assert MemoryMap.from_iomem(text).ranges.tolist() == [[0, 0x10000], [0x100000, 0x140000]]
+
+
+def test_available_memory_is_known_here():
+    free = memmap_module._available_bytes()
+    assert free is None or free > 0
+
+
+def test_iomem_near_the_top_of_a_46_bit_space():
+    text = ("100000000-13fffffff : System RAM\n"
+            "3fffc0000000-3fffffffffff : System RAM\n")
+    g = Geometry(phys_addr_bits=46)
+    mm = MemoryMap.from_iomem(text, geometry=g)
+    assert mm.ranges[-1].tolist() == [g.npages - (1 << 18), g.npages]
+    assert mm.sections()[-1] == g.nchunks - 1
+    past = "400000000000-400000000fff : System RAM\n"
+    with pytest.raises(ValueError, match=r"line 1 .*past the 46-bit"):
+        MemoryMap.from_iomem(past, geometry=g)
+    assert MemoryMap.from_iomem(past, geometry=Geometry(52)).present_pages == 1
+
+
+def test_iomem_sorts_top_level_ranges():
+    text = "100000000-1ffffffff : System RAM\n00000000-0fffffff : System RAM\n"
+    assert MemoryMap.from_iomem(text).ranges.tolist() == [[0, 0x10000],
+                                                          [0x100000, 0x200000]]
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("", "no top-level 'System RAM'"),
+    ("\n\n", "no top-level 'System RAM'"),
+    ("00000000-00000fff : Reserved\n", "no top-level 'System RAM'"),
+    ("00000000-00000fff : System RAM\nzz-100 : System RAM\n", "line 2 .*expected"),
+    ("00001000 : System RAM\n", "line 1 "),
+    ("00001000-00002fff System RAM\n", "line 1 "),
+    ("00001000-00002fff : System RAM\n00003000-00001fff : Reserved\n",
+     "line 2 .*end before start"),
+    ("00000000-0fffffff : System RAM\n08000000-1fffffff : System RAM\n",
+     "line 2 .*overlaps"),
+    ("00000000-00000000 : Reserved\n00000000-00000000 : System RAM\n"
+     "  00000000-00000000 : Kernel code\n", "CAP_SYS_ADMIN"),
+])
+def test_iomem_rejects_bad_input_naming_the_line(text, match):
+    with pytest.raises(ValueError, match=match):
+        MemoryMap.from_iomem(text)
+
+
+def test_iomem_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="cannot read"):
+        MemoryMap.from_iomem(tmp_path / "nope")
+
+
+# --- sysfs ---------------------------------------------------------------------------
+
+def make_tree(root: Path, block_bytes: int,
+              blocks: list[tuple[int, str, int | None]]) -> Path:
+    """A memory-block tree: ``(block number, state, node or None)`` per block."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "block_size_bytes").write_text(f"{block_bytes:x}\n")
+    (root / "auto_online_blocks").write_text("online\n")
+    for number, state, node in blocks:
+        d = root / f"memory{number}"
+        d.mkdir()
+        (d / "phys_index").write_text(f"{number:08x}\n")
+        (d / "state").write_text(state + "\n")
+        (d / "power").mkdir()
+        if node is not None:
+            target = root / "nodes" / f"node{node}"
+            target.mkdir(parents=True, exist_ok=True)
+            (d / f"node{node}").symlink_to(target)
+    return root
+
+
+SECTION = 1 << 27
+
+
+def test_sysfs_online_blocks_with_nodes(tmp_path):
+    root = make_tree(tmp_path / "memory", SECTION, [
+        (0, "online", 0), (1, "online", 0), (2, "offline", 0), (3, "online", 0),
+        (4, "online", 1), (9, "online", None)])
+    mm = MemoryMap.from_sysfs(root, geometry=SMALL)
+    ppc = SMALL.pages_per_chunk
+    assert mm.ranges.tolist() == [[0, 2 * ppc], [3 * ppc, 4 * ppc], [4 * ppc, 5 * ppc],
+                                  [9 * ppc, 10 * ppc]]
+    assert mm.nodes.tolist() == [0, 0, 1, -1]
+    assert mm.sections().tolist() == [0, 1, 3, 4, 9]
+    with_offline = MemoryMap.from_sysfs(root, geometry=SMALL, include_offline=True)
+    assert with_offline.ranges.tolist()[0] == [0, 5 * ppc - ppc]  # 0..3 merged, node 0
+    assert with_offline.sections().tolist() == [0, 1, 2, 3, 4, 9]
+
+
+def test_sysfs_large_blocks(tmp_path):
+    root = make_tree(tmp_path / "memory", 2 * GIB, [(0, "online", 0), (2, "online", 0)])
+    mm = MemoryMap.from_sysfs(root, geometry=SMALL)
+    assert mm.ranges.tolist() == [[0, 1 << 19], [1 << 20, 3 << 19]]
+    assert mm.sections().size == 32
+
+
+@pytest.mark.parametrize(("mutate", "match"), [
+    (lambda r: (r / "memory1" / "phys_index").write_text("zz\n"),
+     r"memory1/phys_index: expected a hex number"),
+    (lambda r: (r / "memory1" / "phys_index").write_text("00000007\n"),
+     r"memory1/phys_index: phys_index 0x7 is not block 1"),
+    (lambda r: (r / "memory1" / "phys_index").unlink(), r"memory1/phys_index: cannot read"),
+    (lambda r: (r / "memory1" / "state").write_text("confused\n"),
+     r"memory1/state: unknown state"),
+    (lambda r: (r / "block_size_bytes").write_text("6000000\n"), "not a power of two"),
+    (lambda r: (r / "block_size_bytes").write_text("\n"), "block_size_bytes: expected"),
+    (lambda r: (r / "block_size_bytes").unlink(), "block_size_bytes: cannot read"),
+    (lambda r: (r / "memory1" / "node1").symlink_to(r / "nodes" / "node0"),
+     "several nodes"),
+])
+def test_sysfs_rejects_bad_trees_naming_the_file(tmp_path, mutate, match):
+    root = make_tree(tmp_path / "memory", SECTION, [(0, "online", 0), (1, "online", 0)])
+    mutate(root)
+    with pytest.raises(ValueError, match=match):
+        MemoryMap.from_sysfs(root, geometry=SMALL)
+
+
+def test_sysfs_rejects_empty_and_oversized_trees(tmp_path):
+    with pytest.raises(ValueError, match="no memoryN"):
+        MemoryMap.from_sysfs(make_tree(tmp_path / "a", SECTION, []), geometry=SMALL)
+    far = make_tree(tmp_path / "b", SECTION, [(SMALL.nchunks, "online", None)])
+    with pytest.raises(ValueError, match="past the 40-bit"):
+        MemoryMap.from_sysfs(far, geometry=SMALL)
+    with pytest.raises(ValueError, match="missing/block_size_bytes: cannot read"):
+        MemoryMap.from_sysfs(tmp_path / "missing", geometry=SMALL)
+
+
+def test_sysfs_and_iomem_of_one_machine_agree(tmp_path):
+    root = make_tree(tmp_path / "memory", SECTION,
+                     [(n, "online", 0) for n in (*range(24), *range(32, 200))])
+    blocks = MemoryMap.from_sysfs(root).blocks(SECTION)
+    assert np.array_equal(MemoryMap.from_iomem(IOMEM).blocks(SECTION), blocks)
+
+
+def _this_machine() -> tuple[MemoryMap, MemoryMap, int]:
+    sysfs = Path("/sys/devices/system/memory")
+    try:
+        text = Path("/proc/iomem").read_text()
+        block = int((sysfs / "block_size_bytes").read_text(), 16)
+    except OSError as err:
+        pytest.skip(f"/proc/iomem or sysfs memory blocks not readable: {err}")
+    try:
+        iomem = MemoryMap.from_iomem(text)
+    except ValueError as err:
+        pytest.skip(f"/proc/iomem gives no addresses here: {err}")
+    return iomem, MemoryMap.from_sysfs(sysfs, include_offline=True), block
+
+
+def test_this_machines_sysfs_and_iomem_agree_per_block():
+    iomem, sysfs, block = _this_machine()
+    assert np.array_equal(iomem.blocks(block), sysfs.blocks(block))
+
+
+# --- synthetic layouts ---------------------------------------------------------------
+
+@pytest.mark.parametrize(("total", "nodes", "bits", "unaligned"), [
+    ("2 TiB", 8, 46, False), ("2 TiB", 8, 46, True), ("64 GiB", 3, 40, True),
+    ("1 PiB", 16, 52, False), ("5 GiB", 1, 46, False), ("100 MiB", 2, 40, True),
+])
+def test_synthetic_total_nodes_and_strides(total, nodes, bits, unaligned):
+    mm = MemoryMap.synthetic(total, nodes, geometry=Geometry(bits), unaligned=unaligned,
+                             seed=5)
+    g = mm.geometry
+    assert mm.present_bytes == parse_size(total)
+    stride = (g.npages // nodes) // g.pages_per_chunk * g.pages_per_chunk
+    assert set(mm.nodes.tolist()) <= set(range(nodes))
+    k = mm.nodes
+    assert (mm.ranges[:, 0] >= k * stride).all()
+    assert (mm.ranges[:, 1] <= np.where(k == nodes - 1, g.npages, (k + 1) * stride)).all()
+    hole = (3 * GIB // g.page_size, 4 * GIB // g.page_size)
+    assert not ((mm.ranges[:, 0] < hole[1]) & (mm.ranges[:, 1] > hole[0])).any()
+    assert (mm.ranges % g.pages_per_chunk).any() == unaligned
+
+
+def test_synthetic_aligned_ends_are_section_aligned():
+    mm = MemoryMap.synthetic("2 TiB", 8, seed=3)
+    assert not (mm.ranges % mm.geometry.pages_per_chunk).any()
+    assert mm.sections().size == (2 << 40) // (128 << 20)
+
+
+def test_synthetic_is_seeded():
+    a = MemoryMap.synthetic("2 TiB", 8, seed=1, unaligned=True)
+    assert a == MemoryMap.synthetic("2 TiB", 8, seed=1, unaligned=True)
+    assert a != MemoryMap.synthetic("2 TiB", 8, seed=2, unaligned=True)
+
+
+def test_synthetic_hole_can_be_kept():
+    mm = MemoryMap.synthetic("8 GiB", 1, hole_below_4g=False, pieces=(1, 1))
+    assert mm.ranges.tolist() == [[0, 8 * GIB // 4096]]
+    holed = MemoryMap.synthetic("8 GiB", 1, pieces=(1, 1))
+    assert holed.ranges.tolist() == [[0, 3 * GIB // 4096], [4 * GIB // 4096, 9 * GIB // 4096]]
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"total": "2 TB"}, "unknown unit"),
+    ({"total": "1 PiB"}, "does not fit a 46-bit"),
+    ({"total": 4097}, "whole number of 4096-byte pages"),
+    ({"nodes": 0}, "nodes"),
+    ({"pieces": (3, 2)}, "pieces"),
+])
+def test_synthetic_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MemoryMap.synthetic(**kwargs)
+
+
+# --- sections, to_flags and the allocation modes --------------------------------------
+
+def model_of(mm: MemoryMap) -> FlatPageFlags:
+    flat = FlatPageFlags(mm.geometry)
+    for start, stop in mm.ranges.tolist():
+        flat.set_range(start, stop)
+    return flat
+
+
+def expected_chunks(mm: MemoryMap) -> tuple[int, int]:
+    """``(wholly present, partly present)`` section counts, from the model."""
+    g = mm.geometry
+    flat = model_of(mm)
+    counts = np.array([flat.count(c * g.pages_per_chunk,
+                                  min((c + 1) * g.pages_per_chunk, g.npages))
+                       for c in range(g.nchunks)])
+    whole = np.zeros(g.nchunks, dtype=bool)
+    whole[:g.npages // g.pages_per_chunk] = True
+    full = int(np.count_nonzero((counts == g.pages_per_chunk) & whole))
+    return full, int(np.count_nonzero(counts > 0)) - full
+
+
+GEOMETRIES = [Geometry(phys_addr_bits=24, chunk_shift=7),         # 32 sections
+              Geometry.from_npages(4000, chunk_shift=7)]           # a partial last one
+
+
+@st.composite
+def memory_maps(draw):
+    g = draw(st.sampled_from(GEOMETRIES))
+    cuts = sorted(draw(st.sets(st.integers(0, g.npages), max_size=12)))
+    cuts = cuts[:len(cuts) // 2 * 2]
+    ranges = np.array(cuts, dtype=np.int64).reshape(-1, 2)
+    ranges = ranges[ranges[:, 0] < ranges[:, 1]]
+    nodes = draw(st.lists(st.integers(-1, 2), min_size=len(ranges), max_size=len(ranges)))
+    return MemoryMap(ranges, nodes=nodes, geometry=g)
+
+
+@settings(max_examples=150, deadline=None)
+@given(memory_maps())
+def test_to_flags_and_sections_match_a_flat_model(mm):
+    g = mm.geometry
+    flat = model_of(mm)
+    chunk_any = [flat.any(c * g.pages_per_chunk, min((c + 1) * g.pages_per_chunk, g.npages))
+                 for c in range(g.nchunks)]
+    assert mm.sections().tolist() == np.flatnonzero(chunk_any).tolist()
+    assert mm.present_pages == flat.count()
+    full, partial = expected_chunks(mm)
+    for alloc, allocated in (("lazy", partial), ("present", full + partial),
+                             ("all", g.nchunks)):
+        flags = mm.to_flags(alloc)
+        flags.validate()
+        assert flags == flat
+        stats = flags.stats()
+        assert stats["allocated"] == allocated, alloc
+        assert stats["full"] == (full if alloc == "lazy" else 0)
+        empty = mm.new_flags(alloc)
+        empty.validate()
+        assert empty.count() == 0
+        assert empty.stats()["allocated"] == (0 if alloc == "lazy" else allocated)
+
+
+def test_alloc_modes_on_a_2_tib_machine():
+    mm = MemoryMap.synthetic("2 TiB", 8, seed=0)
+    g = mm.geometry
+    lazy, present = mm.new_flags(), mm.new_flags("present")
+    assert type(lazy) is PageFlags and isinstance(present, PreallocatedPageFlags)
+    assert lazy.stats()["allocated"] == 0
+    assert present.stats()["allocated"] == present.stats()["pinned"] == 16384
+    assert present.stats()["chunk_bytes"] == 16384 * g.chunk_bytes  # 64 MiB
+    assert mm.to_flags().stats()["full"] == 16384
+    with pytest.raises(ValueError, match="alloc"):
+        mm.new_flags("eager")
+
+
+def test_all_mode_counts_every_section():
+    mm = MemoryMap([[0, 100]], geometry=Geometry(phys_addr_bits=32))
+    flags = mm.new_flags("all")
+    assert flags.stats()["allocated"] == flags.geometry.nchunks == 32
+    assert flags.alloc == "all" and flags.pinned.all()
+
+
+def test_pinned_sections_never_allocate_or_free():
+    g = Geometry(phys_addr_bits=30)  # 8 sections
+    ppc = g.pages_per_chunk
+    mm = MemoryMap([[0, 3 * ppc]], geometry=g)
+    flags = mm.new_flags("present")
+    flat = FlatPageFlags(g)
+    chunks = [flags.table[c] for c in range(3)]
+
+    def same_chunks():
+        flags.validate()
+        assert flags == flat
+        assert all(flags.table[c] is chunks[c] for c in range(3))
+
+    for fn, args in [("set_range", (0, 3 * ppc)), ("clear_range", (0, 2 * ppc + 5)),
+                     ("set_many", ([0, 1, ppc + 7],)), ("clear_many", ([0, 1, ppc + 7],)),
+                     ("clear_range", (0, 3 * ppc)), ("set", (ppc,)), ("clear", (ppc,))]:
+        getattr(flags, fn)(*args)
+        getattr(flat, fn)(*args)
+        same_chunks()
+    assert flags.optimize() == 0
+    same_chunks()
+    # Outside the pinned sections the map is lazy: it allocates and frees.
+    flags.set(5 * ppc + 1)
+    flat.set(5 * ppc + 1)
+    assert flags.stats()["allocated"] == 4
+    flags.clear(5 * ppc + 1)
+    flat.clear(5 * ppc + 1)
+    assert flags.stats()["allocated"] == 3
+    same_chunks()
+    flags.unpin([0, 1, 2])
+    assert flags.optimize() == 3 * g.chunk_bytes
+    assert flags.stats()["allocated"] == 0
+    flags.validate()
+
+
+def test_pin_keeps_bits_and_unshares_full(tmp_path):
+    g = Geometry(phys_addr_bits=30)
+    flags = PreallocatedPageFlags(g, sections=[])
+    flags.set_range(0, 2 * g.pages_per_chunk)  # two FULL entries
+    flags.set(3 * g.pages_per_chunk + 9)
+    flags.pin([0, 3, 4])
+    assert flags.table[0] is not flags.FULL and flags.table[1] is flags.FULL
+    assert flags.stats()["allocated"] == 3 and flags.count() == 2 * g.pages_per_chunk + 1
+    flags.validate()
+
+
+def test_pin_refuses_what_does_not_fit(monkeypatch):
+    g = Geometry(phys_addr_bits=32)
+    flags = PreallocatedPageFlags(g, sections=[0])
+    monkeypatch.setattr(memmap_module, "_available_bytes", lambda: g.chunk_bytes)
+    with pytest.raises(MemoryError, match="pinning 4 sections takes 16 KiB, more than the 4 KiB"):
+        flags.pin(np.arange(5))
+    assert flags.stats()["allocated"] == 1 and flags.pinned.sum() == 1
+    with pytest.raises(MemoryError):
+        PreallocatedPageFlags(g)
+
+
+def test_validate_catches_a_lost_pin():
+    flags = PreallocatedPageFlags(Geometry(phys_addr_bits=30), sections=[1])
+    PageFlags._free(flags, np.array([1]))  # behind the subclass's back
+    with pytest.raises(AssertionError, match="pinned sections without a chunk"):
+        flags.validate()
+
+
+def test_copy_of_a_preallocated_map_is_an_unpinned_page_flags():
+    flags = MemoryMap([[0, 100]], geometry=Geometry(phys_addr_bits=30)).to_flags("all")
+    copy = flags.copy()
+    assert type(copy) is PageFlags and copy == flags
+    assert copy.stats()["allocated"] == 8
+    assert copy.optimize() == 7 * copy.geometry.chunk_bytes  # its empty chunks can go
+
+
+def test_section_nodes_follow_ranges():
+    g = Geometry(phys_addr_bits=30)
+    ppc = g.pages_per_chunk
+    mm = MemoryMap([[2 * ppc + 1, 3 * ppc], [5 * ppc, 6 * ppc]], nodes=[4, 7], geometry=g)
+    assert mm.section_nodes().tolist() == [4, 4, 4, 4, 4, 7, 7, 7]
+
+
+def test_blocks_rejects_bad_sizes():
+    mm = MemoryMap([[0, 100]], geometry=SMALL)
+    for bad in (3 * 4096, 100, "1 TB"):
+        with pytest.raises(ValueError):
+            mm.blocks(bad)
+
+
+def test_repr():
+    mm = MemoryMap.synthetic("2 TiB", seed=1)
+    assert repr(mm) == f"MemoryMap({len(mm.ranges)} ranges, 2 TiB in 8 nodes, 46-bit)"
+
