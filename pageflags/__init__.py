@@ -14,7 +14,9 @@ from .base import PageMap
 from .bitmap import PageFlags
 from .flat import FlatPageFlags
 from .geometry import Geometry, capacity
+from .persist import FormatError
 
 __version__ = "0.1.0"
 
-__all__ = ["FlatPageFlags", "Geometry", "PageFlags", "PageMap", "capacity", "__version__"]
+__all__ = ["FlatPageFlags", "FormatError", "Geometry", "PageFlags", "PageMap", "capacity",
+           "__version__"]

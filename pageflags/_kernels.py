@@ -448,3 +448,108 @@ def table_equal_flat(addrs, chunk_shift, words):
                 if words[base + i] != chunk[i]:
                     return False
     return True
+
+
+# --- persistence: XXH64 checksum over scattered word segments ----------------------
+# Saved files carry an XXH64 (seed 0) of their bytes.  The input is a list of word
+# segments (header, entry arrays, then every chunk where it lies in memory), so a
+# save hashes the chunks in place instead of first gathering them into one buffer.
+# Every segment is whole 64-bit words, so only XXH64's 8-byte tail rule is needed.
+
+_XXH_P1 = np.uint64(0x9E3779B185EBCA87)
+_XXH_P2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_XXH_P3 = np.uint64(0x165667B19E3779F9)
+_XXH_P4 = np.uint64(0x85EBCA77C2B2AE63)
+_XXH_P5 = np.uint64(0x27D4EB2F165667C5)
+
+
+@numba.njit(inline="always")
+def _rotl(x, r):
+    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
+
+
+@numba.njit(inline="always")
+def _xxh_round(acc, lane):
+    return _rotl(acc + lane * _XXH_P2, 31) * _XXH_P1
+
+
+@numba.njit(inline="always")
+def _xxh_merge(acc, v):
+    return (acc ^ _xxh_round(NULL, v)) * _XXH_P1 + _XXH_P4
+
+
+@numba.njit(**_JIT)
+def xxh64_segments(addrs, lengths, seed):
+    """XXH64 of the concatenated little-endian words of segments ``(addrs[i], lengths[i])``.
+
+    ``addrs`` are data addresses of ``uint64`` arrays (kept alive by the caller) and
+    ``lengths`` their word counts.  Equal to ``XXH64(bytes, seed)`` of the
+    concatenation on a little-endian host.
+    """
+    v1 = seed + _XXH_P1 + _XXH_P2
+    v2 = seed + _XXH_P2
+    v3 = seed
+    v4 = seed - _XXH_P1
+    pending = np.zeros(4, dtype=np.uint64)
+    npending = 0
+    total = 0
+    for s in range(addrs.size):
+        n = lengths[s]
+        total += n
+        if n == 0:
+            continue
+        words = numba.carray(_address_to_pointer(addrs[s]), (n,))
+        i = 0
+        # A stripe of four words may straddle segments.
+        while npending > 0 and i < n:
+            pending[npending] = words[i]
+            npending += 1
+            i += 1
+            if npending == 4:
+                v1 = _xxh_round(v1, pending[0])
+                v2 = _xxh_round(v2, pending[1])
+                v3 = _xxh_round(v3, pending[2])
+                v4 = _xxh_round(v4, pending[3])
+                npending = 0
+        while i + 4 <= n:
+            v1 = _xxh_round(v1, words[i])
+            v2 = _xxh_round(v2, words[i + 1])
+            v3 = _xxh_round(v3, words[i + 2])
+            v4 = _xxh_round(v4, words[i + 3])
+            i += 4
+        while i < n:
+            pending[npending] = words[i]
+            npending += 1
+            i += 1
+    if total >= 4:
+        h = _rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)
+        h = _xxh_merge(h, v1)
+        h = _xxh_merge(h, v2)
+        h = _xxh_merge(h, v3)
+        h = _xxh_merge(h, v4)
+    else:
+        h = seed + _XXH_P5
+    h += np.uint64(total) * np.uint64(8)
+    for j in range(npending):
+        h ^= _xxh_round(NULL, pending[j])
+        h = _rotl(h, 27) * _XXH_P1 + _XXH_P4
+    h ^= h >> np.uint64(33)
+    h *= _XXH_P2
+    h ^= h >> np.uint64(29)
+    h *= _XXH_P3
+    h ^= h >> np.uint64(32)
+    return h
+
+
+@numba.njit(**_JIT)
+def gather_chunks(addrs, out):
+    """Copy the chunk at ``addrs[i]`` into row ``i`` of the 2-D ``out``.
+
+    A save writes chunks through a staging buffer filled by this: the kernel copies
+    far faster than the OS takes one small write segment per chunk.
+    """
+    wpc = out.shape[1]
+    for i in range(addrs.size):
+        words = chunk_words(addrs[i], wpc)
+        for j in range(wpc):
+            out[i, j] = words[j]

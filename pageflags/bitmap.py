@@ -28,6 +28,7 @@ ranges) which entries must first become private chunks, allocates them or copies
 from __future__ import annotations
 
 import functools
+import os
 from collections import deque
 from itertools import repeat
 from operator import attrgetter, is_, methodcaller
@@ -35,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, persist
 from .base import PageMap
 from .geometry import Geometry, as_geometry
 
@@ -346,11 +347,52 @@ class PageFlags(PageMap):
         return new
 
     def __reduce__(self) -> tuple:
-        allocated = np.flatnonzero(self._allocated_mask())
-        data = (np.stack(self._table[allocated]) if allocated.size else
-                np.empty((0, self._geometry.words_per_chunk), dtype=np.uint64))
-        full = np.flatnonzero(self._addrs == self._full_addr)
-        return (_rebuild, (self._geometry, full, allocated, data))
+        # Compact: FULL runs, entry numbers and allocated chunks only (persist.py).
+        return persist.reduce(self)
+
+    # --- files and interchange (persist.py, roaring.py) -----------------------------
+    def save(self, path: str | os.PathLike, *, sync: bool = True) -> None:
+        """Write the map to ``path`` atomically (temporary file, fsync, replace).
+
+        The file holds the geometry, the ``FULL`` runs and only the allocated
+        chunks, with an XXH64 checksum; :mod:`pageflags.persist` documents the layout.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write; its folder must exist.  An existing file is replaced
+            only once the new one is complete.
+        sync : bool, default True
+            fsync the file and its folder.  ``False`` still never leaves a torn file
+            after a process crash, but a power loss may lose the new data.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_range(0, 100)
+        >>> flags.save("map.pgf")                              # doctest: +SKIP
+        >>> PageFlags.load("map.pgf") == flags                 # doctest: +SKIP
+        True
+        """
+        persist.save(self, path, sync=sync)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PageFlags:
+        """Read a map written by :meth:`save`, checking everything before building it.
+
+        Raises
+        ------
+        pageflags.FormatError
+            The file is truncated, corrupt or not a pageflags file; the message
+            names the file and the failed check.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> PageFlags.load("map.pgf").count()                  # doctest: +SKIP
+        100
+        """
+        return persist.load(path)
 
     def validate(self) -> None:
         """Check every invariant of the structure; ``AssertionError`` names the first broken.
@@ -403,16 +445,3 @@ class PageFlags(PageMap):
 def _require(condition: bool, reason: str) -> None:
     if not condition:
         raise AssertionError(f"PageFlags invariant broken: {reason}")
-
-
-def _rebuild(geometry: Geometry, full: np.ndarray, allocated: np.ndarray,
-             data: np.ndarray) -> PageFlags:
-    """Inverse of :meth:`PageFlags.__reduce__`."""
-    flags = PageFlags(geometry)
-    flags._fill(full)
-    chunks, addrs = _new_chunks(allocated.size, geometry.words_per_chunk, iter(data))
-    counts = np.zeros(allocated.size, dtype=np.int64)
-    _kernels.table_popcounts(addrs, geometry.chunk_shift, counts)
-    flags._store(allocated, chunks, addrs, counts)
-    flags._total = int(flags._counts.sum(dtype=np.int64))
-    return flags
