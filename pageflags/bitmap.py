@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels, persist
+from . import _kernels, persist, roaring
 from .base import PageMap
 from .geometry import Geometry, as_geometry
 
@@ -393,6 +393,41 @@ class PageFlags(PageMap):
         100
         """
         return persist.load(path)
+
+    def to_roaring64_bytes(self) -> bytes:
+        """The set pfns in Roaring's portable 64-bit serialization (CRoaring, pyroaring).
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_many([1, 2, 3])
+        >>> data = flags.to_roaring64_bytes(); len(data)
+        34
+        >>> PageFlags.from_roaring64_bytes(data, flags.geometry) == flags
+        True
+        """
+        return roaring.to_roaring64_bytes(self)
+
+    @classmethod
+    def from_roaring64_bytes(cls, data: bytes | bytearray | memoryview | np.ndarray,
+                             geometry: Geometry | int) -> PageFlags:
+        """A map of ``geometry`` holding the values of a portable Roaring64 serialization.
+
+        Chunks that come out wholly set become ``FULL``.
+
+        Raises
+        ------
+        pageflags.FormatError
+            ``data`` is not a valid serialization, or holds a value ``>= npages``.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> empty = bytes(8)                       # no buckets
+        >>> PageFlags.from_roaring64_bytes(empty, 1 << 20).count()
+        0
+        """
+        return roaring.from_roaring64_bytes(data, geometry)
 
     def validate(self) -> None:
         """Check every invariant of the structure; ``AssertionError`` names the first broken.

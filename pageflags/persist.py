@@ -116,8 +116,12 @@ def _little_endian_host() -> None:
 
 def full_runs(flags: PageFlags) -> np.ndarray:
     """``(R, 2)`` ``uint64`` array of ``[start, stop)`` runs of ``FULL`` entries."""
-    full = (flags._addrs == flags._full_addr).view(np.int8)
-    edges = np.diff(full, prepend=np.int8(0), append=np.int8(0))
+    return runs_of(flags._addrs == flags._full_addr)
+
+
+def runs_of(mask: np.ndarray) -> np.ndarray:
+    """``(R, 2)`` ``uint64`` array of ``[start, stop)`` runs of True in a bool mask."""
+    edges = np.diff(mask.view(np.int8), prepend=np.int8(0), append=np.int8(0))
     starts = np.flatnonzero(edges == 1)
     stops = np.flatnonzero(edges == -1)
     return np.stack([starts, stops], axis=1).astype(np.uint64)
