@@ -619,7 +619,7 @@ def _container_words(addrs, chunk_shift, key, buf):
 @numba.njit(**_JIT)
 def _container_full(counts, chunk_shift, key):
     """Whether the cached counts say every chunk under container ``key`` is all ones."""
-    wpc, wshift, seg = _segment(chunk_shift)
+    _, wshift, seg = _segment(chunk_shift)
     ppc = 1 << chunk_shift
     base = key << 10
     for s in range(0, _CONTAINER_WORDS, seg):
