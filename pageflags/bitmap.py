@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from . import _kernels, persist, roaring
+from ._addresses import data_addresses
 from .base import PageMap
 from .geometry import Geometry, as_geometry
 
@@ -73,7 +74,7 @@ def _new_chunks(count: int, words_per_chunk: int,
         made = map(np.ndarray.copy, sources)
     chunks = np.fromiter(made, dtype=object, count=count)
     deque(map(_make_read_only, chunks), maxlen=0)
-    addrs = np.fromiter(map(_data_address, chunks), dtype=np.uint64, count=count)
+    addrs = data_addresses(chunks)
     return chunks, addrs
 
 
@@ -461,7 +462,7 @@ class PageFlags(PageMap):
         kinds = set(map(attrgetter("dtype", "shape", "flags.writeable"), chunks))
         _require(kinds <= {(np.dtype(np.uint64), (g.words_per_chunk,), False)},
                  f"allocated entries of the wrong kind: {kinds}")
-        real = np.fromiter(map(_data_address, chunks), dtype=np.uint64, count=allocated.size)
+        real = data_addresses(chunks)
         _require(np.array_equal(real, addrs[allocated]),
                  "address shadow disagrees with the chunks in the table")
         _require(np.unique(real).size == real.size, "two entries share one chunk")

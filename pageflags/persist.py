@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _kernels
+from ._addresses import data_addresses
 from .geometry import Geometry
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ _SEED = np.uint64(0)
 # Linux caps one readv at IOV_MAX buffers and at about 2 GiB.
 _IOV_MAX = 1024
 _BATCH_BYTES = 1 << 28
-_STAGING_BYTES = 8 << 20
+_STAGING_BYTES = 2 << 20
 
 
 class FormatError(ValueError):
@@ -167,17 +168,21 @@ def check_entries(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
     return np.stack([starts, stops], axis=1), allocated
 
 
-def check_chunks(geometry: Geometry, allocated: np.ndarray, addrs: np.ndarray,
-                 chunks: np.ndarray, path: str) -> np.ndarray:
-    """Popcounts of the chunks at ``addrs``; check no bit lies past ``npages``."""
+def popcounts(addrs: np.ndarray, chunk_shift: int) -> np.ndarray:
+    """Popcount of each chunk at ``addrs``, read from memory."""
     counts = np.zeros(addrs.size, dtype=np.int64)
-    _kernels.table_popcounts(addrs, geometry.chunk_shift, counts)
+    _kernels.table_popcounts(addrs, chunk_shift, counts)
+    return counts
+
+
+def check_tail(geometry: Geometry, allocated: np.ndarray, chunks: np.ndarray,
+               path: str) -> None:
+    """Check that no bit past ``npages`` is set in a partial last chunk."""
     whole = geometry.npages >> geometry.chunk_shift
     if allocated.size and allocated[-1] >= whole:
         tail = _kernels.flat_count_range(chunks[-1], geometry.last_chunk_pages,
                                          geometry.pages_per_chunk)
         _require(tail == 0, path, "bits past npages", f"{tail} bits set past npages")
-    return counts
 
 
 def assemble(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
@@ -203,10 +208,10 @@ def assemble(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
 
 def _seal(chunks: np.ndarray) -> np.ndarray:
     """Make ``chunks`` read-only, as the map's chunks are; return their addresses."""
-    from .bitmap import _data_address, _make_read_only
+    from .bitmap import _make_read_only
 
     deque(map(_make_read_only, chunks), maxlen=0)
-    return np.fromiter(map(_data_address, chunks), dtype=np.uint64, count=chunks.size)
+    return data_addresses(chunks)
 
 
 # --- pickle ------------------------------------------------------------------------
@@ -236,7 +241,8 @@ def restore(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
              where, "shapes and dtypes", "runs or data of the wrong shape")
     runs, allocated = check_entries(geometry, runs, allocated, where)
     chunks, addrs = _new_chunks(allocated.size, geometry.words_per_chunk, iter(data))
-    counts = check_chunks(geometry, allocated, addrs, chunks, where)
+    check_tail(geometry, allocated, chunks, where)
+    counts = popcounts(addrs, geometry.chunk_shift)
     return assemble(geometry, runs, allocated, chunks, addrs, counts, where)
 
 
@@ -265,18 +271,23 @@ def _per_call(chunk_bytes: int) -> int:
     return max(1, min(_IOV_MAX, _BATCH_BYTES // chunk_bytes))
 
 
-def _write_chunks(fd: int, addrs: np.ndarray, words_per_chunk: int) -> None:
-    """Write the chunks at ``addrs`` in order, through a staging buffer.
+def _write_chunks(fd: int, addrs: np.ndarray, words_per_chunk: int,
+                  state: np.ndarray) -> None:
+    """Write the chunks at ``addrs`` in order, through a staging buffer, hashing them.
 
     One ``writev`` segment per chunk runs at a fifth of the speed of large writes
-    (the page cache pays per segment), so a kernel gathers chunks into a buffer of
-    a few MiB and each buffer goes out in one write.
+    (the page cache pays per segment), so a kernel gathers chunks into a buffer
+    small enough to stay in cache, the checksum reads them there, and each buffer
+    goes out in one write: scattered chunk memory is read once.
     """
     step = max(1, _STAGING_BYTES // (8 * words_per_chunk))
     staging = np.empty((min(step, addrs.size), words_per_chunk), dtype=np.uint64)
+    where = np.array([staging.ctypes.data], dtype=np.uint64)
+    ones = np.empty(1, dtype=np.int64)
     for start in range(0, addrs.size, step):
         part = addrs[start:start + step]
         _kernels.gather_chunks(part, staging[:part.size])
+        _kernels.xxh64_update(state, where, np.array([part.size * words_per_chunk]), ones)
         _write_all(fd, staging[:part.size])
 
 
@@ -297,16 +308,17 @@ def _read_chunks(fd: int, chunks: np.ndarray, chunk_bytes: int, path: str) -> No
                     view = view[got:]
 
 
-def _checksum(header: np.ndarray, runs: np.ndarray, allocated: np.ndarray,
-              chunk_addrs: np.ndarray, words_per_chunk: int) -> int:
-    """XXH64 of a file's bytes before its trailer, read where they lie in memory."""
-    parts = (header, runs, allocated)
-    addrs = np.empty(len(parts) + chunk_addrs.size, dtype=np.uint64)
-    addrs[:3] = [part.ctypes.data for part in parts]
-    addrs[3:] = chunk_addrs
-    lengths = np.full(addrs.size, words_per_chunk, dtype=np.int64)
-    lengths[:3] = [part.size for part in parts]
-    return int(_kernels.xxh64_segments(addrs, lengths, _SEED))
+def xxh64_start(parts: tuple[np.ndarray, ...]) -> np.ndarray:
+    """An XXH64 state fed the (small, contiguous ``uint64``) arrays ``parts``."""
+    state = _kernels.xxh64_start(_SEED)
+    addrs = np.array([part.ctypes.data for part in parts], dtype=np.uint64)
+    lengths = np.array([part.size for part in parts], dtype=np.int64)
+    _kernels.xxh64_update(state, addrs, lengths, np.empty(len(parts), dtype=np.int64))
+    return state
+
+
+def xxh64_digest(state: np.ndarray) -> int:
+    return int(_kernels.xxh64_digest(state, _SEED))
 
 
 def _file_mode(path: str) -> int:
@@ -348,8 +360,7 @@ def save(flags: PageFlags, path: str | os.PathLike, *, sync: bool = True) -> Non
     header = np.frombuffer(_HEADER.pack(
         MAGIC, VERSION, g.phys_addr_bits, g.page_shift, g.chunk_shift, 0, g.npages,
         runs.shape[0], allocated.size, flags.count(), bytes(16)), dtype=np.uint64)
-    checksum = _checksum(header, runs, allocated, chunk_addrs, g.words_per_chunk)
-    trailer = np.array([checksum], dtype="<u8")
+    state = xxh64_start((header, runs, allocated))
 
     folder = os.path.dirname(os.path.abspath(path))
     mode = _file_mode(path)
@@ -358,8 +369,8 @@ def save(flags: PageFlags, path: str | os.PathLike, *, sync: bool = True) -> Non
     try:
         for part in (header, runs, allocated):
             _write_all(fd, part)
-        _write_chunks(fd, chunk_addrs, g.words_per_chunk)
-        _write_all(fd, trailer)
+        _write_chunks(fd, chunk_addrs, g.words_per_chunk, state)
+        _write_all(fd, np.array([xxh64_digest(state)], dtype="<u8"))
         if hasattr(os, "fchmod"):  # mkstemp makes 0600; give what open() would
             os.fchmod(fd, mode)
         if sync:
@@ -418,12 +429,15 @@ def _load_fd(fd: int, size: int, path: str) -> PageFlags:
     stored = int(np.frombuffer(_read_exact(fd, TRAILER_BYTES, path), dtype="<u8")[0])
     addrs = _seal(chunks)
 
-    actual = _checksum(header, runs, allocated, addrs, wpc)
+    state = xxh64_start((header, runs, allocated))
+    counts = np.empty(nalloc, dtype=np.int64)
+    _kernels.xxh64_update(state, addrs, np.full(nalloc, wpc, dtype=np.int64), counts)
+    actual = xxh64_digest(state)
     _require(actual == stored, path, "checksum",
              f"XXH64 {actual:#018x}, the file says {stored:#018x}")
 
     runs, at = check_entries(geometry, runs, allocated, path)
-    counts = check_chunks(geometry, at, addrs, chunks, path)
+    check_tail(geometry, at, chunks, path)
     full_pages = int((runs[:, 1] - runs[:, 0]).sum()) * geometry.pages_per_chunk
     counted = full_pages + int(counts.sum())
     _require(counted == total, path, "count",

@@ -132,10 +132,9 @@ def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
         rows = np.setdiff1d(chunk_of, full_chunks)
     data_rows = np.zeros((rows.size, g.words_per_chunk), dtype=np.uint64)
     _kernels.roaring_fill(buf, keys, kinds, cards, offsets, g.chunk_shift, rows, data_rows)
-    counts = np.zeros(rows.size, dtype=np.int64)
     row_addrs = (data_rows.ctypes.data
                  + np.arange(rows.size, dtype=np.uint64) * np.uint64(g.chunk_bytes))
-    _kernels.table_popcounts(row_addrs, g.chunk_shift, counts)
+    counts = persist.popcounts(row_addrs, g.chunk_shift)
 
     # Rows wholly set (from bitset or run containers) are FULL too; empty rows go.
     now_full = (counts == g.pages_per_chunk) & (rows < whole)

@@ -137,11 +137,13 @@ def test_xxh64_of_split_segments_equals_whole():
     parts = [words[a:b] for a, b in itertools.pairwise(cuts)]
 
     def xxh(arrays):
-        addrs = np.array([a.ctypes.data for a in arrays], dtype=np.uint64)
-        lengths = np.array([a.size for a in arrays], dtype=np.int64)
-        return int(_kernels.xxh64_segments(addrs, lengths, np.uint64(0)))
+        return persist.xxh64_digest(persist.xxh64_start(tuple(arrays)))
 
     assert xxh(parts) == xxh([words])
+    state = persist.xxh64_start(tuple(parts[:3]))  # fed in two calls
+    _kernels.xxh64_update(state, np.array([p.ctypes.data for p in parts[3:]], np.uint64),
+                          np.array([p.size for p in parts[3:]]), np.empty(3, np.int64))
+    assert persist.xxh64_digest(state) == xxh([words])
     assert xxh([]) == 0xEF46DB3751D8E999          # XXH64 of no bytes, seed 0
 
 
@@ -205,10 +207,8 @@ def forge(path, header_fields: dict, runs=(), allocated=(), chunks=()) -> None:
             + np.asarray(runs, dtype="<u8").tobytes()
             + np.asarray(allocated, dtype="<u8").tobytes()
             + np.asarray(chunks, dtype="<u8").tobytes())
-    words = np.frombuffer(body, dtype=np.uint64)
-    checksum = _kernels.xxh64_segments(np.array([words.ctypes.data], dtype=np.uint64),
-                                       np.array([words.size]), np.uint64(0))
-    path.write_bytes(body + struct.pack("<Q", int(checksum)))
+    checksum = persist.xxh64_digest(persist.xxh64_start((np.frombuffer(body, np.uint64),)))
+    path.write_bytes(body + struct.pack("<Q", checksum))
 
 
 @pytest.mark.parametrize(("fields", "parts", "check"), [
