@@ -32,15 +32,30 @@ Reading checks the whole input before it builds anything (bucket and container
 keys ascending, cookies, offsets, array values ascending, runs ordered and disjoint,
 every cardinality, no trailing bytes, no value at or past ``npages``); a failure
 raises :class:`~pageflags.FormatError`.  Chunks wholly set become ``FULL``.
+
+Examples
+--------
+>>> from pageflags import PageFlags
+>>> flags = PageFlags(1 << 20); flags.set_range(0, 1 << 16); flags.set(99_999)
+>>> data = to_roaring64_bytes(flags)
+>>> len(data)     # 8 + 4 + (4 + 1 + 2*4) + 6 + 2: one run container, one array
+33
+>>> from_roaring64_bytes(data, flags.geometry) == flags
+True
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _kernels, persist
 from .geometry import Geometry, as_geometry
 from .persist import FormatError
+
+if TYPE_CHECKING:
+    from .bitmap import PageFlags
 
 __all__ = ["from_roaring64_bytes", "to_roaring64_bytes"]
 
@@ -53,7 +68,7 @@ _CHECKS = {
 }
 
 
-def _container_keys(flags) -> np.ndarray:
+def _container_keys(flags: PageFlags) -> np.ndarray:
     """Keys (``pfn >> 16``) of the containers that may hold set pfns, ascending."""
     g = flags.geometry
     shift = g.chunk_shift - 16
@@ -65,8 +80,17 @@ def _container_keys(flags) -> np.ndarray:
     return keys[(keys << 16) < g.npages]
 
 
-def to_roaring64_bytes(flags) -> bytes:
-    """The set pfns of ``flags`` in the portable 64-bit Roaring serialization."""
+def to_roaring64_bytes(flags: PageFlags) -> bytes:
+    """The set pfns of ``flags`` in the portable 64-bit Roaring serialization.
+
+    Each container is written as the smallest of run, array and bitset.
+
+    Examples
+    --------
+    >>> from pageflags import PageFlags
+    >>> to_roaring64_bytes(PageFlags(1 << 20)) == bytes(8)      # no buckets
+    True
+    """
     g = flags.geometry
     keys = _container_keys(flags)
     cards = np.empty(keys.size, dtype=np.int64)
@@ -99,8 +123,27 @@ def to_roaring64_bytes(flags) -> bytes:
 
 
 def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
-                         geometry: Geometry | int):
-    """A PageFlags map of ``geometry`` holding the values of a Roaring64 serialization."""
+                         geometry: Geometry | int) -> PageFlags:
+    """A PageFlags map of ``geometry`` holding the values of a Roaring64 serialization.
+
+    Parameters
+    ----------
+    data : bytes-like or uint8 array
+        The serialization (pyroaring ``BitMap64.serialize()``, CRoaring
+        ``roaring64_bitmap_portable_serialize``).
+    geometry : Geometry or int
+        The map's geometry, or its page count.
+
+    Raises
+    ------
+    FormatError
+        ``data`` is malformed or holds a value ``>= npages``; nothing is built.
+
+    Examples
+    --------
+    >>> from_roaring64_bytes(bytes(8), 1 << 20).count()
+    0
+    """
     from .bitmap import _new_chunks
 
     g = as_geometry(geometry)

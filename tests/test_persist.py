@@ -240,6 +240,27 @@ def test_forged_files_fail_the_named_check(tmp_path, fields, parts, check):
         assert load_error(path).check == check
 
 
+def test_format_error_is_a_value_error_and_pickles(tiny_file):
+    _, path = tiny_file
+    path.write_bytes(b"not a map")
+    error = load_error(path)
+    assert isinstance(error, ValueError)
+    again = pickle.loads(pickle.dumps(error))
+    assert (str(again), again.path, again.check) == (str(error), str(path), "size")
+
+
+def test_save_through_a_symlink_writes_its_target(tmp_path):
+    target = tmp_path / "real.pgf"
+    link = tmp_path / "link.pgf"
+    PageFlags(TINY).save(target)
+    link.symlink_to(target)
+    flags = PageFlags(TINY)
+    flags.set(7)
+    flags.save(link)
+    assert link.is_symlink()
+    assert PageFlags.load(target) == flags
+
+
 def test_missing_file_is_an_os_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         PageFlags.load(tmp_path / "absent.pgf")
