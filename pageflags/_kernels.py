@@ -922,12 +922,17 @@ def roaring_parse(buf, store, keys, kinds, cards, offsets):
 
 
 @numba.njit(**_JIT)
-def roaring_fill(buf, keys, kinds, cards, offsets, chunk_shift, row_chunks, data):
-    """Decode checked containers into ``data``, whose row r is chunk ``row_chunks[r]``.
+def roaring_fill(buf, keys, kinds, cards, offsets, chunk_shift, row_chunks, row_addrs,
+                 row_counts):
+    """Decode checked containers into the chunks listed in ``row_chunks`` (ascending).
 
-    Containers over chunks with no row (entries that become ``FULL``) are skipped.
-    ``data`` starts zeroed; each container writes its own 1024-word slice.
+    With ``row_addrs`` empty, only add each chunk's set bits to ``row_counts[r]``,
+    so the caller allocates just the chunks that end up neither empty nor full.
+    Otherwise chunk ``row_chunks[r]`` is the zeroed chunk at ``row_addrs[r]`` and
+    each container writes its own 1024-word slice of it.  Containers over chunks
+    with no row are skipped.
     """
+    write = row_addrs.size > 0
     words = np.empty(_CONTAINER_WORDS, dtype=np.uint64)
     wpc, wshift, seg = _segment(chunk_shift)
     nrows = row_chunks.size
@@ -959,9 +964,14 @@ def roaring_fill(buf, keys, kinds, cards, offsets, chunk_shift, row_chunks, data
             while r < nrows and row_chunks[r] < c:
                 r += 1
             if r < nrows and row_chunks[r] == c:
-                off = gw & (wpc - 1)
-                for j in range(seg):
-                    data[r, off + j] = words[s + j]
+                if write:
+                    chunk = chunk_words(row_addrs[r], wpc)
+                    off = gw & (wpc - 1)
+                    for j in range(seg):
+                        chunk[off + j] = words[s + j]
+                else:
+                    for j in range(seg):
+                        row_counts[r] += popcount(words[s + j])
 
 
 @numba.njit(**_JIT)

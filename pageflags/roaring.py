@@ -170,22 +170,24 @@ def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
         rows = rows[rows < g.nchunks]
     else:
         chunk_of = keys >> shift
-        chunks, fulls = np.unique(chunk_of[full], return_counts=True)
-        full_chunks = chunks[(fulls == 1 << shift) & (chunks < whole)]
+        touched, fulls = np.unique(chunk_of[full], return_counts=True)
+        full_chunks = touched[(fulls == 1 << shift) & (touched < whole)]
         rows = np.setdiff1d(chunk_of, full_chunks)
-    data_rows = np.zeros((rows.size, g.words_per_chunk), dtype=np.uint64)
-    _kernels.roaring_fill(buf, keys, kinds, cards, offsets, g.chunk_shift, rows, data_rows)
-    row_addrs = (data_rows.ctypes.data
-                 + np.arange(rows.size, dtype=np.uint64) * np.uint64(g.chunk_bytes))
-    counts = persist.popcounts(row_addrs, g.chunk_shift)
-
-    # Rows wholly set (from bitset or run containers) are FULL too; empty rows go.
+    # Count first, then allocate only the chunks that are neither empty nor full
+    # and decode straight into them (kernels write through addresses; the
+    # read-only flag guards Python-level writes only).
+    counts = np.zeros(rows.size, dtype=np.int64)
+    none = np.empty(0, dtype=np.uint64)
+    _kernels.roaring_fill(buf, keys, kinds, cards, offsets, g.chunk_shift, rows, none, counts)
     now_full = (counts == g.pages_per_chunk) & (rows < whole)
     keep = (counts > 0) & ~now_full
+    allocated, counts = rows[keep], counts[keep]
+    chunks, addrs = _new_chunks(allocated.size, g.words_per_chunk)
+    _kernels.roaring_fill(buf, keys, kinds, cards, offsets, g.chunk_shift, allocated, addrs,
+                          counts)
+
     mask = np.zeros(g.nchunks, dtype=bool)
     mask[full_chunks] = True
     mask[rows[now_full]] = True
     runs = persist.runs_of(mask).astype(np.int64)
-    allocated = rows[keep]
-    chunks_, addrs = _new_chunks(allocated.size, g.words_per_chunk, iter(data_rows[keep]))
-    return persist.assemble(g, runs, allocated, chunks_, addrs, counts[keep], WHERE)
+    return persist.assemble(g, runs, allocated, chunks, addrs, counts, WHERE)
