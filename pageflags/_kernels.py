@@ -871,7 +871,7 @@ def roaring_parse(buf, store, keys, kinds, cards, offsets):
                     last = first + np.int64(_get(buf, pos + 4 * r + 2, 2))
                     if first < next_free or last > 0xFFFF:
                         return 10, pos + 4 * r, n, 0
-                    next_free = last + 2  # touching runs would be one run
+                    next_free = last + 1  # touching runs are allowed (not canonical)
                     total += last - first + 1
                 if runs == 0 or total != card:
                     return 11, body, n, 0

@@ -177,3 +177,21 @@ def test_random_bytes_raise_format_error_only(data, prefix):
     except FormatError:
         return
     flags.validate()  # a valid serialization by chance: it must give a valid map
+
+
+def _one_run_bucket(runs: list[tuple[int, int]], card: int) -> bytes:
+    """A serialization of one bucket (high 0) holding one run container (key 0)."""
+    body = struct.pack("<H", len(runs)) + b"".join(struct.pack("<HH", s, n) for s, n in runs)
+    return (struct.pack("<QI", 1, 0) + struct.pack("<I", 12347) + b"\x01"
+            + struct.pack("<HH", 0, card - 1) + body)
+
+
+def test_touching_runs_are_accepted_overlapping_refused():
+    flags = PageFlags.from_roaring64_bytes(_one_run_bucket([(0, 0), (1, 1)], 3), 1 << 20)
+    assert flags.count() == 3 and flags.all(0, 3)
+    for runs, card, check in (([(0, 1), (1, 0)], 3, "run container"),
+                              ([(5, 2)], 4, "run cardinality"),
+                              ([(65535, 1)], 2, "run container")):
+        with pytest.raises(FormatError) as info:
+            PageFlags.from_roaring64_bytes(_one_run_bucket(runs, card), 1 << 20)
+        assert info.value.check == check
