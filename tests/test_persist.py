@@ -261,6 +261,23 @@ def test_save_through_a_symlink_writes_its_target(tmp_path):
     assert PageFlags.load(target) == flags
 
 
+def test_short_reads_and_writes_are_completed(tmp_path, monkeypatch):
+    # The OS may move fewer bytes than asked (signals, >2 GiB requests).
+    real_write, real_readv = os.write, os.readv
+
+    def short_write(fd, data):
+        return real_write(fd, memoryview(data)[:1000])
+
+    def short_readv(fd, buffers):
+        return real_readv(fd, [memoryview(buffers[0]).cast("B")[:1000]])
+
+    flags = mixed(Geometry(32))
+    monkeypatch.setattr(os, "write", short_write)
+    flags.save(tmp_path / "m.pgf")
+    monkeypatch.setattr(os, "readv", short_readv)
+    assert_same(flags, PageFlags.load(tmp_path / "m.pgf"))
+
+
 def test_missing_file_is_an_os_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         PageFlags.load(tmp_path / "absent.pgf")
