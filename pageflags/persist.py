@@ -109,9 +109,17 @@ _STAGING_BYTES = 2 << 20
 
 
 class FormatError(ValueError):
-    """A saved map (or pickled state) that cannot be loaded.
+    """A saved map, Roaring serialization or pickled state that cannot be loaded.
 
-    ``path`` names the file and ``check`` the check that failed.
+    ``path`` names the file (or the kind of input), ``check`` the check that failed
+    and ``detail`` what it found.
+
+    Examples
+    --------
+    >>> from pageflags import FormatError
+    >>> error = FormatError("map.pgf", "magic", "not a pageflags file")
+    >>> str(error), isinstance(error, ValueError)
+    ('map.pgf: magic: not a pageflags file', True)
     """
 
     def __init__(self, path: str, check: str, detail: str) -> None:
@@ -298,10 +306,10 @@ def _write_chunks(fd: int, addrs: np.ndarray, words_per_chunk: int,
                   state: np.ndarray) -> None:
     """Write the chunks at ``addrs`` in order, through a staging buffer, hashing them.
 
-    One ``writev`` segment per chunk runs at a fifth of the speed of large writes
-    (the page cache pays per segment), so a kernel gathers chunks into a buffer
-    small enough to stay in cache, the checksum reads them there, and each buffer
-    goes out in one write: scattered chunk memory is read once.
+    A kernel gathers chunks into a buffer small enough to stay in cache, the
+    checksum reads them there, and each buffer goes out in one large write: the
+    scattered chunk memory is read once, and the OS sees a few large writes rather
+    than one segment per chunk.
     """
     step = max(1, _STAGING_BYTES // (8 * words_per_chunk))
     staging = np.empty((min(step, addrs.size), words_per_chunk), dtype=np.uint64)
