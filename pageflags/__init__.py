@@ -16,8 +16,9 @@ from .flat import FlatPageFlags
 from .geometry import Geometry, capacity
 from .hotplug import Hotplug
 from .memmap import MemoryMap, PreallocatedPageFlags
+from .persist import FormatError
 
 __version__ = "0.1.0"
 
-__all__ = ["FlatPageFlags", "Geometry", "Hotplug", "MemoryMap", "PageFlags", "PageMap",
-           "PreallocatedPageFlags", "capacity", "__version__"]
+__all__ = ["FlatPageFlags", "FormatError", "Geometry", "Hotplug", "MemoryMap", "PageFlags",
+           "PageMap", "PreallocatedPageFlags", "capacity", "__version__"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 from collections import deque
 from itertools import repeat
 from operator import attrgetter, methodcaller
@@ -36,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, persist, roaring
+from ._addresses import data_addresses
 from .base import PageMap
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 
@@ -73,7 +75,7 @@ def _new_chunks(count: int, words_per_chunk: int,
         made = map(np.ndarray.copy, sources)
     chunks = np.fromiter(made, dtype=object, count=count)
     deque(map(_make_read_only, chunks), maxlen=0)
-    addrs = np.fromiter(map(_data_address, chunks), dtype=np.uint64, count=count)
+    addrs = data_addresses(chunks)
     return chunks, addrs
 
 
@@ -392,11 +394,87 @@ class PageFlags(PageMap):
         return new
 
     def __reduce__(self) -> tuple:
-        allocated = np.flatnonzero(self._allocated_mask())
-        data = (np.stack(self._table[allocated]) if allocated.size else
-                np.empty((0, self._geometry.words_per_chunk), dtype=np.uint64))
-        full = np.flatnonzero(self._addrs == self._full_addr)
-        return (_rebuild, (self._geometry, full, allocated, data))
+        # Compact: FULL runs, entry numbers and allocated chunks only (persist.py).
+        return persist.reduce(self)
+
+    # --- files and interchange (persist.py, roaring.py) -----------------------------
+    def save(self, path: str | os.PathLike, *, sync: bool = True) -> None:
+        """Write the map to ``path`` atomically (temporary file, fsync, replace).
+
+        The file holds the geometry, the ``FULL`` runs and only the allocated
+        chunks, with an XXH64 checksum; :mod:`pageflags.persist` documents the layout.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write; its folder must exist.  An existing file is replaced
+            only once the new one is complete.
+        sync : bool, default True
+            fsync the file and its folder.  ``False`` still never leaves a torn file
+            after a process crash, but a power loss may lose the new data.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_range(0, 100)
+        >>> flags.save("map.pgf")                              # doctest: +SKIP
+        >>> PageFlags.load("map.pgf") == flags                 # doctest: +SKIP
+        True
+        """
+        persist.save(self, path, sync=sync)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PageFlags:
+        """Read a map written by :meth:`save`, checking everything before building it.
+
+        Raises
+        ------
+        pageflags.FormatError
+            The file is truncated, corrupt or not a pageflags file; the message
+            names the file and the failed check.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> PageFlags.load("map.pgf").count()                  # doctest: +SKIP
+        100
+        """
+        return persist.load(path)
+
+    def to_roaring64_bytes(self) -> bytes:
+        """The set pfns in Roaring's portable 64-bit serialization (CRoaring, pyroaring).
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_many([1, 2, 3])
+        >>> data = flags.to_roaring64_bytes(); len(data)
+        34
+        >>> PageFlags.from_roaring64_bytes(data, flags.geometry) == flags
+        True
+        """
+        return roaring.to_roaring64_bytes(self)
+
+    @classmethod
+    def from_roaring64_bytes(cls, data: bytes | bytearray | memoryview | np.ndarray,
+                             geometry: Geometry | int) -> PageFlags:
+        """A map of ``geometry`` holding the values of a portable Roaring64 serialization.
+
+        Chunks that come out wholly set become ``FULL``.
+
+        Raises
+        ------
+        pageflags.FormatError
+            ``data`` is not a valid serialization, or holds a value ``>= npages``.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> empty = bytes(8)                       # no buckets
+        >>> PageFlags.from_roaring64_bytes(empty, 1 << 20).count()
+        0
+        """
+        return roaring.from_roaring64_bytes(data, geometry)
 
     def validate(self) -> None:
         """Check every invariant of the structure; ``AssertionError`` names the first broken.
@@ -431,7 +509,7 @@ class PageFlags(PageMap):
         kinds = set(map(attrgetter("dtype", "shape", "flags.writeable"), chunks))
         _require(kinds <= {(np.dtype(np.uint64), (g.words_per_chunk,), False)},
                  f"allocated entries of the wrong kind: {kinds}")
-        real = np.fromiter(map(_data_address, chunks), dtype=np.uint64, count=allocated.size)
+        real = data_addresses(chunks)
         _require(np.array_equal(real, addrs[allocated]),
                  "address shadow disagrees with the chunks in the table")
         _require(np.unique(real).size == real.size, "two entries share one chunk")
@@ -463,16 +541,3 @@ def _object_pointers(objects: np.ndarray) -> np.ndarray:
 def _require(condition: bool, reason: str) -> None:
     if not condition:
         raise AssertionError(f"PageFlags invariant broken: {reason}")
-
-
-def _rebuild(geometry: Geometry, full: np.ndarray, allocated: np.ndarray,
-             data: np.ndarray) -> PageFlags:
-    """Inverse of :meth:`PageFlags.__reduce__`."""
-    flags = PageFlags(geometry)
-    flags._fill(full)
-    chunks, addrs = _new_chunks(allocated.size, geometry.words_per_chunk, iter(data))
-    counts = np.zeros(allocated.size, dtype=np.int64)
-    _kernels.table_popcounts(addrs, geometry.chunk_shift, counts)
-    flags._store(allocated, chunks, addrs, counts)
-    flags._total = int(flags._counts.sum(dtype=np.int64))
-    return flags

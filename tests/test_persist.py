@@ -1,0 +1,377 @@
+"""Saving, loading, pickling and copying PageFlags maps (pageflags/persist.py)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import pickle
+import shutil
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pageflags import FormatError, Geometry, PageFlags, _kernels, persist
+
+# 4 chunks of one 64-page word each: a whole file is about 130 bytes, so every
+# offset of it can be truncated and flipped in well under a second.
+TINY = Geometry(20, 12, 6, 250)
+
+
+def kinds(flags: PageFlags) -> np.ndarray:
+    """0 = None, 1 = FULL, 2 = allocated, per entry."""
+    out = np.where(flags._addrs == 0, 0, 2)
+    out[flags._addrs == flags._full_addr] = 1
+    return out
+
+
+def mixed(geometry: Geometry, seed: int = 0) -> PageFlags:
+    """A map with None, FULL, partial, all-ones and all-zero allocated chunks."""
+    rng = np.random.default_rng(seed)
+    flags = PageFlags(geometry)
+    ppc = geometry.pages_per_chunk
+    flags.set_range(ppc, 3 * ppc)                          # two FULL entries
+    flags.set_range(5 * ppc + 7, 6 * ppc)                  # a partial chunk
+    flags.set_many(rng.integers(0, geometry.npages, 50))   # scattered bits
+    flags.set_range(geometry.npages - 3, geometry.npages)  # the last pages
+    flags.set_many(np.arange(8 * ppc, 9 * ppc))            # allocated yet all ones
+    flags._allocate(np.flatnonzero(flags._addrs == 0)[-1:])  # allocated yet all zero
+    flags.validate()
+    return flags
+
+
+def assert_same(a: PageFlags, b: PageFlags) -> None:
+    b.validate()
+    assert a.geometry == b.geometry
+    assert a == b
+    assert a.count() == b.count()
+    np.testing.assert_array_equal(kinds(a), kinds(b))
+    full = np.flatnonzero(kinds(b) == 1)
+    assert all(b.table[c] is b.FULL for c in full)
+
+
+@pytest.fixture
+def tiny_file(tmp_path):
+    flags = PageFlags(TINY)
+    flags.set_range(64, 128)   # FULL
+    flags.set_many([3, 200])   # two allocated chunks; 200 lies in the partial last one
+    path = tmp_path / "tiny.pgf"
+    flags.save(path)
+    return flags, path
+
+
+# --- round trips -----------------------------------------------------------------
+
+@pytest.mark.parametrize("geometry", [
+    Geometry(phys_addr_bits=36),                      # 2^24 pages, 512 chunks
+    Geometry.from_npages(1_000_003),                  # partial last chunk
+    Geometry(30, 12, 8, 200_001),                     # small chunks, partial last one
+    Geometry(40, 12, 20, (1 << 28) - 5),              # chunks larger than 2^16 pages
+], ids=["36-bit", "partial-last", "small-chunks", "big-chunks"])
+def test_round_trip_keeps_bits_and_entry_kinds(tmp_path, geometry):
+    flags = mixed(geometry)
+    flags.save(tmp_path / "m.pgf")
+    assert_same(flags, PageFlags.load(tmp_path / "m.pgf"))
+
+
+def test_empty_map_round_trips(tmp_path):
+    flags = PageFlags(Geometry(46))
+    flags.save(tmp_path / "e.pgf")
+    loaded = PageFlags.load(str(tmp_path / "e.pgf"))
+    assert_same(flags, loaded)
+    assert loaded.count() == 0
+    assert os.path.getsize(tmp_path / "e.pgf") == persist.HEADER_BYTES + 8
+
+
+def test_size_follows_allocated_chunks_not_address_space(tmp_path):
+    flags = PageFlags(Geometry(46))            # 2^19 entries
+    flags.set_many([5, 1 << 33])               # two chunks
+    flags.set_range(1 << 30, (1 << 30) + (3 << 15))  # one run of three FULL entries
+    flags.save(tmp_path / "s.pgf")
+    assert os.path.getsize(tmp_path / "s.pgf") == 64 + 16 * 1 + 2 * (8 + 4096) + 8
+
+
+def test_52_bit_map_round_trips(tmp_path):
+    # 2^25 entries (~700 MB of table in memory): one map at a time.
+    flags = PageFlags(Geometry(52))
+    full_lo, full_hi = 1 << 39, (1 << 39) + (1 << 30)     # 2^15 FULL entries, one run
+    flags.set_range(full_lo, full_hi)
+    single = [0, 12345, flags.npages - 1]
+    flags.set_many(single)
+    flags.save(tmp_path / "big.pgf")
+    del flags
+    assert os.path.getsize(tmp_path / "big.pgf") == 64 + 16 + 2 * (8 + 4096) + 8
+    loaded = PageFlags.load(tmp_path / "big.pgf")
+    assert loaded.count() == (1 << 30) + 3
+    assert loaded.stats()["full"] == 1 << 15 and loaded.stats()["allocated"] == 2
+    assert loaded.all(full_lo, full_hi)
+    assert loaded.test_many(single).all()
+    assert loaded.count(1, full_lo) == 1
+
+
+def test_save_replaces_an_existing_file(tmp_path):
+    path = tmp_path / "m.pgf"
+    mixed(Geometry(32), seed=1).save(path)
+    second = mixed(Geometry(32), seed=2)
+    second.save(path, sync=False)
+    assert_same(second, PageFlags.load(path))
+    assert os.listdir(tmp_path) == ["m.pgf"]
+
+
+def test_checksum_is_xxh64_of_the_bytes_before_it(tmp_path, tiny_file):
+    # zstd frames end with the low 32 bits of XXH64 (seed 0) of their content.
+    zstd = shutil.which("zstd")
+    if zstd is None:
+        pytest.skip("needs the zstd command to compute a reference XXH64")
+    _, path = tiny_file
+    content = path.read_bytes()
+    frame = subprocess.run([zstd, "-q", "-c", "--check"], input=content[:-8],
+                           capture_output=True, check=True).stdout
+    stored = int.from_bytes(content[-8:], "little")
+    assert stored & 0xFFFF_FFFF == int.from_bytes(frame[-4:], "little")
+
+
+def test_xxh64_of_split_segments_equals_whole():
+    rng = np.random.default_rng(3)
+    words = rng.integers(0, 2**63, 103, dtype=np.uint64)
+    cuts = [0, 1, 2, 7, 11, 60, 103]
+    parts = [words[a:b] for a, b in itertools.pairwise(cuts)]
+
+    def xxh(arrays):
+        return persist.xxh64_digest(persist.xxh64_start(tuple(arrays)))
+
+    assert xxh(parts) == xxh([words])
+    state = persist.xxh64_start(tuple(parts[:3]))  # fed in two calls
+    _kernels.xxh64_update(state, np.array([p.ctypes.data for p in parts[3:]], np.uint64),
+                          np.array([p.size for p in parts[3:]]), np.empty(3, np.int64))
+    assert persist.xxh64_digest(state) == xxh([words])
+    assert xxh([]) == 0xEF46DB3751D8E999          # XXH64 of no bytes, seed 0
+
+
+# --- refusing damaged files ------------------------------------------------------
+
+def load_error(path) -> FormatError:
+    with pytest.raises(FormatError) as info:
+        PageFlags.load(path)
+    return info.value
+
+
+def test_every_truncation_is_refused(tmp_path, tiny_file):
+    _, path = tiny_file
+    content = path.read_bytes()
+    cut = tmp_path / "cut.pgf"
+    for size in range(len(content)):
+        cut.write_bytes(content[:size])
+        error = load_error(cut)
+        assert error.check == "size"
+        assert str(cut) in str(error)
+
+
+def test_every_flipped_byte_is_refused(tmp_path, tiny_file):
+    flags, path = tiny_file
+    content = path.read_bytes()
+    bad = tmp_path / "bad.pgf"
+    for offset in range(len(content)):
+        for flip in (0x01, 0x80):
+            damaged = bytearray(content)
+            damaged[offset] ^= flip
+            bad.write_bytes(bytes(damaged))
+            load_error(bad)
+    bad.write_bytes(content)
+    assert PageFlags.load(bad) == flags
+
+
+def test_a_trailing_byte_is_refused(tmp_path, tiny_file):
+    _, path = tiny_file
+    path.write_bytes(path.read_bytes() + b"\0")
+    assert load_error(path).check == "size"
+
+
+@settings(max_examples=1000, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=300), prefix=st.sampled_from([b"", persist.MAGIC,
+                                                              persist.MAGIC + b"\1\0\0\0"]))
+def test_random_bytes_are_refused(tmp_path, data, prefix):
+    path = tmp_path / "random.pgf"
+    path.write_bytes(prefix + data)
+    load_error(path)
+
+
+def forge(path, header_fields: dict, runs=(), allocated=(), chunks=()) -> None:
+    """Write a file with the given fields and a correct checksum."""
+    fields = {"magic": persist.MAGIC, "version": 1, "phys": TINY.phys_addr_bits,
+              "page_shift": TINY.page_shift, "chunk_shift": TINY.chunk_shift, "pad": 0,
+              "npages": TINY.npages, "nruns": len(runs), "nalloc": len(allocated),
+              "total": 0, "reserved": bytes(16)}
+    fields.update(header_fields)
+    body = (struct.pack("<8sI4B4Q16s", *fields.values())
+            + np.asarray(runs, dtype="<u8").tobytes()
+            + np.asarray(allocated, dtype="<u8").tobytes()
+            + np.asarray(chunks, dtype="<u8").tobytes())
+    checksum = persist.xxh64_digest(persist.xxh64_start((np.frombuffer(body, np.uint64),)))
+    path.write_bytes(body + struct.pack("<Q", checksum))
+
+
+@pytest.mark.parametrize(("fields", "parts", "check"), [
+    ({}, {}, None),
+    ({"version": 2}, {}, "version"),
+    ({"pad": 1}, {}, "reserved"),
+    ({"chunk_shift": 3}, {}, "geometry"),
+    ({"npages": 0}, {}, "geometry"),
+    ({"nalloc": 1 << 60}, {}, "size"),
+    ({"total": 1}, {}, "count"),
+    ({}, {"runs": [[1, 1]]}, "full runs"),
+    ({}, {"runs": [[0, 1], [1, 2]]}, "full runs"),
+    ({}, {"runs": [[2, 3], [0, 1]]}, "full runs"),
+    ({}, {"runs": [[3, 4]]}, "full runs"),             # the partial last chunk
+    ({}, {"runs": [[0, 2**64 - 1]]}, "full runs"),
+    ({}, {"allocated": [4], "chunks": [1]}, "allocated entries"),
+    ({}, {"allocated": [1, 1], "chunks": [1, 1]}, "allocated entries"),
+    ({}, {"allocated": [2, 1], "chunks": [1, 1]}, "allocated entries"),
+    ({"total": 64}, {"runs": [[0, 2]], "allocated": [1], "chunks": [1]}, "entry kinds"),
+    ({}, {"allocated": [3], "chunks": [1 << 60]}, "bits past npages"),
+], ids=lambda v: str(v))
+def test_forged_files_fail_the_named_check(tmp_path, fields, parts, check):
+    path = tmp_path / "forged.pgf"
+    total = {"total": sum(int(c).bit_count() for c in parts.get("chunks", ()))}
+    forge(path, {**total, **fields}, **parts)
+    if check is None:
+        assert PageFlags.load(path).count() == 0
+    else:
+        assert load_error(path).check == check
+
+
+def test_format_error_is_a_value_error_and_pickles(tiny_file):
+    _, path = tiny_file
+    path.write_bytes(b"not a map")
+    error = load_error(path)
+    assert isinstance(error, ValueError)
+    again = pickle.loads(pickle.dumps(error))
+    assert (str(again), again.path, again.check) == (str(error), str(path), "size")
+
+
+def test_save_through_a_symlink_writes_its_target(tmp_path):
+    target = tmp_path / "real.pgf"
+    link = tmp_path / "link.pgf"
+    PageFlags(TINY).save(target)
+    link.symlink_to(target)
+    flags = PageFlags(TINY)
+    flags.set(7)
+    flags.save(link)
+    assert link.is_symlink()
+    assert PageFlags.load(target) == flags
+
+
+def test_short_reads_and_writes_are_completed(tmp_path, monkeypatch):
+    # The OS may move fewer bytes than asked (signals, >2 GiB requests).
+    real_write, real_readv = os.write, os.readv
+
+    def short_write(fd, data):
+        return real_write(fd, memoryview(data)[:1000])
+
+    def short_readv(fd, buffers):
+        return real_readv(fd, [memoryview(buffers[0]).cast("B")[:1000]])
+
+    flags = mixed(Geometry(32))
+    monkeypatch.setattr(os, "write", short_write)
+    flags.save(tmp_path / "m.pgf")
+    monkeypatch.setattr(os, "readv", short_readv)
+    assert_same(flags, PageFlags.load(tmp_path / "m.pgf"))
+
+
+def test_missing_file_is_an_os_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        PageFlags.load(tmp_path / "absent.pgf")
+
+
+# --- crash safety ----------------------------------------------------------------
+
+@pytest.mark.parametrize("victim", ["_write_chunks", "fsync", "replace"])
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch, victim, error):
+    path = tmp_path / "m.pgf"
+    old = mixed(Geometry(32), seed=1)
+    old.save(path)
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise error("injected")
+
+    if victim == "_write_chunks":
+        monkeypatch.setattr(persist, "_write_chunks", boom)
+    else:
+        monkeypatch.setattr(os, victim, boom)
+    with pytest.raises(error):
+        mixed(Geometry(32), seed=2).save(path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["m.pgf"]
+    assert path.read_bytes() == before
+    assert_same(old, PageFlags.load(path))
+
+
+def test_save_keeps_the_mode_of_the_file_it_replaces(tmp_path):
+    path = tmp_path / "m.pgf"
+    PageFlags(TINY).save(path)
+    os.chmod(path, 0o640)
+    PageFlags(TINY).save(path)
+    assert os.stat(path).st_mode & 0o777 == 0o640
+
+
+# --- pickle and copies -----------------------------------------------------------
+
+def test_pickle_round_trips_compactly():
+    flags = mixed(Geometry(46))             # 2^19 entries, a handful of chunks
+    data = pickle.dumps(flags)
+    allocated = flags.stats()["allocated"]
+    assert len(data) < allocated * 4096 + 2000
+    assert_same(flags, pickle.loads(data))
+
+
+def test_a_full_map_pickles_in_a_few_bytes():
+    flags = PageFlags(Geometry(46))
+    flags.set_range(0, flags.npages)
+    data = pickle.dumps(flags)
+    assert len(data) < 1000
+    assert_same(flags, pickle.loads(data))
+
+
+@pytest.mark.parametrize("how", [copy.copy, copy.deepcopy, PageFlags.copy])
+def test_copies_are_equal_and_independent(how):
+    flags = mixed(Geometry.from_npages(1_000_003))
+    twin = how(flags)
+    assert_same(flags, twin)
+    twin.set_range(0, twin.npages)
+    twin.clear(12)
+    assert flags.count() != twin.count()
+    flags.validate()
+
+
+def test_deepcopy_keeps_shared_references_shared():
+    flags = mixed(Geometry(32))
+    a, b = copy.deepcopy([flags, flags])
+    assert a is b and a is not flags
+
+
+@pytest.mark.parametrize(("change", "check"), [
+    ({"geometry": "46"}, "geometry"),
+    ({"runs": np.zeros((1, 3), np.uint64)}, "shapes and dtypes"),
+    ({"allocated": np.array([1], np.int64)}, "shapes and dtypes"),
+    ({"data": np.zeros((1, 2), np.uint64)}, "shapes and dtypes"),
+    ({"runs": np.array([[1, 1]], np.uint64)}, "full runs"),
+    ({"runs": np.array([[0, 2]], np.uint64)}, "entry kinds"),
+    ({"allocated": np.array([4], np.uint64)}, "allocated entries"),
+    ({"data": np.array([[1 << 63]], np.uint64), "allocated": np.array([3], np.uint64)},
+     "bits past npages"),
+])
+def test_malformed_pickled_state_raises(change, check):
+    state = {"geometry": TINY, "runs": np.zeros((0, 2), np.uint64),
+             "allocated": np.array([1], np.uint64), "data": np.ones((1, 1), np.uint64)}
+    persist.restore(*state.values())  # the unchanged state is fine
+    state.update(change)
+    with pytest.raises(FormatError) as info:
+        persist.restore(*state.values())
+    assert info.value.check == check
