@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _kernels
 
-__all__ = ["data_addresses"]
+__all__ = ["data_addresses", "object_pointers"]
 
 _ctypes_data = attrgetter("ctypes.data")
 
@@ -56,3 +56,21 @@ def data_addresses(arrays: np.ndarray) -> np.ndarray:
     out = np.empty(count, dtype=np.uint64)
     _kernels.words_at(where, out)
     return out
+
+
+def object_pointers(objects: np.ndarray) -> np.ndarray:
+    """The ``PyObject *`` values of an object array, as uint64 (a view: no copy, no loop).
+
+    CPython's ``id()`` is the object's address, so ``pointers == id(x)`` finds the
+    entries that are ``x`` in one vectorised comparison: validate() checks the 2**25
+    entries of a 52-bit table in milliseconds instead of seconds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> table = np.empty(3, dtype=object); table[1] = "x"
+    >>> (object_pointers(table) == id(None)).tolist()
+    [True, False, True]
+    """
+    buffer = (ctypes.c_uint64 * objects.size).from_address(objects.ctypes.data)
+    return np.ctypeslib.as_array(buffer)

@@ -27,7 +27,6 @@ ranges) which entries must first become private chunks, allocates them or copies
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 from collections import deque
@@ -38,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from . import _kernels, persist, roaring
-from ._addresses import data_addresses
+from ._addresses import data_addresses, object_pointers
 from .base import PageMap
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 
@@ -488,13 +487,18 @@ class PageFlags(PageMap):
         >>> from pageflags import PageFlags
         >>> flags = PageFlags(1 << 20); flags.set_range(5, 50_000); flags.validate()
         """
+        self._check_structure()
+        self._check_counts()
+
+    def _check_structure(self) -> None:
+        """Every invariant but the popcounts: reads no chunk data but the last."""
         g = self._geometry
         table, addrs, counts = self._table, self._addrs, self._counts
         n = g.nchunks
         _require(table.shape == (n,) and table.dtype == object, "table shape or dtype")
         _require(addrs.shape == (n,) and addrs.dtype == np.uint64, "address shadow shape")
         _require(counts.shape == (n,) and counts.dtype == np.int32, "count shadow shape")
-        pointers = _object_pointers(table)
+        pointers = object_pointers(table)
         is_none = pointers == id(None)
         is_full = pointers == id(self.FULL)
         _require(np.array_equal(is_none, addrs == 0), "None entries and zero addresses differ")
@@ -513,10 +517,6 @@ class PageFlags(PageMap):
         _require(np.array_equal(real, addrs[allocated]),
                  "address shadow disagrees with the chunks in the table")
         _require(np.unique(real).size == real.size, "two entries share one chunk")
-        popcounts = np.zeros(n, dtype=np.int64)
-        _kernels.table_popcounts(addrs, g.chunk_shift, popcounts)
-        bad = np.flatnonzero(popcounts != counts)
-        _require(bad.size == 0, f"cached counts differ from popcounts at chunks {bad[:8]}")
         _require(self._total == int(counts.sum(dtype=np.int64)),
                  f"total {self._total} != sum of chunk counts")
         _require(self._nallocated == allocated.size,
@@ -526,16 +526,12 @@ class PageFlags(PageMap):
                                              g.pages_per_chunk)
             _require(tail == 0, f"{tail} bits set past npages")
 
-
-def _object_pointers(objects: np.ndarray) -> np.ndarray:
-    """The ``PyObject *`` values of an object array, as uint64 (no copy, no loop).
-
-    CPython's ``id()`` is the object's address, so ``pointers == id(x)`` finds the
-    entries that are ``x`` in one vectorised comparison; validate() uses it to check
-    2**25 entries of a 52-bit table in milliseconds instead of seconds.
-    """
-    buffer = (ctypes.c_uint64 * objects.size).from_address(objects.ctypes.data)
-    return np.ctypeslib.as_array(buffer)
+    def _check_counts(self) -> None:
+        """The cached counts equal the popcounts of the chunks (reads every chunk)."""
+        popcounts = np.zeros(self._geometry.nchunks, dtype=np.int64)
+        _kernels.table_popcounts(self._addrs, self._geometry.chunk_shift, popcounts)
+        bad = np.flatnonzero(popcounts != self._counts)
+        _require(bad.size == 0, f"cached counts differ from popcounts at chunks {bad[:8]}")
 
 
 def _require(condition: bool, reason: str) -> None:
