@@ -60,8 +60,9 @@ SCANNING = [
 # 1. Scanning a simulated multi-terabyte machine
 
 A 46-bit physical address space (64 TiB) holding 2 TiB of memory in 8 NUMA nodes, one
-every 8 TiB, as `pageflags scan` simulates it. Memory hotplug has removed a random
-half of the 128 MiB sections, and a few pages were set in the holes since. What does
+every 8 TiB, the size of machine `pageflags scan` simulates (with small sizes, a 40-bit
+space with 256 GiB). Memory hotplug has removed a random half of the 128 MiB sections,
+and a few pages were set in the holes since. What does
 the two-level table allocate, where, and how fast do scans run against a flat bitmap
 as the population grows?"""),
     ("code", setup("PageFlags")),

@@ -7,6 +7,7 @@ that raises fails the test. The kernel imports ``pageflags`` from this checkout.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -31,6 +32,19 @@ def test_notebook_is_committed_without_outputs(path):
         if cell.cell_type == "code":
             assert not cell.outputs, f"{path.name} cell {i} has outputs: strip them"
             assert cell.execution_count is None, f"{path.name} cell {i} was executed"
+
+
+def test_notebooks_match_their_generator():
+    """notebooks/build_notebooks.py is the source: a notebook edited alone drifts."""
+    spec = importlib.util.spec_from_file_location(
+        "build_notebooks", ROOT / "notebooks" / "build_notebooks.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    for name, cells in build.NOTEBOOKS.items():
+        committed = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+        expected = build.notebook(cells)
+        assert [c.source for c in committed.cells] == [c.source for c in expected.cells], (
+            f"{name} differs from notebooks/build_notebooks.py: rerun it")
 
 
 def kernel_env() -> dict[str, str]:
