@@ -173,6 +173,7 @@ class RoaringMap:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the containers' payload (not the 64-bit key index above them)."""
         stats = self.bitmap.get_statistics()
         return sum(v for k, v in stats.items() if k.startswith("n_bytes_"))
 
