@@ -66,8 +66,9 @@ def random_maps(present_pfns):
 
 
 def record(benchmark, impl: str, **info):
-    benchmark.extra_info.update(impl=impl, threads=1, cpu_count=os.cpu_count(),
-                                phys_addr_bits=GEOMETRY.phys_addr_bits, **info)
+    """Record the implementation, threads (kernels are serial) and ``info``."""
+    benchmark.extra_info.update({"impl": impl, "threads": 1, "cpu_count": os.cpu_count(),
+                                 "phys_addr_bits": GEOMETRY.phys_addr_bits, **info})
 
 
 def run(benchmark, impl, fn, *args, rounds=5, **info):

@@ -1,0 +1,308 @@
+"""Write the notebooks of this folder from the cells below, with no outputs.
+
+The cells here are the notebooks' source: edit them, then run
+``python notebooks/build_notebooks.py`` and commit the ``.ipynb`` files it writes
+(``tests/test_notebooks.py`` runs them and checks they carry no outputs).
+
+Every notebook reads ``PAGEFLAGS_NOTEBOOK_SMALL`` in its first cell: ``1`` (set by the
+tests) picks small sizes so the whole run takes seconds; unset, sizes are the
+benchmark's and a run takes minutes. The notebooks import ``bench/grid.py`` (layouts,
+peers, timing) from the repository checkout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+def setup(names: str) -> str:
+    """The first cell: imports (``names`` from pageflags) and the small-size switch."""
+    return SETUP.replace("NAMES", names)
+
+
+SETUP = '''\
+import os
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+# CI sets PAGEFLAGS_NOTEBOOK_SMALL=1: small sizes, a run of seconds. Unset: full sizes.
+SMALL = os.environ.get("PAGEFLAGS_NOTEBOOK_SMALL") == "1"
+# bench/grid.py holds the benchmark grid's machines, layouts, peers and timers.
+sys.path.insert(0, str(Path.cwd().resolve().parent / "bench"))
+import grid  # noqa: E402
+
+from pageflags import NAMES  # noqa: E402
+
+print("small sizes" if SMALL else "full sizes")'''
+
+
+def notebook(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+    nb = new_notebook(metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    })
+    nb.cells = [new_markdown_cell(text) if kind == "md" else new_code_cell(text)
+                for kind, text in cells]
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"  # stable ids: a rebuild changes only what was edited
+    return nb
+
+
+SCANNING = [
+    ("md", """\
+# 1. Scanning a simulated multi-terabyte machine
+
+A 46-bit physical address space (64 TiB) holding 2 TiB of memory in 8 NUMA nodes, one
+every 8 TiB, the size of machine `pageflags scan` simulates (with small sizes, a 40-bit
+space with 256 GiB). Memory hotplug has removed a random half of the 128 MiB sections,
+and a few pages were set in the holes since. What does
+the two-level table allocate, where, and how fast do scans run against a flat bitmap
+as the population grows?"""),
+    ("code", setup("PageFlags")),
+    ("code", """\
+machine = grid.MACHINES[40 if SMALL else 46]
+g = machine.geometry
+present = grid.make_layout(machine, "hotplug", npfns=1 << 10)
+strays = grid.make_layout(machine, "sparse", npfns=1 << (8 if SMALL else 12), seed=11)
+
+flags = present.fill(PageFlags(g))       # the kept sections: FULL entries, no chunk
+flags.set_many(strays.pages)             # pages in removed sections: private chunks
+stats = flags.stats()
+print(f"{g.phys_addr_bits}-bit space: {g.npages:,} pages, {g.nchunks:,} table entries")
+print(f"{machine.nodes} nodes x {machine.node_bytes >> 30} GiB; "
+      f"{present.info['sections']:,} sections kept in {present.info['ranges']:,} runs")
+print({k: stats[k] for k in ("allocated", "full", "nbytes")})
+print(f"pageflags: {flags.nbytes / 2**20:,.1f} MiB; "
+      f"a flat bitmap: {g.flat_bytes / 2**20:,.0f} MiB")"""),
+    ("md", """\
+## A picture of the table
+
+One pixel per entry: white is `None` (no memory, all zero), blue is the shared `FULL`
+chunk (a whole section set, no memory either), orange is an allocated chunk (partly
+set). Each row of the left picture is a stretch of the address space; the right one
+zooms into the first node."""),
+    ("code", """\
+from matplotlib.colors import ListedColormap
+
+
+def entry_kinds(flags):
+    \"\"\"0 for None, 1 for FULL, 2 for an allocated chunk, per table entry.\"\"\"
+    full = flags.FULL
+    return np.fromiter((0 if c is None else 1 if c is full else 2 for c in flags.table),
+                       dtype=np.int8, count=flags.geometry.nchunks)
+
+
+kinds = entry_kinds(flags)
+colours = ListedColormap(["white", "tab:blue", "tab:orange"])
+columns = 1024 if g.nchunks >= 1 << 19 else 128
+per_node = (machine.node_bytes >> g.page_shift) >> g.chunk_shift
+node0 = kinds[:per_node].reshape(-1, 64)
+
+fig, (whole, zoom) = plt.subplots(1, 2, figsize=(12, 5), width_ratios=[2, 1])
+whole.imshow(kinds.reshape(-1, columns), cmap=colours, vmin=0, vmax=2,
+             interpolation="nearest", aspect="auto")
+row_gib = (columns << (g.chunk_shift + g.page_shift)) >> 30
+whole.set(title=f"the whole {g.phys_addr_bits}-bit space", xlabel="entry in row",
+          ylabel=f"row ({row_gib:,} GiB each)")
+zoom.imshow(node0, cmap=colours, vmin=0, vmax=2, interpolation="nearest")
+zoom.set(title="node 0", xlabel="section in row (64 per row)", ylabel="row")
+for kind, name in enumerate(["None", "FULL", "allocated"]):
+    whole.plot([], [], "s", color=colours(kind), label=f"{name}: {(kinds == kind).sum():,}")
+whole.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
+fig.tight_layout()
+plt.show()"""),
+    ("md", """\
+## Scan time against population density
+
+Random pages inside the nodes, from a handful to 1 % of the present memory, set in a
+pageflags map and a flat bitmap of the same space. `count(start, stop)` over the whole
+space sums pageflags' cached per-chunk counts (and popcounts only the two edge
+chunks), where a flat bitmap popcounts every word of the space; `test_many` looks up
+random pages of the nodes (two dependent loads in pageflags, one in flat)."""),
+    ("code", """\
+densities = np.logspace(-5, -2, 4) if SMALL else np.logspace(-6, -2, 9)
+rows = grid.density_sweep(g, densities, ("count_range", "test_many"), machine=machine,
+                          nprobes=1 << (14 if SMALL else 20), repeat=3 if SMALL else 5)
+
+fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+for ax, op in zip(axes, ("count_range", "test_many"), strict=False):
+    for impl in ("pageflags", "flat"):
+        sel = [r for r in rows if r["op"] == op and r["impl"] == impl]
+        ax.loglog([r["density"] for r in sel], [r["seconds"] for r in sel], "o-", label=impl)
+    ax.set(title=op, xlabel="fraction of present pages set", ylabel="best time (s)")
+    ax.legend()
+mem = axes[2]
+for impl in ("pageflags", "flat"):
+    sel = [r for r in rows if r["op"] == "count_range" and r["impl"] == impl]
+    mem.loglog([r["density"] for r in sel], [r["nbytes"] / 2**20 for r in sel], "o-", label=impl)
+mem.set(title="memory", xlabel="fraction of present pages set", ylabel="MiB")
+mem.legend()
+fig.tight_layout()
+plt.show()
+
+for op in ("count_range", "test_many"):
+    t = {(r["impl"], r["density"]): r["seconds"] for r in rows if r["op"] == op}
+    ratios = [t["flat", d] / t["pageflags", d] for d in densities]
+    print(f"{op:12s} flat time / pageflags time: "
+          + ", ".join(f"{d:.0e}: {x:.2g}x" for d, x in zip(densities, ratios, strict=True)))"""),
+    ("md", """\
+The holes between nodes are what a flat bitmap pays for: its memory and its scans
+cover the whole space, while the table's cost follows the sections that hold memory.
+Lookups (`test_many`) chase one more pointer in pageflags; notebook 3 measures where
+that makes a flat bitmap win."""),
+]
+
+
+AGAINST_FLAT = [
+    ("md", """\
+# 3. Against flat bitmaps, Roaring and bitarray
+
+The benchmark grid of `bench/bench_grid.py`, timed here: every operation on every
+implementation (pageflags, `FlatPageFlags`, and pyroaring's `BitMap64` and `bitarray`
+where installed), space (40-, 46-bit; 52-bit for pageflags and pyroaring only) and
+layout (`sparse` random present pages, `full` sections, `hotplug` sections with a
+random half removed). Then a density sweep for the crossover: from which population
+density does a flat bitmap start to win?
+
+Ratios, not absolute times, are the result: they come from one run on one machine."""),
+    ("code", setup("Geometry") + '''
+import ratios  # noqa: E402  (bench/ratios.py: the README's ratio tables)
+from IPython.display import Markdown, display  # noqa: E402'''),
+    ("code", """\
+SPACES = (40,) if SMALL else (40, 46, 52)
+NPFNS = 1 << 14 if SMALL else 1 << 18
+REPEAT = 3 if SMALL else 5
+impls = [i for i in grid.IMPLEMENTATIONS if grid.installed(i)]
+print("implementations:", ", ".join(impls))
+print("operations:", ", ".join(op for op in grid.OPERATIONS if grid.available(op)))
+print("waiting for PageFlags methods:",
+      ", ".join(op for op in grid.OPERATIONS if not grid.available(op)) or "none")
+
+rows = grid.time_grid(SPACES, NPFNS, REPEAT)
+display(Markdown(ratios.wide_table(grid.as_benchmark_run(rows))))"""),
+    ("md", """\
+## The grid as plots
+
+One figure per space, one panel per layout: each bar is an implementation's speed-up
+over the baseline (a flat bitmap, or pageflags in the 52-bit space, which no flat
+bitmap can hold) for one operation; above the line is faster."""),
+    ("code", """\
+def plot_space(rows, bits):
+    here = [r for r in rows if r["space"] == bits]
+    base = "flat" if any(r["impl"] == "flat" for r in here) else "pageflags"
+    ops = [op for op in grid.OPERATIONS if any(r["op"] == op for r in here)]
+    names = list(dict.fromkeys(r["impl"] for r in here))
+    width = 0.8 / len(names)
+    fig, axes = plt.subplots(len(grid.LAYOUTS), 1, figsize=(12, 3 * len(grid.LAYOUTS)),
+                             sharex=True)
+    for ax, layout in zip(axes, grid.LAYOUTS, strict=True):
+        t = {(r["op"], r["impl"]): r["seconds"] for r in here if r["layout"] == layout}
+        for k, impl in enumerate(names):
+            xs = [i for i, op in enumerate(ops) if (op, impl) in t and (op, base) in t]
+            ys = [t[ops[i], base] / t[ops[i], impl] for i in xs]
+            ax.bar(np.array(xs) + (k - (len(names) - 1) / 2) * width, ys, width, label=impl)
+        ax.set_yscale("log")
+        ax.axhline(1, color="black", linewidth=0.8)
+        ax.set(title=f"{bits}-bit space, {layout} layout", ylabel=f"speed-up over {base}")
+    axes[-1].set_xticks(range(len(ops)), ops, rotation=20)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=len(names))
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    plt.show()
+
+for bits in SPACES:
+    plot_space(rows, bits)"""),
+    ("md", "Memory of each implementation's map of each layout:"),
+    ("code", """\
+fig, axes = plt.subplots(1, len(SPACES), figsize=(5 * len(SPACES), 3.5), squeeze=False)
+for ax, bits in zip(axes[0], SPACES, strict=True):
+    sizes = {(r["layout"], r["impl"]): r["nbytes"] for r in rows if r["space"] == bits}
+    names = list(dict.fromkeys(impl for _, impl in sizes))
+    for k, impl in enumerate(names):
+        ys = [sizes.get((layout, impl), np.nan) / 2**20 for layout in grid.LAYOUTS]
+        ax.bar(np.arange(len(grid.LAYOUTS)) + (k - (len(names) - 1) / 2) * 0.2, ys, 0.2,
+               label=impl)
+    ax.set_xticks(range(len(grid.LAYOUTS)), grid.LAYOUTS)
+    ax.set(yscale="log", ylabel="MiB", title=f"{bits}-bit space")
+    ax.legend(fontsize="small")
+fig.tight_layout()
+plt.show()"""),
+    ("md", """\
+## The crossover density
+
+Random pages drawn uniformly over a whole space, from almost none to a dense map, in
+pageflags and in a flat bitmap. Uniform pages are a sparse table's worst case: past a
+few pages per 128 MiB section every chunk is allocated, and pageflags becomes a flat
+bitmap with an extra indirection. `set_many` builds a map from nothing (pageflags
+allocates its chunks), `test_many` looks up random pages, `count_range` counts the
+whole space but its two edge pages."""),
+    ("code", """\
+sweep_geometry = Geometry.from_npages(1 << 22 if SMALL else 1 << 30)
+densities = np.logspace(-6, -1, 6) if SMALL else np.logspace(-7, -2, 11)
+OPS = ("set_many", "test_many", "count_range")
+sweep = grid.density_sweep(sweep_geometry, densities, OPS, nprobes=1 << (14 if SMALL else 20),
+                           repeat=REPEAT)
+print(f"space: {sweep_geometry.npages:,} pages; "
+      f"flat bitmap {sweep_geometry.flat_bytes / 2**20:g} MiB")
+
+
+def crossover(densities, pageflags_s, flat_s):
+    \"\"\"The density where flat starts to win (log-interpolated), and what happened.\"\"\"
+    ahead = np.asarray(flat_s) / np.asarray(pageflags_s)   # above 1: pageflags faster
+    if ahead[0] < 1:
+        return None, "flat is ahead from the lowest density swept"
+    behind = np.flatnonzero(ahead < 1)
+    if behind.size == 0:
+        return None, "pageflags wins at every density swept"
+    i = behind[0]
+    lo, hi = np.log10(densities[i - 1]), np.log10(densities[i])
+    a, b = np.log(ahead[i - 1]), np.log(ahead[i])
+    return 10 ** (lo + (hi - lo) * a / (a - b)), "flat wins from here on"
+
+
+fig, axes = plt.subplots(1, len(OPS), figsize=(5 * len(OPS), 4))
+for ax, op in zip(axes, OPS, strict=True):
+    t = {(r["impl"], r["density"]): r["seconds"] for r in sweep if r["op"] == op}
+    series = {impl: [t[impl, d] for d in densities] for impl in ("pageflags", "flat")}
+    for impl, ys in series.items():
+        ax.loglog(densities, ys, "o-", label=impl)
+    where, what = crossover(densities, series["pageflags"], series["flat"])
+    if where is not None:
+        ax.axvline(where, color="grey", linestyle="--", label=f"crossover {where:.1e}")
+    print(f"{op:12s} {what}" + (f": density {where:.2e}" if where is not None else ""))
+    ax.set(title=op, xlabel="fraction of pages set", ylabel="best time (s)")
+    ax.legend()
+fig.tight_layout()
+plt.show()"""),
+    ("md", """\
+Where the crossover lands depends on the space and the machine: a flat bitmap of a
+small space sits in cache, and then its single load beats the table's two. Over the
+sizes people simulate (46-bit: a 2 GiB flat bitmap), the grid above is the better
+guide: counts and range scans skip `None` and `FULL` entries, while random lookups and
+writes on dense chunks pay the indirection. Rerun with `PAGEFLAGS_NOTEBOOK_SMALL`
+unset for the benchmark's sizes; `python -m pytest bench/bench_grid.py --benchmark-only
+-o python_files='bench_*.py'` times the same grid with pytest-benchmark."""),
+]
+
+NOTEBOOKS = {
+    "01_scanning.ipynb": SCANNING,
+    "03_against_flat.ipynb": AGAINST_FLAT,
+}
+
+
+def main() -> None:
+    for name, cells in NOTEBOOKS.items():
+        nb = notebook(cells)
+        nbformat.validate(nb)
+        nbformat.write(nb, HERE / name)
+        print("wrote", HERE / name)
+
+
+if __name__ == "__main__":
+    main()
