@@ -414,8 +414,10 @@ class PageFlags(PageMap):
             emptied = np.flatnonzero(kinds == _kernels.KIND_NONE)
             self._free(emptied[self._addrs[emptied] != 0])
             self._counts[computed[reused]] = counts[reused]
-        kept = counts[~reused] > 0  # all-zero results stay None
+        kept = counts[~reused] > 0  # all-zero results become None
         result._store(fresh[kept], chunks[kept], fresh_addrs[kept], counts[~reused][kept])
+        dropped = fresh[~kept]
+        result._free(dropped[result._addrs[dropped] != 0])  # in place: was FULL
         result._free_emptied(computed[reused])
         result._total = int(result._counts.sum(dtype=np.int64))
         return result

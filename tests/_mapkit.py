@@ -36,18 +36,25 @@ class Triple:
         self.flags = PageFlags(g)
         self.flat = FlatPageFlags(g)
         self.model = np.zeros(g.npages, dtype=bool)
+        self.log: list[str] = []  # how it was built, for Hypothesis' reports
+
+    def __repr__(self) -> str:
+        return f"Triple({self.g.npages}, chunk_shift={self.g.chunk_shift}: {self.log})"
 
     def set_range(self, start: int, stop: int) -> None:
+        self.log.append(f"set_range({start}, {stop})")
         self.flags.set_range(start, stop)
         self.flat.set_range(start, stop)
         self.model[start:stop] = True
 
     def set_many(self, pfns: list[int]) -> None:
+        self.log.append(f"set_many({pfns})")
         self.flags.set_many(pfns)
         self.flat.set_many(pfns)
         self.model[pfns] = True
 
     def clear_many(self, pfns: list[int]) -> None:
+        self.log.append(f"clear_many({pfns})")
         self.flags.clear_many(pfns)
         self.flat.clear_many(pfns)
         self.model[pfns] = False

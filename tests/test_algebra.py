@@ -220,3 +220,17 @@ def test_parallel_kernel_agrees_and_workers_run_serial(monkeypatch, name):
             check_same(result, want)
     iop(a.flags, b.flags)
     check_same(a.flags, want)
+
+
+@pytest.mark.parametrize("iop", [operator.isub, operator.ixor])
+def test_in_place_result_that_cancels_a_full_entry(iop):
+    a = PageFlags(BIG)
+    a.set_range(0, 32768)  # FULL
+    b = PageFlags(BIG)
+    b.set_range(0, 32768)
+    b.clear(0)
+    b.set(0)  # a private chunk with every bit set
+    assert a.table[0] is a.FULL and b.table[0] is not b.FULL
+    iop(a, b)
+    check_same(a, np.zeros(BIG.npages, dtype=bool))
+    assert a.table[0] is None
