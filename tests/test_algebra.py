@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from _mapkit import BIG, SMALL, Triple, check_same, entry_kinds, triple_pairs, triples
+from _mapkit import BIG, SMALL, Triple, check_same, entry_kinds, triple_pairs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
