@@ -749,17 +749,6 @@ def table_occupy(addrs, occupied, chunk_nrs):
 
 
 @numba.njit(**_JIT)
-def table_occupy_range(addrs, occupied, lo, hi):
-    """Refresh bits [lo, hi) of ``occupied`` from ``addrs``."""
-    for c in range(lo, hi):
-        bit = ONE << np.uint64(c & 63)
-        if addrs[c] == NULL:
-            occupied[c >> 6] &= ~bit
-        else:
-            occupied[c >> 6] |= bit
-
-
-@numba.njit(**_JIT)
 def table_find_next_set(addrs, occupied, start, stop, chunk_shift, full_addr):
     """Lowest set pfn in [start, stop), or -1; None entries are skipped unread."""
     if start >= stop:
@@ -930,6 +919,15 @@ def table_plan(op, addrs_a, addrs_b, full_addr, result_kinds, out):
     return need
 
 
+@numba.njit(inline="always")
+def _combine_chunk(op, addrs_a, addrs_b, c, out_addr, wpc, zero_addr):
+    a = addrs_a[c]
+    b = addrs_b[c]
+    return _combine_words(op, chunk_words(zero_addr if a == NULL else a, wpc),
+                          chunk_words(zero_addr if b == NULL else b, wpc),
+                          chunk_words(out_addr, wpc))
+
+
 @numba.njit(**_JIT)
 def table_combine(op, addrs_a, addrs_b, chunk_nrs, out_addrs, out_counts, chunk_shift,
                   zero_addr):
@@ -940,12 +938,8 @@ def table_combine(op, addrs_a, addrs_b, chunk_nrs, out_addrs, out_counts, chunk_
     """
     wpc = 1 << (chunk_shift - 6)
     for j in range(chunk_nrs.size):
-        c = chunk_nrs[j]
-        a = addrs_a[c]
-        b = addrs_b[c]
-        out_counts[j] = _combine_words(op, chunk_words(zero_addr if a == NULL else a, wpc),
-                                       chunk_words(zero_addr if b == NULL else b, wpc),
-                                       chunk_words(out_addrs[j], wpc))
+        out_counts[j] = _combine_chunk(op, addrs_a, addrs_b, chunk_nrs[j], out_addrs[j], wpc,
+                                       zero_addr)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -955,12 +949,8 @@ def table_combine_parallel(op, addrs_a, addrs_b, chunk_nrs, out_addrs, out_count
     workqueue layer does not take launches from several threads at once)."""
     wpc = 1 << (chunk_shift - 6)
     for j in numba.prange(chunk_nrs.size):
-        c = chunk_nrs[j]
-        a = addrs_a[c]
-        b = addrs_b[c]
-        out_counts[j] = _combine_words(op, chunk_words(zero_addr if a == NULL else a, wpc),
-                                       chunk_words(zero_addr if b == NULL else b, wpc),
-                                       chunk_words(out_addrs[j], wpc))
+        out_counts[j] = _combine_chunk(op, addrs_a, addrs_b, chunk_nrs[j], out_addrs[j], wpc,
+                                       zero_addr)
 
 
 @numba.njit(**_JIT)

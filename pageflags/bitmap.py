@@ -140,11 +140,9 @@ class PageFlags(PageMap):
         self._addrs[where] = addrs
         self._counts[where] = counts
         if isinstance(where, slice):
-            lo, hi, _ = where.indices(self._addrs.size)
-            _kernels.table_occupy_range(self._addrs, self._occupied, lo, hi)
-        else:
-            _kernels.table_occupy(self._addrs, self._occupied,
-                                  np.asarray(where, dtype=np.int64).reshape(-1))
+            where = np.arange(*where.indices(self._addrs.size))
+        _kernels.table_occupy(self._addrs, self._occupied,
+                              np.asarray(where, dtype=np.int64).reshape(-1))
 
     def _free(self, where: Any) -> None:
         self._store(where, None, 0, 0)

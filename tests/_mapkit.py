@@ -115,3 +115,10 @@ def triple_pairs(draw: st.DrawFn) -> tuple[Triple, Triple]:
 def positions(g: Geometry) -> st.SearchStrategy[int]:
     """Starts worth searching from: the edges, npages, and anywhere."""
     return st.one_of(st.sampled_from([*edges(g), g.npages]), st.integers(0, g.npages))
+
+
+def drawn_window(data: st.DataObject) -> tuple[Triple, int, int]:
+    """A Triple and a page range ``[start, stop)`` of it."""
+    t = data.draw(triples())
+    start = data.draw(positions(t.g))
+    return t, start, data.draw(st.integers(start, t.g.npages))

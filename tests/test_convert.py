@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _mapkit import BIG, SMALL, check_same, edges, entry_kinds, triples
+from _mapkit import BIG, SMALL, check_same, drawn_window, entry_kinds, triples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -78,10 +78,8 @@ def test_words_bool_and_ranges_round_trip(t):
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_bool_windows(data):
-    t = data.draw(triples())
+    t, start, stop = drawn_window(data)
     g = t.g
-    start = data.draw(st.sampled_from([*edges(g), g.npages]) | st.integers(0, g.npages))
-    stop = data.draw(st.integers(start, g.npages))
     for flags in (t.flags, t.flat):
         got = flags.to_bool(start, stop)
         assert got.dtype == bool and np.array_equal(got, t.model[start:stop])

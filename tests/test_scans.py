@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _mapkit import BIG, GEOMETRIES, SMALL, Triple, edges, positions, triples
+from _mapkit import BIG, GEOMETRIES, SMALL, Triple, drawn_window, edges, positions, triples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -124,9 +124,7 @@ def test_to_array_windows(t):
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_iter_arrays_concatenate_to_to_array(data):
-    t = data.draw(triples())
-    start = data.draw(positions(t.g))
-    stop = data.draw(st.integers(start, t.g.npages))
+    t, start, stop = drawn_window(data)
     max_len = data.draw(st.sampled_from([1, 2, 63, 64, 1000, 1 << 20]))
     want = np.flatnonzero(t.model[start:stop]) + start
     for flags in (t.flags, t.flat):
@@ -176,9 +174,7 @@ def test_runs_span_full_and_private_chunks():
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_runs_rebuild_the_map(data):
-    t = data.draw(triples())
-    start = data.draw(positions(t.g))
-    stop = data.draw(st.integers(start, t.g.npages))
+    t, start, stop = drawn_window(data)
     want = model_runs(t.model, start, stop)
     for flags in (t.flags, t.flat):
         starts, stops = flags.runs(start, stop)
