@@ -43,7 +43,7 @@ from .geometry import Geometry, as_geometry
 
 __all__ = ["PageFlags", "full_chunk"]
 
-_data_address = attrgetter("ctypes.data")
+_data_address = _kernels.data_address
 _make_read_only = methodcaller("setflags", write=False)
 
 
