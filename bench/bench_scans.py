@@ -34,7 +34,8 @@ SAMPLE = 16 * 1024 * 1024
 SEARCHES = 20_000  # random starts per round for pageflags and pyroaring
 FLAT_SEARCHES = 20  # flat scans up to 8 TiB of holes per search
 
-#: group -> impl -> seconds per call (median), filled as benchmarks run.
+#: group -> impl -> seconds per call (the best round: the machine is shared, and the
+#: minimum is the estimate other loads disturb least), filled as benchmarks run.
 TIMES: dict[str, dict[str, float]] = {}
 
 
@@ -42,7 +43,7 @@ def record(benchmark, group: str, impl: str, calls: int = 1) -> None:
     benchmark.group = group
     benchmark.extra_info["impl"] = impl
     benchmark.extra_info["calls_per_round"] = calls
-    TIMES.setdefault(group, {})[impl] = benchmark.stats.stats.median / calls
+    TIMES.setdefault(group, {})[impl] = benchmark.stats.stats.min / calls
 
 
 def random_present(seed: int) -> np.ndarray:

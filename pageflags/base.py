@@ -760,8 +760,10 @@ class PageMap:
 
 def _default_geometry(geometry: Geometry | int | None, start: int, length: int) -> Geometry:
     """The given geometry, or one of exactly ``start + length`` pages."""
+    if start < 0:
+        raise IndexError(f"start {start} is negative")
     if geometry is None:
-        if start < 0 or start + length < 1:
+        if start + length < 1:
             raise ValueError("give a geometry: no page would be in the map")
         return as_geometry(start + length)
     return as_geometry(geometry)

@@ -158,6 +158,9 @@ def test_word_windows_reject_bad_input(cls):
         cls.from_bool(np.ones(3, dtype=bool), 999, g)
     with pytest.raises(ValueError):
         cls.from_bool(np.ones(0, dtype=bool))
+    for make in (cls.from_bool, cls.from_words):
+        with pytest.raises(IndexError):
+            make(np.ones(1, dtype=bool if make == cls.from_bool else np.uint64), -64)
     assert flags == before
     flags.validate()
 
