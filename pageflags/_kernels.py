@@ -604,6 +604,15 @@ def _select_bit(words, rank):
     return -1
 
 
+@numba.njit(inline="always")
+def _end_run(starts, stops, k, run_start, run_stop, fill):
+    """Record run k (when ``fill``); returns the run count after it."""
+    if fill:
+        starts[k] = run_start
+        stops[k] = run_stop
+    return k + 1
+
+
 @numba.njit(**_JIT)
 def _runs_in_bits(words, lo, hi, base, in_run, run_start, starts, stops, k, fill):
     """Extend the run scan over bits [lo, hi) of ``words`` (pfn = base + bit).
@@ -626,10 +635,7 @@ def _runs_in_bits(words, lo, hi, base, in_run, run_start, starts, stops, k, fill
             pos = word_end
             continue
         if in_run:
-            if fill:
-                starts[k] = run_start
-                stops[k] = base + pos
-            k += 1
+            k = _end_run(starts, stops, k, run_start, base + pos, fill)
         else:
             run_start = base + pos
         in_run = not in_run
@@ -702,12 +708,7 @@ def flat_runs(words, start, stop, starts, stops, fill):
     """Maximal runs of set pages in [start, stop); returns how many (filled if asked)."""
     in_run, run_start, k = _runs_in_bits(words, start, stop, 0, False, 0, starts, stops,
                                          0, fill)
-    if in_run:
-        if fill:
-            starts[k] = run_start
-            stops[k] = stop
-        k += 1
-    return k
+    return _end_run(starts, stops, k, run_start, stop, fill) if in_run else k
 
 
 @numba.njit(**_JIT)
@@ -749,46 +750,36 @@ def table_occupy(addrs, occupied, chunk_nrs):
 
 
 @numba.njit(**_JIT)
-def table_find_next_set(addrs, occupied, start, stop, chunk_shift, full_addr):
-    """Lowest set pfn in [start, stop), or -1; None entries are skipped unread."""
+def table_find_next(addrs, occupied, start, stop, chunk_shift, full_addr, flip):
+    """Lowest pfn in [start, stop) whose bit is set (``flip`` 0) or clear (all ones),
+    or -1.
+
+    Entries that cannot hold the bit sought are skipped unread: None entries (64 at a
+    time through ``occupied``) when seeking a set bit, FULL ones when seeking a clear
+    bit; the other sentinel answers at once.
+    """
     if start >= stop:
         return -1
     wpc = 1 << (chunk_shift - 6)
+    find_set = flip == NULL
+    skip = NULL if find_set else full_addr
+    answer = full_addr if find_set else NULL
     c = start >> chunk_shift
     last = (stop - 1) >> chunk_shift
     while c <= last:
         a = addrs[c]
-        if a == NULL:
-            c = _next_bit(occupied, c + 1, last + 1, NULL)
+        if a == skip:
+            c = _next_bit(occupied, c + 1, last + 1, NULL) if find_set else c + 1
             if c < 0:
                 return -1
             continue
         lo, hi = _local_span(c, start, stop, chunk_shift)
-        if a == full_addr:
+        if a == answer:
             return (c << chunk_shift) + lo
-        p = _next_bit(chunk_words(a, wpc), lo, hi, NULL)
+        p = _next_bit(chunk_words(a, wpc), lo, hi, flip)
         if p >= 0:
             return (c << chunk_shift) + p
         c += 1
-    return -1
-
-
-@numba.njit(**_JIT)
-def table_find_next_clear(addrs, start, stop, chunk_shift, full_addr):
-    """Lowest clear pfn in [start, stop), or -1; FULL entries are skipped unread."""
-    if start >= stop:
-        return -1
-    wpc = 1 << (chunk_shift - 6)
-    for c in range(start >> chunk_shift, ((stop - 1) >> chunk_shift) + 1):
-        a = addrs[c]
-        if a == full_addr:
-            continue
-        lo, hi = _local_span(c, start, stop, chunk_shift)
-        if a == NULL:
-            return (c << chunk_shift) + lo
-        p = _next_bit(chunk_words(a, wpc), lo, hi, ALL_ONES)
-        if p >= 0:
-            return (c << chunk_shift) + p
     return -1
 
 
@@ -875,10 +866,7 @@ def table_runs(addrs, start, stop, chunk_shift, full_addr, starts, stops, fill):
         lo, hi = _local_span(c, start, stop, chunk_shift)
         if a == NULL:
             if in_run:
-                if fill:
-                    starts[k] = run_start
-                    stops[k] = base + lo
-                k += 1
+                k = _end_run(starts, stops, k, run_start, base + lo, fill)
                 in_run = False
         elif a == full_addr:
             if not in_run:
@@ -887,12 +875,7 @@ def table_runs(addrs, start, stop, chunk_shift, full_addr, starts, stops, fill):
         else:
             in_run, run_start, k = _runs_in_bits(chunk_words(a, wpc), lo, hi, base, in_run,
                                                  run_start, starts, stops, k, fill)
-    if in_run:
-        if fill:
-            starts[k] = run_start
-            stops[k] = stop
-        k += 1
-    return k
+    return _end_run(starts, stops, k, run_start, stop, fill) if in_run else k
 
 
 # --- two-level algebra -------------------------------------------------------------------

@@ -323,13 +323,13 @@ class PageFlags(PageMap):
     # --- scans, rank/select (issue 3) ----------------------------------------------
     def _find_next_set(self, start: int) -> int:
         g = self._geometry
-        return int(_kernels.table_find_next_set(self._addrs, self._occupied, start, g.npages,
-                                                g.chunk_shift, self._full_addr))
+        return int(_kernels.table_find_next(self._addrs, self._occupied, start, g.npages,
+                                            g.chunk_shift, self._full_addr, _kernels.NULL))
 
     def _find_next_clear(self, start: int) -> int:
         g = self._geometry
-        return int(_kernels.table_find_next_clear(self._addrs, start, g.npages,
-                                                  g.chunk_shift, self._full_addr))
+        return int(_kernels.table_find_next(self._addrs, self._occupied, start, g.npages,
+                                            g.chunk_shift, self._full_addr, _kernels.ALL_ONES))
 
     def _find_prev_set(self, stop: int) -> int:
         return int(_kernels.table_find_prev_set(self._addrs, self._occupied, stop,
