@@ -9,8 +9,26 @@ stays under 8 GiB.  Run (not part of the default test run)::
         --benchmark-group-by=group --benchmark-columns=min,median,rounds -s
 
 Each group's rows carry ``extra_info["impl"]``; ``test_ratios`` (last) prints every
-ratio the issue sets a floor for, from the same run.  Per-call times of searches are
-the time of one round divided by the starts it searches from.
+ratio the issue sets a floor for, from the same run (best rounds).  Per-call times of
+searches are the time of one round divided by the starts it searches from.
+
+Measured 2026-11-27 on the shared 2-core AMD EPYC build machine (load average 2 to 4
+from other work, so parallel numbers are not meaningful there), best rounds:
+
+====================================================  =========  ============
+ratio                                                 measured   issue floor
+====================================================  =========  ============
+find_next_set per call, flat / pageflags              4,600-9,200  >= 1000
+find_next_set per call, pageflags / pyroaring         1.5-2.7    <= 3
+to_array, flat / pageflags                            15-23      >= 1
+to_array, pageflags / pyroaring                       0.75-1.2   <= 1.5
+``a & present``, flat / pageflags                     8-12       >= 10
+``a | present``, flat / pageflags                     160-250    >= 10
+``count_and(present)``, flat / pageflags              160-270    >= 100
+``a |= b`` dense, vs NumPy ``|`` one-core bandwidth   0.78-0.82  >= 0.7
+``a | b`` dense (allocates 16384 chunks), same        0.13-0.23  >= 0.7
+parallel / serial ``a |= b`` on 2 busy cores          0.85-1.38  >= 1.5
+====================================================  =========  ============
 """
 
 from __future__ import annotations

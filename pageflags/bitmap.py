@@ -12,6 +12,9 @@ plain shadows of the table instead:
   kernels turn an address into an array through a small intrinsic.
 * ``_counts`` (``int32``): the population count of each entry, kept by every write,
   so ``count()`` is O(1) and ranges popcount only their edge chunks.
+* ``_occupied`` (``uint64`` bits, one per entry): set where the entry is not
+  ``None``, so searches cross the holes of a sparse space 64 entries per word (a
+  46-bit space's 2^19 entries are 8192 words).
 
 Why addresses and not a 2-D pool with slot numbers: a chunk here is its own
 allocation, so freeing an entry gives its memory back at once (hotplug removal must
