@@ -255,3 +255,15 @@ def test_numpy_integers_and_backwards_ranges(cls):
     for call in (flags.to_array, flags.runs, flags.iter_arrays):
         with pytest.raises(ValueError):
             call(10, 5)
+
+
+def test_copies_and_pickles_search_like_the_original():
+    import copy
+    import pickle
+
+    t = mixed(BIG)
+    for twin in (t.flags.copy(), copy.deepcopy(t.flags), pickle.loads(pickle.dumps(t.flags))):
+        twin.validate()  # checks the occupied bitmap too
+        for start in (0, 2 * 32768, BIG.npages - 1):
+            assert twin.find_next_set(start) == t.flags.find_next_set(start)
+            assert twin.find_prev_set(start) == t.flags.find_prev_set(start)
