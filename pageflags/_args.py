@@ -62,3 +62,30 @@ def check_pfn_array(pfns: object, npages: int, what: str = "pfn") -> np.ndarray:
     if bad >= 0:
         raise IndexError(f"{what} {int(flat[bad])} at index {bad} outside [0, {npages})")
     return checked
+
+
+def check_position(name: str, value: object, npages: int) -> int:
+    """A position in [0, npages] (a start, a stop, a rank bound) as a Python int.
+
+    The fast path keeps per-call overhead of searches low: they are called millions
+    of times in loops.
+    """
+    if type(value) is not int:
+        value = check_index(name, value)
+    if not 0 <= value <= npages:
+        raise IndexError(f"{name} {value} outside [0, {npages}]")
+    return value
+
+
+def check_bound_array(name: str, values: object, npages: int) -> np.ndarray:
+    """A flat int64 array of positions in [0, npages] (range starts or stops)."""
+    arr = np.asarray(values)
+    if arr.size == 0 and arr.dtype.kind == "f":
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must have an integer dtype, got {arr.dtype}")
+    flat = arr.ravel()
+    if flat.size and (int(flat.min()) < 0 or int(flat.max()) > npages):
+        bad = int(np.flatnonzero((flat < 0) | (flat > npages))[0])
+        raise IndexError(f"{name}[{bad}] = {int(flat[bad])} outside [0, {npages}]")
+    return flat.astype(np.int64, copy=False)

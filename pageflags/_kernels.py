@@ -675,11 +675,6 @@ _CONTAINER_WORDS = 1024
 
 
 @numba.njit(inline="always")
-def _ctz(w):
-    return popcount((w & (~w + ONE)) - ONE)
-
-
-@numba.njit(inline="always")
 def _put(out, pos, value, nbytes):
     v = np.uint64(value)
     for b in range(nbytes):
@@ -757,19 +752,10 @@ def roaring_measure(addrs, counts, chunk_shift, keys, cards, nruns):
 
 
 @numba.njit(inline="always")
-def _next_bit(buf, p, want_set):
+def _container_next_bit(buf, p, want_set):
     """First bit >= p of ``buf`` that is set (or clear); 65536 if none."""
-    j = p >> 6
-    if j >= _CONTAINER_WORDS:
-        return 1 << 16
-    w = buf[j] if want_set else ~buf[j]
-    w &= ALL_ONES << np.uint64(p & 63)
-    while w == NULL:
-        j += 1
-        if j == _CONTAINER_WORDS:
-            return 1 << 16
-        w = buf[j] if want_set else ~buf[j]
-    return (j << 6) + _ctz(w)
+    found = _next_bit(buf, p, 1 << 16, NULL if want_set else ALL_ONES)
+    return found if found >= 0 else 1 << 16
 
 
 @numba.njit(**_JIT)
@@ -781,7 +767,7 @@ def _write_body(out, pos, kind, card, buf):
         for j in range(_CONTAINER_WORDS):
             w = buf[j]
             while w != NULL:
-                pos = _put(out, pos, (j << 6) + _ctz(w), 2)
+                pos = _put(out, pos, (j << 6) + cttz(w), 2)
                 w &= w - ONE
     elif card == 1 << 16:
         pos = _put(out, pos, 1, 2)
@@ -791,13 +777,13 @@ def _write_body(out, pos, kind, card, buf):
         count_at = pos
         pos += 2
         count = 0
-        start = _next_bit(buf, 0, True)
+        start = _container_next_bit(buf, 0, True)
         while start < 1 << 16:
-            stop = _next_bit(buf, start, False)
+            stop = _container_next_bit(buf, start, False)
             pos = _put(out, pos, start, 2)
             pos = _put(out, pos, stop - start - 1, 2)
             count += 1
-            start = _next_bit(buf, stop, True)
+            start = _container_next_bit(buf, stop, True)
         _put(out, count_at, count, 2)
     return pos
 
@@ -1046,3 +1032,598 @@ def words_at(addresses, out):
     """``out[i]`` = the ``uint64`` stored at address ``addresses[i]``."""
     for i in range(addresses.size):
         out[i] = numba.carray(_address_to_pointer(addresses[i]), (1,))[0]
+
+
+# =================================================================================
+# Scans, iteration, rank/select, algebra and word windows (issue 3)
+# =================================================================================
+# Word-span helpers work on local bit offsets [lo, hi) of one word array, so the flat
+# kernels call them once over the whole bitmap and the two-level kernels once per
+# chunk: both implement one rule for one operation.
+
+def _bit_scan(llvm_name: str, doc: str):
+    """An intrinsic ``int64 f(uint64)`` calling ``llvm_name(word, is_zero_poison=0)``."""
+
+    @intrinsic
+    def scan(typingctx, word):
+        sig = types.int64(types.uint64)
+
+        def codegen(context, builder, signature, args):
+            i64 = ir.IntType(64)
+            fnty = ir.FunctionType(i64, [i64, ir.IntType(1)])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, llvm_name)
+            return builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 0)])
+
+        return sig, codegen
+
+    scan.__doc__ = doc
+    return scan
+
+
+cttz = _bit_scan("llvm.cttz.i64", "Trailing zero bits of a uint64 word (64 for 0).")
+ctlz = _bit_scan("llvm.ctlz.i64", "Leading zero bits of a uint64 word (64 for 0).")
+
+# Operation codes of the algebra kernels.
+OP_AND = 0
+OP_OR = 1
+OP_XOR = 2
+OP_ANDNOT = 3
+
+# Kinds of a table entry, and of an algebra result entry.
+KIND_NONE = 0
+KIND_FULL = 1
+KIND_CHUNK = 2  # a private chunk; for a result: one that a kernel must compute
+
+# RESULT_KINDS[op, 3 * kind_a + kind_b]: what entry ``a op b`` needs, so None and FULL
+# results never cost a chunk (None & x = None, FULL | x = FULL, FULL ^ FULL = None).
+RESULT_KINDS = np.array([
+    # b:  N  F  C    N  F  C    N  F  C      a = N | F | C
+    [0, 0, 0, 0, 1, 2, 0, 2, 2],  # and
+    [0, 1, 2, 1, 1, 1, 2, 1, 2],  # or
+    [0, 1, 2, 1, 0, 2, 2, 2, 2],  # xor
+    [0, 0, 0, 1, 0, 2, 2, 0, 2],  # andnot
+], dtype=np.int8)
+
+
+@numba.njit(**_JIT)
+def _next_bit(words, lo, hi, flip):
+    """Lowest bit in [lo, hi) of ``words ^ flip`` that is set, or -1.
+
+    ``flip`` is 0 to find a set bit and all ones to find a clear one.
+    """
+    if lo >= hi:
+        return -1
+    i = lo >> 6
+    last = (hi - 1) >> 6
+    w = (words[i] ^ flip) & (ALL_ONES << np.uint64(lo & 63))
+    while True:
+        if w:
+            p = (i << 6) + cttz(w)
+            return p if p < hi else -1
+        i += 1
+        if i > last:
+            return -1
+        w = words[i] ^ flip
+
+
+@numba.njit(**_JIT)
+def _prev_set_bit(words, lo, hi):
+    """Highest set bit in [lo, hi) of ``words``, or -1."""
+    if lo >= hi:
+        return -1
+    i = (hi - 1) >> 6
+    first = lo >> 6
+    w = words[i] & (ALL_ONES >> np.uint64(63 - ((hi - 1) & 63)))
+    while True:
+        if w:
+            p = (i << 6) + 63 - ctlz(w)
+            return p if p >= lo else -1
+        i -= 1
+        if i < first:
+            return -1
+        w = words[i]
+
+
+@numba.njit(**_JIT)
+def _collect_set(words, lo, hi, base, out, k):
+    """Append ``base + bit`` for the set bits in [lo, hi) to ``out[k:]`` while room.
+
+    Returns ``(k, resume)``: the new fill level and the local bit to resume from
+    (``hi`` when every set bit fitted).
+    """
+    if lo >= hi:
+        return k, hi
+    i = lo >> 6
+    last = (hi - 1) >> 6
+    last_mask = ALL_ONES >> np.uint64(63 - ((hi - 1) & 63))
+    w = words[i] & (ALL_ONES << np.uint64(lo & 63))
+    room = out.size
+    while True:
+        if i == last:
+            w &= last_mask
+        if room - k >= 64:
+            # Room for a whole word: write positions four at a time, past the word's
+            # last set bit too (cttz(0) is 64), so the loop exit rarely mispredicts
+            # on sparse words (CRoaring's bitset_extract_setbits does the same).
+            n = popcount(w)
+            pfn = base + (i << 6)
+            done = 0
+            while True:
+                out[k + done] = pfn + cttz(w)
+                w &= w - ONE
+                out[k + done + 1] = pfn + cttz(w)
+                w &= w - ONE
+                out[k + done + 2] = pfn + cttz(w)
+                w &= w - ONE
+                out[k + done + 3] = pfn + cttz(w)
+                w &= w - ONE
+                done += 4
+                if done >= n:
+                    break
+            k += n
+        while w:
+            bit = (i << 6) + cttz(w)
+            if k == room:
+                return k, bit
+            out[k] = base + bit
+            k += 1
+            w &= w - ONE
+        i += 1
+        if i > last:
+            return k, hi
+        w = words[i]
+
+
+@numba.njit(**_JIT)
+def _select_bit(words, rank):
+    """Local position of the set bit with ``rank`` set bits before it, or -1."""
+    for i in range(words.size):
+        n = popcount(words[i])
+        if rank < n:
+            w = words[i]
+            for _ in range(rank):
+                w &= w - ONE
+            return (i << 6) + cttz(w)
+        rank -= n
+    return -1
+
+
+@numba.njit(inline="always")
+def _end_run(starts, stops, k, run_start, run_stop, fill):
+    """Record run k (when ``fill``); returns the run count after it."""
+    if fill:
+        starts[k] = run_start
+        stops[k] = run_stop
+    return k + 1
+
+
+@numba.njit(**_JIT)
+def _runs_in_bits(words, lo, hi, base, in_run, run_start, starts, stops, k, fill):
+    """Extend the run scan over bits [lo, hi) of ``words`` (pfn = base + bit).
+
+    The state ``(in_run, run_start, k)`` carries across calls so a run may span
+    chunks; a run that ends is recorded at ``starts[k], stops[k]`` when ``fill``.
+    """
+    pos = lo
+    while pos < hi:
+        word_end = min(((pos >> 6) + 1) << 6, hi)
+        w = words[pos >> 6]
+        if in_run:
+            w = ~w
+        w >>= np.uint64(pos & 63)
+        if w == 0:
+            pos = word_end
+            continue
+        pos += cttz(w)
+        if pos >= word_end:
+            pos = word_end
+            continue
+        if in_run:
+            k = _end_run(starts, stops, k, run_start, base + pos, fill)
+        else:
+            run_start = base + pos
+        in_run = not in_run
+    return in_run, run_start, k
+
+
+@numba.njit(**_JIT)
+def _combine_words(op, a, b, out):
+    """``out = a op b`` word by word; returns the popcount of ``out``.
+
+    One loop per operation keeps each loop free of branches, so LLVM vectorises it.
+    """
+    total = 0
+    if op == OP_AND:
+        for i in range(out.size):
+            w = a[i] & b[i]
+            out[i] = w
+            total += popcount(w)
+    elif op == OP_OR:
+        for i in range(out.size):
+            w = a[i] | b[i]
+            out[i] = w
+            total += popcount(w)
+    elif op == OP_XOR:
+        for i in range(out.size):
+            w = a[i] ^ b[i]
+            out[i] = w
+            total += popcount(w)
+    else:
+        for i in range(out.size):
+            w = a[i] & ~b[i]
+            out[i] = w
+            total += popcount(w)
+    return total
+
+
+@numba.njit(**_JIT)
+def _count_and_words(a, b):
+    total = 0
+    for i in range(a.size):
+        total += popcount(a[i] & b[i])
+    return total
+
+
+# --- flat bitmap scans and algebra ---------------------------------------------------
+
+@numba.njit(**_JIT)
+def flat_find_next(words, start, stop, flip):
+    return _next_bit(words, start, stop, flip)
+
+
+@numba.njit(**_JIT)
+def flat_find_prev_set(words, stop):
+    return _prev_set_bit(words, 0, stop)
+
+
+@numba.njit(**_JIT)
+def flat_collect(words, start, stop, out):
+    """Set pfns of [start, stop) into ``out`` while room: ``(written, resume pfn)``."""
+    return _collect_set(words, start, stop, 0, out, 0)
+
+
+@numba.njit(**_JIT)
+def flat_select(words, rank):
+    return _select_bit(words, rank)
+
+
+@numba.njit(**_JIT)
+def flat_runs(words, start, stop, starts, stops, fill):
+    """Maximal runs of set pages in [start, stop); returns how many (filled if asked)."""
+    in_run, run_start, k = _runs_in_bits(words, start, stop, 0, False, 0, starts, stops,
+                                         0, fill)
+    return _end_run(starts, stops, k, run_start, stop, fill) if in_run else k
+
+
+@numba.njit(**_JIT)
+def flat_combine(op, a, b, out):
+    return _combine_words(op, a, b, out)
+
+
+@numba.njit(**_JIT)
+def flat_count_and(a, b, first_only):
+    """Pages set in both; with ``first_only``, stop at the first word that has some."""
+    if not first_only:
+        return _count_and_words(a, b)
+    for i in range(a.size):
+        if a[i] & b[i]:
+            return popcount(a[i] & b[i])
+    return 0
+
+
+@numba.njit(**_JIT)
+def flat_set_ranges(words, starts, stops):
+    for i in range(starts.size):
+        _set_bits(words, starts[i], stops[i])
+
+
+# --- two-level scans -------------------------------------------------------------------
+# ``occupied`` is a bitmap over chunks (bit c set when entry c is not None), so scans
+# cross the holes of a sparse space 64 entries per word.
+
+@numba.njit(**_JIT)
+def table_occupy(addrs, occupied, chunk_nrs):
+    """Refresh bit c of ``occupied`` from ``addrs[c]`` for each c in ``chunk_nrs``."""
+    for j in range(chunk_nrs.size):
+        c = chunk_nrs[j]
+        bit = ONE << np.uint64(c & 63)
+        if addrs[c] == NULL:
+            occupied[c >> 6] &= ~bit
+        else:
+            occupied[c >> 6] |= bit
+
+
+@numba.njit(**_JIT)
+def table_find_next(addrs, occupied, start, stop, chunk_shift, full_addr, flip):
+    """Lowest pfn in [start, stop) whose bit is set (``flip`` 0) or clear (all ones),
+    or -1.
+
+    Entries that cannot hold the bit sought are skipped unread: None entries (64 at a
+    time through ``occupied``) when seeking a set bit, FULL ones when seeking a clear
+    bit; the other sentinel answers at once.
+    """
+    if start >= stop:
+        return -1
+    wpc = 1 << (chunk_shift - 6)
+    find_set = flip == NULL
+    skip = NULL if find_set else full_addr
+    answer = full_addr if find_set else NULL
+    c = start >> chunk_shift
+    last = (stop - 1) >> chunk_shift
+    while c <= last:
+        a = addrs[c]
+        if a == skip:
+            c = _next_bit(occupied, c + 1, last + 1, NULL) if find_set else c + 1
+            if c < 0:
+                return -1
+            continue
+        lo, hi = _local_span(c, start, stop, chunk_shift)
+        if a == answer:
+            return (c << chunk_shift) + lo
+        p = _next_bit(chunk_words(a, wpc), lo, hi, flip)
+        if p >= 0:
+            return (c << chunk_shift) + p
+        c += 1
+    return -1
+
+
+@numba.njit(**_JIT)
+def table_find_prev_set(addrs, occupied, stop, chunk_shift, full_addr):
+    """Highest set pfn in [0, stop), or -1; None entries are skipped unread."""
+    if stop <= 0:
+        return -1
+    wpc = 1 << (chunk_shift - 6)
+    c = (stop - 1) >> chunk_shift
+    while c >= 0:
+        a = addrs[c]
+        if a == NULL:
+            c = _prev_set_bit(occupied, 0, c)
+            continue
+        lo, hi = _local_span(c, 0, stop, chunk_shift)
+        if a == full_addr:
+            return (c << chunk_shift) + hi - 1
+        p = _prev_set_bit(chunk_words(a, wpc), lo, hi)
+        if p >= 0:
+            return (c << chunk_shift) + p
+        c -= 1
+    return -1
+
+
+@numba.njit(**_JIT)
+def table_collect(addrs, counts, start, stop, chunk_shift, full_addr, out):
+    """Set pfns of [start, stop) into ``out`` while room: ``(written, resume pfn)``."""
+    if start >= stop:
+        return 0, stop
+    wpc = 1 << (chunk_shift - 6)
+    room = out.size
+    k = 0
+    for c in range(start >> chunk_shift, ((stop - 1) >> chunk_shift) + 1):
+        if counts[c] == 0:
+            continue
+        a = addrs[c]
+        base = c << chunk_shift
+        lo, hi = _local_span(c, start, stop, chunk_shift)
+        if a == full_addr:
+            n = min(hi - lo, room - k)
+            for j in range(n):
+                out[k + j] = base + lo + j
+            k += n
+            if n < hi - lo:
+                return k, base + lo + n
+        else:
+            k, resume = _collect_set(chunk_words(a, wpc), lo, hi, base, out, k)
+            if resume < hi:
+                return k, base + resume
+    return k, stop
+
+
+@numba.njit(**_JIT)
+def table_select(addrs, counts, rank, chunk_shift, full_addr):
+    """The pfn with ``rank`` set pages before it, or -1; reads one chunk at most."""
+    wpc = 1 << (chunk_shift - 6)
+    for c in range(addrs.size):
+        n = counts[c]
+        if rank < n:
+            a = addrs[c]
+            if a == full_addr:
+                return (c << chunk_shift) + rank
+            return (c << chunk_shift) + _select_bit(chunk_words(a, wpc), rank)
+        rank -= n
+    return -1
+
+
+@numba.njit(**_JIT)
+def table_runs(addrs, start, stop, chunk_shift, full_addr, starts, stops, fill):
+    """Maximal runs of set pages in [start, stop); returns how many (filled if asked).
+
+    None and FULL entries end or extend a run without being read.
+    """
+    if start >= stop:
+        return 0
+    wpc = 1 << (chunk_shift - 6)
+    in_run = False
+    run_start = 0
+    k = 0
+    for c in range(start >> chunk_shift, ((stop - 1) >> chunk_shift) + 1):
+        a = addrs[c]
+        base = c << chunk_shift
+        lo, hi = _local_span(c, start, stop, chunk_shift)
+        if a == NULL:
+            if in_run:
+                k = _end_run(starts, stops, k, run_start, base + lo, fill)
+                in_run = False
+        elif a == full_addr:
+            if not in_run:
+                run_start = base + lo
+                in_run = True
+        else:
+            in_run, run_start, k = _runs_in_bits(chunk_words(a, wpc), lo, hi, base, in_run,
+                                                 run_start, starts, stops, k, fill)
+    return _end_run(starts, stops, k, run_start, stop, fill) if in_run else k
+
+
+# --- two-level algebra -------------------------------------------------------------------
+
+@numba.njit(inline="always")
+def _entry_kind(address, full_addr):
+    if address == NULL:
+        return KIND_NONE
+    if address == full_addr:
+        return KIND_FULL
+    return KIND_CHUNK
+
+
+@numba.njit(**_JIT)
+def table_plan(op, addrs_a, addrs_b, full_addr, result_kinds, out):
+    """``out[c]`` = the kind of entry c of ``a op b``; returns how many need a chunk."""
+    rule = result_kinds[op]
+    need = 0
+    for c in range(addrs_a.size):
+        kind = rule[3 * _entry_kind(addrs_a[c], full_addr) + _entry_kind(addrs_b[c], full_addr)]
+        out[c] = kind
+        if kind == KIND_CHUNK:
+            need += 1
+    return need
+
+
+@numba.njit(inline="always")
+def _combine_chunk(op, addrs_a, addrs_b, c, out_addr, wpc, zero_addr):
+    a = addrs_a[c]
+    b = addrs_b[c]
+    return _combine_words(op, chunk_words(zero_addr if a == NULL else a, wpc),
+                          chunk_words(zero_addr if b == NULL else b, wpc),
+                          chunk_words(out_addr, wpc))
+
+
+@numba.njit(**_JIT)
+def table_combine(op, addrs_a, addrs_b, chunk_nrs, out_addrs, out_counts, chunk_shift,
+                  zero_addr):
+    """Chunk ``out_addrs[j]`` = chunk ``chunk_nrs[j]`` of ``a op b``; counts follow.
+
+    ``zero_addr`` (an all-zero chunk) stands in for None entries; ``out_addrs[j]`` may
+    be the address of a's own chunk, for in-place operations.
+    """
+    wpc = 1 << (chunk_shift - 6)
+    for j in range(chunk_nrs.size):
+        out_counts[j] = _combine_chunk(op, addrs_a, addrs_b, chunk_nrs[j], out_addrs[j], wpc,
+                                       zero_addr)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def table_combine_parallel(op, addrs_a, addrs_b, chunk_nrs, out_addrs, out_counts,
+                           chunk_shift, zero_addr):
+    """:func:`table_combine` over Numba's thread pool (main thread only: the
+    workqueue layer does not take launches from several threads at once)."""
+    wpc = 1 << (chunk_shift - 6)
+    for j in numba.prange(chunk_nrs.size):
+        out_counts[j] = _combine_chunk(op, addrs_a, addrs_b, chunk_nrs[j], out_addrs[j], wpc,
+                                       zero_addr)
+
+
+@numba.njit(**_JIT)
+def table_count_and(addrs_a, counts_a, addrs_b, counts_b, chunk_shift, full_addr,
+                    first_only):
+    """Pages set in both tables, from cached counts wherever an entry is None or FULL.
+
+    With ``first_only``, returns as soon as some page is found (for ``intersects``).
+    """
+    wpc = 1 << (chunk_shift - 6)
+    total = 0
+    for c in range(addrs_a.size):
+        a = addrs_a[c]
+        b = addrs_b[c]
+        if a == NULL or b == NULL:
+            continue
+        if a == full_addr:
+            total += counts_b[c]
+        elif b == full_addr:
+            total += counts_a[c]
+        else:
+            total += _count_and_words(chunk_words(a, wpc), chunk_words(b, wpc))
+        if first_only and total:
+            return total
+    return total
+
+
+@numba.njit(**_JIT)
+def table_range_cover(starts, stops, chunk_shift, whole_chunks, cover):
+    """``cover[c]`` = 2 where one range covers whole chunk c, at least 1 where touched."""
+    for i in range(starts.size):
+        start = starts[i]
+        stop = stops[i]
+        if start >= stop:
+            continue
+        for c in range(start >> chunk_shift, ((stop - 1) >> chunk_shift) + 1):
+            lo, hi = _local_span(c, start, stop, chunk_shift)
+            whole = lo == 0 and hi == (1 << chunk_shift) and c < whole_chunks
+            cover[c] = max(cover[c], 2 if whole else 1)
+
+
+# --- windows of packed words -----------------------------------------------------------
+
+@numba.njit(**_JIT)
+def table_get_words(addrs, first_word, out, chunk_shift, full_addr):
+    """``out`` = the words ``first_word + [0, out.size)`` of the map."""
+    word_shift = chunk_shift - 6
+    wpc = 1 << word_shift
+    for j in range(out.size):
+        g = first_word + j
+        a = addrs[g >> word_shift]
+        if a == NULL:
+            out[j] = NULL
+        elif a == full_addr:
+            out[j] = ALL_ONES
+        else:
+            out[j] = chunk_words(a, wpc)[g & (wpc - 1)]
+
+
+@numba.njit(**_JIT)
+def words_chunk_kinds(data, first_word, chunk_shift, any_set, all_set):
+    """Per chunk touched by the window: whether its words in ``data`` have a bit set,
+    and whether they are all ones.  Entry j is chunk ``(first_word >> word_shift) + j``."""
+    word_shift = chunk_shift - 6
+    first_chunk = first_word >> word_shift
+    for j in range(any_set.size):
+        any_set[j] = False
+        all_set[j] = True
+    for i in range(data.size):
+        j = ((first_word + i) >> word_shift) - first_chunk
+        w = data[i]
+        if w != NULL:
+            any_set[j] = True
+        if w != ALL_ONES:
+            all_set[j] = False
+
+
+@numba.njit(**_JIT)
+def table_put_words(addrs, counts, data, first_word, chunk_shift, full_addr):
+    """Copy ``data`` into the words ``first_word + [0, data.size)``; recount touched chunks.
+
+    Python has made private every touched entry whose bits change: None entries left
+    receive only zeros and FULL entries left only ones, so both are skipped.
+    """
+    word_shift = chunk_shift - 6
+    wpc = 1 << word_shift
+    i = 0
+    while i < data.size:
+        g = first_word + i
+        c = g >> word_shift
+        n = min(wpc - (g & (wpc - 1)), data.size - i)
+        a = addrs[c]
+        if a != NULL and a != full_addr:
+            words = chunk_words(a, wpc)
+            off = g & (wpc - 1)
+            for j in range(n):
+                words[off + j] = data[i + j]
+            total = 0
+            for j in range(wpc):
+                total += popcount(words[j])
+            counts[c] = total
+        i += n
+
+
+@numba.njit(**_JIT)
+def data_address(array):
+    """The address of ``array``'s data: 6x faster per call than ``array.ctypes.data``,
+    which builds a ctypes helper object each time."""
+    return array.ctypes.data

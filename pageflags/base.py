@@ -8,13 +8,25 @@ or a non-empty flat ``int64`` array of in-range pfns.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._args import check_pfn, check_pfn_array, check_range
-from .geometry import Geometry
+from . import _kernels
+from ._args import (
+    check_bound_array,
+    check_index,
+    check_pfn,
+    check_pfn_array,
+    check_position,
+    check_range,
+)
+from .geometry import Geometry, as_geometry
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["PageMap"]
 
@@ -219,6 +231,444 @@ class PageMap:
     def __deepcopy__(self, memo: dict) -> PageMap:
         return self.copy()
 
+    # --- search --------------------------------------------------------------------
+    def find_next_set(self, start: int = 0) -> int:
+        """The lowest set pfn ``>= start``, or -1.
+
+        ``start`` may be ``npages`` (nothing is found); None entries of a PageFlags
+        map are skipped without reading chunk data.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_many([10, 500_000])
+        >>> flags.find_next_set(0), flags.find_next_set(11), flags.find_next_set(500_001)
+        (10, 500000, -1)
+        """
+        start = check_position("start", start, self.npages)
+        return self._find_next_set(start) if start < self.npages else -1
+
+    def find_next_clear(self, start: int = 0) -> int:
+        """The lowest clear pfn ``>= start``, or -1.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_range(0, 100_000)
+        >>> flags.find_next_clear(0), flags.find_next_clear(100_001)
+        (100000, 100001)
+        """
+        start = check_position("start", start, self.npages)
+        return self._find_next_clear(start) if start < self.npages else -1
+
+    def find_prev_set(self, start: int) -> int:
+        """The highest set pfn ``<= start`` (start is inclusive), or -1.
+
+        This is the kernel's ``find_last_bit(map, start + 1)``.  ``start`` may be
+        ``npages``, which searches the whole map.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_many([10, 20])
+        >>> flags.find_prev_set(20), flags.find_prev_set(19), flags.find_prev_set(9)
+        (20, 10, -1)
+        """
+        start = check_position("start", start, self.npages)
+        return self._find_prev_set(min(start + 1, self.npages))
+
+    def min(self) -> int:
+        """The lowest set pfn, or -1 when none is set.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.min()
+        -1
+        >>> flags.set_many([7, 99]); flags.min(), flags.max()
+        (7, 99)
+        """
+        return self._find_next_set(0)
+
+    def max(self) -> int:
+        """The highest set pfn, or -1 when none is set.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set(flags.npages - 1); flags.max()
+        1048575
+        """
+        return self._find_prev_set(self.npages)
+
+    # --- iteration -----------------------------------------------------------------
+    def to_array(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The set pfns of ``[start, stop)``, sorted, as ``int64``.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_range(5, 8); flags.set(70_000)
+        >>> flags.to_array(), flags.to_array(6, 100)
+        (array([    5,     6,     7, 70000]), array([6, 7]))
+        """
+        start, stop = check_range(start, stop, self.npages)
+        out = np.empty(self._count(start, stop) if start < stop else 0, dtype=np.int64)
+        if out.size:
+            written, _ = self._collect(start, stop, out)
+            assert written == out.size, "cached count and bits disagree"
+        return out
+
+    def iter_arrays(self, start: int = 0, stop: int | None = None,
+                    max_len: int = 1 << 20) -> Iterator[np.ndarray]:
+        """Yield the set pfns of ``[start, stop)`` as sorted ``int64`` arrays of at
+        most ``max_len`` pfns, so any number of pages is walked in bounded memory.
+
+        Each step resumes after the last pfn yielded, so it sees the map as it is
+        then; arguments are checked when this is called, not on the first step.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_range(0, 5)
+        >>> [a.tolist() for a in flags.iter_arrays(max_len=2)]
+        [[0, 1], [2, 3], [4]]
+        """
+        start, stop = check_range(start, stop, self.npages)
+        max_len = check_index("max_len", max_len)
+        if max_len < 1:
+            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        return self._iter_arrays(start, stop, max_len)
+
+    def _iter_arrays(self, start: int, stop: int, max_len: int) -> Iterator[np.ndarray]:
+        while start < stop:
+            out = np.empty(max_len, dtype=np.int64)
+            written, start = self._collect(start, stop, out)
+            if written == 0:
+                return
+            yield out[:written]
+
+    def runs(self, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Maximal runs of set pages in ``[start, stop)`` as ``(starts, stops)``.
+
+        Runs are half-open and cut at ``start`` and ``stop`` (the kernel's
+        ``for_each_set_bitrange``); :meth:`from_ranges` rebuilds the map from them.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_range(3, 6); flags.set(9)
+        >>> starts, stops = flags.runs(); starts.tolist(), stops.tolist()
+        ([3, 9], [6, 10])
+        """
+        start, stop = check_range(start, stop, self.npages)
+        none = np.empty(0, dtype=np.int64)
+        n = self._runs(start, stop, none, none, False) if start < stop else 0
+        starts = np.empty(n, dtype=np.int64)
+        stops = np.empty(n, dtype=np.int64)
+        if n:
+            self._runs(start, stop, starts, stops, True)
+        return starts, stops
+
+    # --- rank and select -------------------------------------------------------------
+    def rank(self, pfn: int) -> int:
+        """Pages set in ``[0, pfn)``; ``pfn`` may be ``npages``.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_many([1, 5, 9])
+        >>> flags.rank(5), flags.rank(6), flags.select(flags.rank(9))
+        (1, 2, 9)
+        """
+        pfn = check_position("pfn", pfn, self.npages)
+        return self._count(0, pfn) if pfn else 0
+
+    def select(self, k: int) -> int:
+        """The pfn of the ``k``-th set page (0-based); ``IndexError`` unless
+        ``0 <= k < count()``.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_many([4, 8]); flags.select(1)
+        8
+        """
+        k = check_index("k", k)
+        total = self._count(0, self.npages)
+        if not 0 <= k < total:
+            raise IndexError(f"k {k} outside [0, {total})")
+        return self._select(k)
+
+    # --- algebra ---------------------------------------------------------------------
+    # ``a op b`` builds a new map of a's type; ``a op= b`` changes ``a``.  Both maps must
+    # have the same type (TypeError) and geometry (ValueError).
+    def _peer(self, other: object) -> PageMap:
+        if not isinstance(other, PageMap) or type(other) is not type(self):
+            raise TypeError(f"cannot combine {type(self).__name__} with "
+                            f"{type(other).__name__}; convert one first")
+        if other.geometry != self.geometry:
+            raise ValueError(f"geometries differ: {self.geometry} vs {other.geometry}")
+        return other
+
+    def _binary(self, other: object, op: int, in_place: bool) -> PageMap:
+        if not isinstance(other, PageMap):
+            return NotImplemented
+        other = self._peer(other)
+        if in_place:
+            self._combine_in_place(op, other)
+            return self
+        return self._combine(op, other)
+
+    def __and__(self, other: PageMap) -> PageMap:
+        """Pages set in both.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> a = PageFlags(1 << 20); a.set_range(0, 10)
+        >>> b = PageFlags(1 << 20); b.set_range(5, 20)
+        >>> (a & b).count(), (a | b).count(), (a ^ b).count(), (a - b).count()
+        (5, 20, 15, 5)
+        """
+        return self._binary(other, _kernels.OP_AND, False)
+
+    def __or__(self, other: PageMap) -> PageMap:
+        """Pages set in either."""
+        return self._binary(other, _kernels.OP_OR, False)
+
+    def __xor__(self, other: PageMap) -> PageMap:
+        """Pages set in exactly one."""
+        return self._binary(other, _kernels.OP_XOR, False)
+
+    def __sub__(self, other: PageMap) -> PageMap:
+        """Pages set in ``self`` and not in ``other`` (and-not)."""
+        return self._binary(other, _kernels.OP_ANDNOT, False)
+
+    def __iand__(self, other: PageMap) -> PageMap:
+        return self._binary(other, _kernels.OP_AND, True)
+
+    def __ior__(self, other: PageMap) -> PageMap:
+        return self._binary(other, _kernels.OP_OR, True)
+
+    def __ixor__(self, other: PageMap) -> PageMap:
+        return self._binary(other, _kernels.OP_XOR, True)
+
+    def __isub__(self, other: PageMap) -> PageMap:
+        return self._binary(other, _kernels.OP_ANDNOT, True)
+
+    def __invert__(self) -> PageMap:
+        """Every page of ``[0, npages)`` not set in ``self``.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(100_000); flags.set(3); (~flags).count()
+        99999
+        """
+        return self._invert()
+
+    # --- counts of combinations, without building them ---------------------------------
+    def count_and(self, other: PageMap) -> int:
+        """``(self & other).count()`` without building the result.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> a = PageFlags(1 << 20); a.set_range(0, 10)
+        >>> b = PageFlags(1 << 20); b.set_range(5, 20)
+        >>> a.count_and(b), a.count_or(b), a.count_xor(b), a.count_andnot(b)
+        (5, 20, 15, 5)
+        """
+        return self._count_and(self._peer(other), False)
+
+    def count_or(self, other: PageMap) -> int:
+        """``(self | other).count()`` without building the result."""
+        both = self._count_and(self._peer(other), False)
+        return self.count() + other.count() - both
+
+    def count_xor(self, other: PageMap) -> int:
+        """``(self ^ other).count()`` without building the result."""
+        both = self._count_and(self._peer(other), False)
+        return self.count() + other.count() - 2 * both
+
+    def count_andnot(self, other: PageMap) -> int:
+        """``(self - other).count()`` without building the result."""
+        return self.count() - self._count_and(self._peer(other), False)
+
+    def intersects(self, other: PageMap) -> bool:
+        """Whether some page is set in both; stops at the first one found.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> a = PageFlags(1 << 20); a.set(1); b = PageFlags(1 << 20); b.set(2)
+        >>> a.intersects(b), a.issubset(a | b)
+        (False, True)
+        """
+        return self._count_and(self._peer(other), True) > 0
+
+    def issubset(self, other: PageMap) -> bool:
+        """Whether every page set in ``self`` is set in ``other``."""
+        return self._count_and(self._peer(other), False) == self.count()
+
+    # --- conversions -------------------------------------------------------------------
+    @classmethod
+    def from_array(cls, pfns: ArrayLike, geometry: Geometry | int) -> Self:
+        """A map with exactly the pages ``pfns`` set (any order, duplicates allowed).
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> PageFlags.from_array([3, 1, 3], 1 << 20).to_array()
+        array([1, 3])
+        """
+        flags = cls(geometry)
+        flags.set_many(pfns)
+        return flags
+
+    @classmethod
+    def from_ranges(cls, starts: ArrayLike, stops: ArrayLike,
+                    geometry: Geometry | int) -> Self:
+        """A map with the pages of every ``[starts[i], stops[i])`` set.
+
+        Ranges may overlap, touch or be empty, in any order.  One bad range rejects
+        the whole call: out of ``[0, npages]`` is ``IndexError``, a start past its
+        stop ``ValueError``, a non-integer dtype ``TypeError``.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags.from_ranges([0, 40_000], [10, 100_000], 1 << 20)
+        >>> flags.count(), flags.table[2] is flags.FULL
+        (60010, True)
+        """
+        flags = cls(geometry)
+        starts = check_bound_array("starts", starts, flags.npages)
+        stops = check_bound_array("stops", stops, flags.npages)
+        if starts.shape != stops.shape:
+            raise ValueError(f"{starts.size} starts but {stops.size} stops")
+        backwards = np.flatnonzero(starts > stops)
+        if backwards.size:
+            i = int(backwards[0])
+            raise ValueError(f"starts[{i}] = {starts[i]} > stops[{i}] = {stops[i]}")
+        if starts.size:
+            flags._set_ranges(starts, stops)
+        return flags
+
+    @classmethod
+    def from_bool(cls, mask: ArrayLike, start: int = 0,
+                  geometry: Geometry | int | None = None) -> Self:
+        """A map whose pages ``[start, start + len(mask))`` are the 1-D bool ``mask``.
+
+        ``geometry`` defaults to exactly ``start + len(mask)`` pages.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags.from_bool(np.array([True, False, True]), 100, 1 << 20)
+        >>> flags.to_array(), flags.to_bool(99, 103)
+        (array([100, 102]), array([False,  True, False,  True]))
+        """
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_ or mask.ndim != 1:
+            raise TypeError(f"mask must be a 1-D bool array, got {mask.dtype} {mask.shape}")
+        start = check_index("start", start)
+        flags = cls(_default_geometry(geometry, start, mask.size))
+        check_range(start, start + mask.size, flags.npages)
+        lead = start & 63
+        padded = np.zeros(-(-(lead + mask.size) // 64) * 64, dtype=np.uint8)
+        padded[lead:lead + mask.size] = mask
+        words = np.packbits(padded, bitorder="little").view("<u8").astype(np.uint64)
+        if words.size:
+            flags._put_words(start - lead, words)
+        return flags
+
+    @classmethod
+    def from_words(cls, words: ArrayLike, start: int = 0,
+                   geometry: Geometry | int | None = None) -> Self:
+        """A map whose pages from ``start`` (a multiple of 64) are the bits of ``words``.
+
+        Bit ``i % 64`` of ``words[i // 64]`` is page ``start + i``, as in
+        :meth:`to_words`.  ``geometry`` defaults to ``start + 64 * len(words)`` pages.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pageflags import PageFlags
+        >>> PageFlags.from_words(np.array([0b101], dtype=np.uint64), 64, 1 << 20).to_array()
+        array([64, 66])
+        """
+        words = np.asarray(words)
+        start = check_index("start", start)
+        flags = cls(_default_geometry(geometry, start, 64 * words.size))
+        flags.put_words(start, words)
+        return flags
+
+    def to_bool(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """A bool array of pages ``[start, stop)``.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set(2); flags.to_bool(0, 4)
+        array([False, False,  True, False])
+        """
+        start, stop = check_range(start, stop, self.npages)
+        lo = start & ~63
+        hi = min(-(-stop // 64) * 64, self.npages)
+        words = self._get_words(lo, hi) if lo < hi else np.empty(0, dtype=np.uint64)
+        bits = np.unpackbits(words.astype("<u8").view(np.uint8), bitorder="little")
+        return bits[start - lo:stop - lo].astype(bool)
+
+    def to_words(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The packed ``uint64`` words of pages ``[start, stop)``.
+
+        ``start`` must be a multiple of 64 and ``stop`` one too or ``npages``
+        (``ValueError`` otherwise); bit ``i % 64`` of word ``i // 64`` is page
+        ``start + i``.  Change them with NumPy and :meth:`put_words` them back.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_many([64, 66])
+        >>> words = flags.to_words(64, 192); words
+        array([5, 0], dtype=uint64)
+        >>> words[1] = 1; flags.put_words(64, words); flags.to_array()
+        array([ 64,  66, 128])
+        """
+        start, stop = check_range(start, stop, self.npages)
+        self._check_word_window(start, stop)
+        return self._get_words(start, stop) if start < stop else np.empty(0, np.uint64)
+
+    def put_words(self, start: int, words: ArrayLike) -> None:
+        """Overwrite pages ``[start, start + 64 * len(words))`` with the bits of ``words``.
+
+        The inverse of :meth:`to_words`: ``start`` is a multiple of 64, the window
+        ends at or before ``npages`` or in its last word, whose bits past ``npages``
+        must be clear.  Rejected calls change nothing.
+        """
+        start = check_position("start", start, self.npages)
+        words = np.asarray(words)
+        if words.dtype.kind not in "iu" or words.ndim != 1:
+            raise TypeError(f"words must be a 1-D integer array, got {words.dtype} "
+                            f"{words.shape}")
+        words = words.astype(np.uint64, copy=False)
+        stop = min(start + 64 * words.size, self.npages)
+        if start + 64 * words.size - stop >= 64:
+            raise IndexError(f"{words.size} words from {start} pass npages {self.npages}")
+        self._check_word_window(start, stop)
+        if stop - start < 64 * words.size and words[-1] >> np.uint64(stop & 63):
+            raise ValueError(f"bits past npages {self.npages} set in the last word")
+        if words.size:
+            self._put_words(start, words)
+
+    def _check_word_window(self, start: int, stop: int) -> None:
+        if start % 64 or (stop % 64 and stop != self.npages):
+            raise ValueError(f"window [{start}, {stop}) is not 64-aligned (a stop may "
+                             f"also be npages {self.npages})")
+
     # --- to implement ------------------------------------------------------------------
     @property
     def nbytes(self) -> int:
@@ -263,3 +713,59 @@ class PageMap:
     def _equal(self, other: PageMap) -> bool:
         raise NotImplementedError
 
+
+    def _find_next_set(self, start: int) -> int:
+        raise NotImplementedError
+
+    def _find_next_clear(self, start: int) -> int:
+        raise NotImplementedError
+
+    def _find_prev_set(self, stop: int) -> int:
+        """Highest set pfn in [0, stop), or -1 (stop may be 0)."""
+        raise NotImplementedError
+
+    def _collect(self, start: int, stop: int, out: np.ndarray) -> tuple[int, int]:
+        """Set pfns of [start, stop) into ``out`` while room: (written, resume pfn)."""
+        raise NotImplementedError
+
+    def _runs(self, start: int, stop: int, starts: np.ndarray, stops: np.ndarray,
+              fill: bool) -> int:
+        raise NotImplementedError
+
+    def _select(self, k: int) -> int:
+        raise NotImplementedError
+
+    def _combine(self, op: int, other: PageMap) -> PageMap:
+        raise NotImplementedError
+
+    def _combine_in_place(self, op: int, other: PageMap) -> None:
+        raise NotImplementedError
+
+    def _invert(self) -> PageMap:
+        raise NotImplementedError
+
+    def _count_and(self, other: PageMap, first_only: bool) -> int:
+        raise NotImplementedError
+
+    def _set_ranges(self, starts: np.ndarray, stops: np.ndarray) -> None:
+        """Set every range (int64 arrays, checked, possibly empty or overlapping)."""
+        raise NotImplementedError
+
+    def _get_words(self, start: int, stop: int) -> np.ndarray:
+        """Words of pages [start, stop); start 64-aligned, stop aligned or npages."""
+        raise NotImplementedError
+
+    def _put_words(self, start: int, words: np.ndarray) -> None:
+        """Overwrite whole words from 64-aligned ``start`` (bits past npages clear)."""
+        raise NotImplementedError
+
+
+def _default_geometry(geometry: Geometry | int | None, start: int, length: int) -> Geometry:
+    """The given geometry, or one of exactly ``start + length`` pages."""
+    if start < 0:
+        raise IndexError(f"start {start} is negative")
+    if geometry is None:
+        if start + length < 1:
+            raise ValueError("give a geometry: no page would be in the map")
+        return as_geometry(start + length)
+    return as_geometry(geometry)

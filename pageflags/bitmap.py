@@ -12,6 +12,9 @@ plain shadows of the table instead:
   kernels turn an address into an array through a small intrinsic.
 * ``_counts`` (``int32``): the population count of each entry, kept by every write,
   so ``count()`` is O(1) and ranges popcount only their edge chunks.
+* ``_occupied`` (``uint64`` bits, one per entry): set where the entry is not
+  ``None``, so searches cross the holes of a sparse space 64 entries per word (a
+  46-bit space's 2^19 entries are 8192 words).
 
 Why addresses and not a 2-D pool with slot numbers: a chunk here is its own
 allocation, so freeing an entry gives its memory back at once (hotplug removal must
@@ -29,7 +32,9 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections import deque
+from collections.abc import Callable
 from itertools import repeat
 from operator import attrgetter, methodcaller
 from typing import Any
@@ -43,8 +48,22 @@ from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 
 __all__ = ["PageFlags", "full_chunk"]
 
-_data_address = attrgetter("ctypes.data")
+_data_address = _kernels.data_address
 _make_read_only = methodcaller("setflags", write=False)
+
+
+#: Algebra over at least this many computed chunks runs on Numba's thread pool when
+#: called from the main thread (``None``: never).  The serial kernel serves the rest,
+#: so worker threads never launch parallel work.
+PARALLEL_MIN_CHUNKS: int | None = 2048
+
+
+@functools.cache
+def zero_chunk(words_per_chunk: int) -> np.ndarray:
+    """A shared, read-only all-zero chunk: what a ``None`` entry reads as in algebra."""
+    chunk = np.zeros(words_per_chunk, dtype=np.uint64)
+    chunk.setflags(write=False)
+    return chunk
 
 
 @functools.cache
@@ -62,14 +81,15 @@ def _boxed(obj: object) -> np.ndarray:
     return box
 
 
-def _new_chunks(count: int, words_per_chunk: int,
-                sources: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _new_chunks(count: int, words_per_chunk: int, sources: np.ndarray | None = None,
+                make: Callable = np.zeros) -> tuple[np.ndarray, np.ndarray]:
     """``count`` read-only chunks (zeroed, or copies of ``sources``) and their addresses.
 
     ``map`` over C callables creates them without a Python-level loop per chunk.
+    ``make=np.empty`` skips zeroing chunks that a kernel overwrites whole.
     """
     if sources is None:
-        made = map(np.zeros, repeat(words_per_chunk, count), repeat(np.uint64, count))
+        made = map(make, repeat(words_per_chunk, count), repeat(np.uint64, count))
     else:
         made = map(np.ndarray.copy, sources)
     chunks = np.fromiter(made, dtype=object, count=count)
@@ -103,6 +123,7 @@ class PageFlags(PageMap):
         "_full_addr",
         "_full_box",
         "_nallocated",
+        "_occupied",
         "_table",
         "_table_view",
         "_total",
@@ -116,6 +137,8 @@ class PageFlags(PageMap):
         self._table = np.empty(n, dtype=object)  # filled with None
         self._addrs = np.zeros(n, dtype=np.uint64)
         self._counts = np.zeros(n, dtype=np.int32)
+        # Bit c is set when entry c is not None: searches cross holes 64 entries a word.
+        self._occupied = np.zeros(-(-n // 64), dtype=np.uint64)
         self._total = 0
         self._nallocated = 0  # kept by _store, so nbytes is O(1)
         self._table_view = self._table.view()
@@ -135,6 +158,7 @@ class PageFlags(PageMap):
         self._addrs[where] = addrs
         self._counts[where] = counts
         self._nallocated += self._allocated_in(where)
+        _kernels.table_occupy(self._addrs, self._occupied, _entry_numbers(where, self._addrs.size))
 
     def _allocated_in(self, where: Any) -> int:
         """Entries among ``where`` that hold a private chunk."""
@@ -344,6 +368,152 @@ class PageFlags(PageMap):
         self._total -= int(removed)
         self._free_emptied(emptied[:k])
 
+
+    # --- scans, rank/select (issue 3) ----------------------------------------------
+    def _find_next_set(self, start: int) -> int:
+        g = self._geometry
+        return int(_kernels.table_find_next(self._addrs, self._occupied, start, g.npages,
+                                            g.chunk_shift, self._full_addr, _kernels.NULL))
+
+    def _find_next_clear(self, start: int) -> int:
+        g = self._geometry
+        return int(_kernels.table_find_next(self._addrs, self._occupied, start, g.npages,
+                                            g.chunk_shift, self._full_addr, _kernels.ALL_ONES))
+
+    def _find_prev_set(self, stop: int) -> int:
+        return int(_kernels.table_find_prev_set(self._addrs, self._occupied, stop,
+                                                self._geometry.chunk_shift, self._full_addr))
+
+    def _collect(self, start: int, stop: int, out: np.ndarray) -> tuple[int, int]:
+        written, resume = _kernels.table_collect(self._addrs, self._counts, start, stop,
+                                                 self._geometry.chunk_shift, self._full_addr,
+                                                 out)
+        return int(written), int(resume)
+
+    def _runs(self, start: int, stop: int, starts: np.ndarray, stops: np.ndarray,
+              fill: bool) -> int:
+        return int(_kernels.table_runs(self._addrs, start, stop, self._geometry.chunk_shift,
+                                       self._full_addr, starts, stops, fill))
+
+    def _select(self, k: int) -> int:
+        return int(_kernels.table_select(self._addrs, self._counts, k,
+                                         self._geometry.chunk_shift, self._full_addr))
+
+    # --- algebra ---------------------------------------------------------------------
+    def _count_and(self, other: PageMap, first_only: bool) -> int:
+        assert isinstance(other, PageFlags)
+        return int(_kernels.table_count_and(self._addrs, self._counts, other._addrs,
+                                            other._counts, self._geometry.chunk_shift,
+                                            self._full_addr, first_only))
+
+    def _combine(self, op: int, other: PageMap) -> PageFlags:
+        assert isinstance(other, PageFlags)
+        return self._combine_into(op, other._addrs, PageFlags(self._geometry))
+
+    def _combine_in_place(self, op: int, other: PageMap) -> None:
+        assert isinstance(other, PageFlags)
+        self._combine_into(op, other._addrs, self)
+
+    def _invert(self) -> PageFlags:
+        g = self._geometry
+        # ~a is a ^ ones, where ones is FULL everywhere but in a partial last chunk.
+        ones = np.full(g.nchunks, self._full_addr, dtype=np.uint64)
+        tail = np.zeros(g.words_per_chunk, dtype=np.uint64)
+        if self._whole_chunks < g.nchunks:
+            _kernels.flat_set_range(tail, 0, g.last_chunk_pages)
+            ones[-1] = _data_address(tail)
+        return self._combine_into(_kernels.OP_XOR, ones, PageFlags(g))
+
+    def _combine_into(self, op: int, addrs_b: np.ndarray, result: PageFlags) -> PageFlags:
+        """``result = self op b`` for b given by its address shadow.
+
+        ``result`` is a new map, or ``self`` for in-place forms, whose private chunks
+        then take their own results.  Entry kinds come first, vectorised over the
+        shadows, so None and FULL results cost no chunk; one kernel then computes every
+        other chunk before any entry changes (``b`` may be ``self``).
+        """
+        g = self._geometry
+        full = self._full_addr
+        kinds = np.empty(g.nchunks, dtype=np.int8)
+        _kernels.table_plan(op, self._addrs, addrs_b, full, _kernels.RESULT_KINDS, kinds)
+        computed = np.flatnonzero(kinds == _kernels.KIND_CHUNK)
+        if result is self:
+            mine = self._addrs[computed]
+            reused = (mine != 0) & (mine != full)
+        else:
+            reused = np.zeros(computed.size, dtype=bool)
+        fresh = computed[~reused]
+        chunks, fresh_addrs = _new_chunks(fresh.size, g.words_per_chunk, make=np.empty)
+        out_addrs = np.empty(computed.size, dtype=np.uint64)
+        out_addrs[reused] = self._addrs[computed[reused]]
+        out_addrs[~reused] = fresh_addrs
+        counts = np.empty(computed.size, dtype=np.int32)
+        kernel = _kernels.table_combine
+        if (PARALLEL_MIN_CHUNKS is not None and computed.size >= PARALLEL_MIN_CHUNKS
+                and threading.current_thread() is threading.main_thread()):
+            kernel = _kernels.table_combine_parallel
+        kernel(op, self._addrs, addrs_b, computed, out_addrs, counts, g.chunk_shift,
+               _data_address(zero_chunk(g.words_per_chunk)))
+
+        filled = np.flatnonzero(kinds == _kernels.KIND_FULL)
+        result._fill(filled[result._addrs[filled] != full])
+        if result is self:
+            emptied = np.flatnonzero(kinds == _kernels.KIND_NONE)
+            self._free(emptied[self._addrs[emptied] != 0])
+            self._counts[computed[reused]] = counts[reused]
+        kept = counts[~reused] > 0  # all-zero results become None
+        result._store(fresh[kept], chunks[kept], fresh_addrs[kept], counts[~reused][kept])
+        dropped = fresh[~kept]
+        result._free(dropped[result._addrs[dropped] != 0])  # in place: was FULL
+        result._free_emptied(computed[reused])
+        result._total = int(result._counts.sum(dtype=np.int64))
+        return result
+
+    # --- conversions -------------------------------------------------------------------
+    def _set_ranges(self, starts: np.ndarray, stops: np.ndarray) -> None:
+        g = self._geometry
+        cover = np.zeros(g.nchunks, dtype=np.int8)
+        _kernels.table_range_cover(starts, stops, g.chunk_shift, self._whole_chunks, cover)
+        self._fill(np.flatnonzero(cover == 2))
+        touched = np.flatnonzero(cover == 1)
+        self._allocate(touched[self._addrs[touched] == 0])
+        _kernels.table_set_ranges(self._addrs, self._counts, starts, stops, g.chunk_shift,
+                                  self._full_addr)
+        self._total = int(self._counts.sum(dtype=np.int64))
+
+    def _get_words(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty(-(-(stop - start) // 64), dtype=np.uint64)
+        _kernels.table_get_words(self._addrs, start >> 6, out, self._geometry.chunk_shift,
+                                 self._full_addr)
+        return out
+
+    def _put_words(self, start: int, words: np.ndarray) -> None:
+        g = self._geometry
+        word_shift = g.chunk_shift - 6
+        first_word = start >> 6
+        end_word = first_word + words.size
+        chunk_nrs = np.arange(first_word >> word_shift, ((end_word - 1) >> word_shift) + 1)
+        any_set = np.empty(chunk_nrs.size, dtype=bool)
+        all_set = np.empty(chunk_nrs.size, dtype=bool)
+        _kernels.words_chunk_kinds(words, first_word, g.chunk_shift, any_set, all_set)
+        first = chunk_nrs << word_shift
+        whole = (first >= first_word) & (first + g.words_per_chunk <= end_word)
+        to_fill = whole & all_set & (chunk_nrs < self._whole_chunks)
+        to_free = whole & ~any_set
+        partly = ~(to_fill | to_free)
+        addrs = self._addrs[chunk_nrs]
+        to_allocate = partly & (addrs == 0) & any_set
+        to_unshare = partly & (addrs == self._full_addr) & ~all_set
+        before = int(self._counts[chunk_nrs].sum(dtype=np.int64))
+        self._fill(chunk_nrs[to_fill])
+        self._free(chunk_nrs[to_free])
+        self._allocate(chunk_nrs[to_allocate])
+        self._unshare(chunk_nrs[to_unshare])
+        _kernels.table_put_words(self._addrs, self._counts, words, first_word, g.chunk_shift,
+                                 self._full_addr)
+        self._free_emptied(chunk_nrs)
+        self._total += int(self._counts[chunk_nrs].sum(dtype=np.int64)) - before
+
     # --- whole map -----------------------------------------------------------------
     def optimize(self) -> int:
         """Free all-zero chunks and replace all-ones chunks by ``FULL``.
@@ -517,6 +687,10 @@ class PageFlags(PageMap):
         _require(np.array_equal(real, addrs[allocated]),
                  "address shadow disagrees with the chunks in the table")
         _require(np.unique(real).size == real.size, "two entries share one chunk")
+        occupied = np.packbits(addrs != 0, bitorder="little")
+        occupied.resize(self._occupied.nbytes)
+        _require(np.array_equal(occupied.view(np.uint64), self._occupied),
+                 "occupied bitmap disagrees with the table")
         _require(self._total == int(counts.sum(dtype=np.int64)),
                  f"total {self._total} != sum of chunk counts")
         _require(self._nallocated == allocated.size,
@@ -532,6 +706,16 @@ class PageFlags(PageMap):
         _kernels.table_popcounts(self._addrs, self._geometry.chunk_shift, popcounts)
         bad = np.flatnonzero(popcounts != self._counts)
         _require(bad.size == 0, f"cached counts differ from popcounts at chunks {bad[:8]}")
+
+
+def _entry_numbers(where: Any, n: int) -> np.ndarray:
+    """Entry numbers (int64, 1-d) of an index ``where``: a slice, bool mask, int or array."""
+    if isinstance(where, slice):
+        return np.arange(*where.indices(n), dtype=np.int64)
+    where = np.asarray(where)
+    if where.dtype == bool:
+        return np.flatnonzero(where)
+    return where.astype(np.int64, copy=False).reshape(-1)
 
 
 def _require(condition: bool, reason: str) -> None:

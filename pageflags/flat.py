@@ -100,3 +100,53 @@ class FlatPageFlags(PageMap):
         if isinstance(other, FlatPageFlags):
             return bool(np.array_equal(self.words, other.words))
         return other._equal(self)
+
+    # --- scans, rank/select, algebra, conversions (issue 3) ------------------------
+    def _find_next_set(self, start: int) -> int:
+        return int(_kernels.flat_find_next(self.words, start, self.npages, _kernels.NULL))
+
+    def _find_next_clear(self, start: int) -> int:
+        return int(_kernels.flat_find_next(self.words, start, self.npages, _kernels.ALL_ONES))
+
+    def _find_prev_set(self, stop: int) -> int:
+        return int(_kernels.flat_find_prev_set(self.words, stop))
+
+    def _collect(self, start: int, stop: int, out: np.ndarray) -> tuple[int, int]:
+        written, resume = _kernels.flat_collect(self.words, start, stop, out)
+        return int(written), int(resume)
+
+    def _runs(self, start: int, stop: int, starts: np.ndarray, stops: np.ndarray,
+              fill: bool) -> int:
+        return int(_kernels.flat_runs(self.words, start, stop, starts, stops, fill))
+
+    def _select(self, k: int) -> int:
+        return int(_kernels.flat_select(self.words, k))
+
+    def _count_and(self, other: PageMap, first_only: bool) -> int:
+        assert isinstance(other, FlatPageFlags)
+        return int(_kernels.flat_count_and(self.words, other.words, first_only))
+
+    def _combine(self, op: int, other: PageMap) -> FlatPageFlags:
+        assert isinstance(other, FlatPageFlags)
+        new = FlatPageFlags(self._geometry)
+        _kernels.flat_combine(op, self.words, other.words, new.words)
+        return new
+
+    def _combine_in_place(self, op: int, other: PageMap) -> None:
+        assert isinstance(other, FlatPageFlags)
+        _kernels.flat_combine(op, self.words, other.words, self.words)
+
+    def _invert(self) -> FlatPageFlags:
+        new = FlatPageFlags(self._geometry)
+        np.invert(self.words, out=new.words)
+        _kernels.flat_clear_range(new.words, self.npages, new.words.size * 64)
+        return new
+
+    def _set_ranges(self, starts: np.ndarray, stops: np.ndarray) -> None:
+        _kernels.flat_set_ranges(self.words, starts, stops)
+
+    def _get_words(self, start: int, stop: int) -> np.ndarray:
+        return self.words[start >> 6:-(-stop // 64)].copy()
+
+    def _put_words(self, start: int, words: np.ndarray) -> None:
+        self.words[start >> 6:(start >> 6) + words.size] = words

@@ -1,11 +1,13 @@
 """Random sequences of writes on PageFlags, checked against both reference models.
 
+Scans, rank/select, in-place algebra and word windows come from ``ScanRules``.
 After every step: ``validate()`` holds, the map equals a FlatPageFlags that saw the
 same calls, and both equal a NumPy bool array.
 """
 
 import numpy as np
 import pytest
+from _scan_rules import ScanRules
 from conftest import GEOMETRIES, edge_pfns
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -16,8 +18,8 @@ from pageflags import FlatPageFlags, PageFlags
 pytestmark = pytest.mark.statemachine
 
 
-class PageFlagsMachine(RuleBasedStateMachine):
-    """The model-checking machine; other test modules may mix rules into it."""
+class PageFlagsMachine(ScanRules, RuleBasedStateMachine):
+    """The model-checking machine: the writes here, scans and algebra from ScanRules."""
 
     @initialize(geometry=st.sampled_from(GEOMETRIES))
     def start(self, geometry):
