@@ -122,7 +122,7 @@ class PageFlags(PageMap):
         "_counts",
         "_full_addr",
         "_full_box",
-        "_nallocated",
+        "_nallocated_cache",
         "_occupied",
         "_table",
         "_table_view",
@@ -140,7 +140,7 @@ class PageFlags(PageMap):
         # Bit c is set when entry c is not None: searches cross holes 64 entries a word.
         self._occupied = np.zeros(-(-n // 64), dtype=np.uint64)
         self._total = 0
-        self._nallocated = 0  # kept by _store, so nbytes is O(1)
+        self._nallocated_cache: int | None = 0  # reset by _store, counted on demand
         self._table_view = self._table.view()
         self._table_view.setflags(write=False)
         #: The shared all-ones chunk; ``flags.table[c] is flags.FULL`` tests for it.
@@ -153,17 +153,11 @@ class PageFlags(PageMap):
     # --- the one place where the table and its shadows change ----------------------
     def _store(self, where: Any, chunks: Any, addrs: Any, counts: Any) -> None:
         """Point entries ``where`` (distinct) at ``chunks`` (object array or box)."""
-        self._nallocated -= self._allocated_in(where)
         self._table[where] = chunks
         self._addrs[where] = addrs
         self._counts[where] = counts
-        self._nallocated += self._allocated_in(where)
+        self._nallocated_cache = None
         _kernels.table_occupy(self._addrs, self._occupied, _entry_numbers(where, self._addrs.size))
-
-    def _allocated_in(self, where: Any) -> int:
-        """Entries among ``where`` that hold a private chunk."""
-        addrs = self._addrs[where]
-        return int(np.count_nonzero((addrs != 0) & (addrs != self._full_addr)))
 
     def _free(self, where: Any) -> None:
         self._store(where, None, 0, 0)
@@ -194,14 +188,6 @@ class PageFlags(PageMap):
                                      np.uint64(target), seen, out)
         return out[:k]
 
-    def _edges(self, start: int, stop: int, whole_lo: int, whole_hi: int,
-               target: int) -> np.ndarray:
-        """End chunks of [start, stop) outside [whole_lo, whole_hi) at ``target``."""
-        shift = self._geometry.chunk_shift
-        ends = {start >> shift, (stop - 1) >> shift}
-        return np.array(sorted(c for c in ends if not whole_lo <= c < whole_hi
-                               and self._addrs[c] == target), dtype=np.int64)
-
     # --- public state --------------------------------------------------------------
     @property
     def table(self) -> np.ndarray:
@@ -218,6 +204,13 @@ class PageFlags(PageMap):
 
     def _table_bytes(self) -> int:
         return self._table.nbytes + self._addrs.nbytes + self._counts.nbytes
+
+    @property
+    def _nallocated(self) -> int:
+        """Entries holding a private chunk (counted once after each change)."""
+        if self._nallocated_cache is None:
+            self._nallocated_cache = int(np.count_nonzero(self._allocated_mask()))
+        return self._nallocated_cache
 
     def _allocated_mask(self) -> np.ndarray:
         return (self._addrs != 0) & (self._addrs != self._full_addr)
@@ -313,18 +306,29 @@ class PageFlags(PageMap):
         if self._counts[c] == 0:
             self._free(c)
 
+    def _range_ends(self, start: int, stop: int, whole_lo: int, whole_hi: int) -> list[int]:
+        """End chunks of [start, stop) outside the whole chunks [whole_lo, whole_hi)."""
+        shift = self._geometry.chunk_shift
+        ends = dict.fromkeys((start >> shift, (stop - 1) >> shift))
+        return [c for c in ends if not whole_lo <= c < whole_hi]
+
+    # Ranges: whole chunks change entry kind (vectorised over a slice); at most two end
+    # chunks are made private and get their bits from one kernel call.
     def _set_range(self, start: int, stop: int) -> None:
         ppc = self._geometry.pages_per_chunk
         whole_lo = -(-start // ppc)
         whole_hi = stop // ppc  # a chunk ending at or before stop is complete
+        ends = self._range_ends(start, stop, whole_lo, whole_hi)
         if whole_lo < whole_hi:
             covered = slice(whole_lo, whole_hi)
             self._total += (whole_hi - whole_lo) * ppc - int(
                 self._counts[covered].sum(dtype=np.int64))
             self._fill(covered)
-        edges = self._edges(start, stop, whole_lo, whole_hi, 0)
-        if edges.size:
-            self._allocate(edges)
+        if not ends:
+            return
+        missing = [c for c in ends if self._addrs[c] == 0]
+        if missing:
+            self._allocate(np.array(missing))
         self._total += int(_kernels.table_set_range(
             self._addrs, self._counts, start, stop, self._geometry.chunk_shift,
             self._full_addr))
@@ -333,23 +337,22 @@ class PageFlags(PageMap):
         g = self._geometry
         whole_lo = -(-start // g.pages_per_chunk)
         whole_hi = g.nchunks if stop == g.npages else stop // g.pages_per_chunk
+        ends = self._range_ends(start, stop, whole_lo, whole_hi)
         if whole_lo < whole_hi:
             covered = slice(whole_lo, whole_hi)
             self._total -= int(self._counts[covered].sum(dtype=np.int64))
             self._free(covered)
-        edges = self._edges(start, stop, whole_lo, whole_hi, self._full_addr)
-        if edges.size:
-            self._unshare(edges)
+        ends = [c for c in ends if self._addrs[c] != 0]
+        if not ends:
+            return
+        shared = [c for c in ends if self._addrs[c] == self._full_addr]
+        if shared:
+            self._unshare(np.array(shared))
         self._total -= int(_kernels.table_clear_range(
             self._addrs, self._counts, start, stop, g.chunk_shift, self._full_addr))
-        ends = np.unique([start >> g.chunk_shift, (stop - 1) >> g.chunk_shift])
-        self._free_emptied(ends)
-
-    def _free_emptied(self, chunk_nrs: np.ndarray) -> None:
-        """Free the entries among ``chunk_nrs`` that hold a chunk with no bit set."""
-        emptied = chunk_nrs[(self._counts[chunk_nrs] == 0) & (self._addrs[chunk_nrs] != 0)]
-        if emptied.size:
-            self._free(emptied)
+        emptied = [c for c in ends if self._counts[c] == 0]
+        if emptied:
+            self._free(np.array(emptied))
 
     def _set_many(self, pfns: np.ndarray) -> None:
         missing = self._chunks_at(pfns, 0)
@@ -368,6 +371,11 @@ class PageFlags(PageMap):
         self._total -= int(removed)
         self._free_emptied(emptied[:k])
 
+    def _free_emptied(self, chunk_nrs: np.ndarray) -> None:
+        """Free the entries among ``chunk_nrs`` that hold a chunk with no bit set."""
+        emptied = chunk_nrs[(self._counts[chunk_nrs] == 0) & (self._addrs[chunk_nrs] != 0)]
+        if emptied.size:
+            self._free(emptied)
 
     # --- scans, rank/select (issue 3) ----------------------------------------------
     def _find_next_set(self, start: int) -> int:
