@@ -58,6 +58,13 @@ _make_read_only = methodcaller("setflags", write=False)
 PARALLEL_MIN_CHUNKS: int | None = 2048
 
 
+#: test_many samples this many pfns; when the share of them in ``None`` entries is
+#: within these bounds, the kinds are too mixed to predict and the branch-free
+#: kernel runs (measured: 3x faster on a hotplug layout, 1.5x slower on a sparse one).
+TEST_MANY_SAMPLE = 1024
+MIXED_KINDS_BOUNDS = (0.05, 0.95)
+
+
 @functools.cache
 def zero_chunk(words_per_chunk: int) -> np.ndarray:
     """A shared, read-only all-zero chunk: what a ``None`` entry reads as in algebra."""
@@ -128,6 +135,7 @@ class PageFlags(PageMap):
         "_table_view",
         "_total",
         "_whole_chunks",
+        "_zero_addr",
     )
 
     def __init__(self, geometry_or_npages: Geometry | int = DEFAULT_GEOMETRY) -> None:
@@ -147,6 +155,8 @@ class PageFlags(PageMap):
         self.FULL = full_chunk(geometry.words_per_chunk)
         self._full_addr = int(_data_address(self.FULL))
         self._full_box = _boxed(self.FULL)
+        # What kernels read for a None entry when they would rather not branch.
+        self._zero_addr = int(_data_address(zero_chunk(geometry.words_per_chunk)))
         # Chunks [0, _whole_chunks) are complete; a partial last one is never FULL.
         self._whole_chunks = geometry.npages >> geometry.chunk_shift
 
@@ -266,8 +276,14 @@ class PageFlags(PageMap):
                                              self._geometry.chunk_shift, self._full_addr))
 
     def _test_many(self, pfns: np.ndarray, out: np.ndarray) -> None:
-        _kernels.table_test_many(self._addrs, pfns, self._geometry.chunk_shift,
-                                 self._full_addr, out)
+        shift = self._geometry.chunk_shift
+        # Which kernel wins depends on how predictable the entry kind is: sample it.
+        sample = self._addrs[pfns[:TEST_MANY_SAMPLE] >> shift]
+        empty = np.count_nonzero(sample == 0) / sample.size
+        if MIXED_KINDS_BOUNDS[0] < empty < MIXED_KINDS_BOUNDS[1]:
+            _kernels.table_test_many_mixed(self._addrs, pfns, shift, self._zero_addr, out)
+        else:
+            _kernels.table_test_many(self._addrs, pfns, shift, self._full_addr, out)
 
     def _equal(self, other: PageMap) -> bool:
         shift = self._geometry.chunk_shift
@@ -461,7 +477,7 @@ class PageFlags(PageMap):
                 and threading.current_thread() is threading.main_thread()):
             kernel = _kernels.table_combine_parallel
         kernel(op, self._addrs, addrs_b, computed, out_addrs, counts, g.chunk_shift,
-               _data_address(zero_chunk(g.words_per_chunk)))
+               self._zero_addr)
 
         filled = np.flatnonzero(kinds == _kernels.KIND_FULL)
         result._fill(filled[result._addrs[filled] != full])

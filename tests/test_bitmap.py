@@ -338,3 +338,25 @@ def test_five_level_space_can_be_created_and_used():
     assert s["nchunks"] == 1 << 25 and s["full"] == 32 and s["allocated"] == 3
     assert s["table_bytes"] == (1 << 25) * (8 + 8 + 4)
     assert s["flat_bytes"] == 1 << 37
+
+
+def test_test_many_kernels_agree_on_mixed_entry_kinds():
+    """Both test_many kernels (branching, and branch-free for mixed kinds) match flat."""
+    from pageflags import _kernels
+
+    g = Geometry.from_npages(40 * C + 77)
+    flags, flat = PageFlags(g), FlatPageFlags(g)
+    rng = np.random.default_rng(5)
+    for m in (flags, flat):
+        for c in range(0, 40, 3):
+            m.set_range(c * C, (c + 1) * C)         # FULL entries among None ones
+        m.set_many(np.arange(C + 5, 40 * C, 997))    # and private chunks
+        m.set(g.npages - 1)
+    pfns = rng.integers(0, g.npages, 50_000)
+    expected = flat.test_many(pfns)
+    np.testing.assert_array_equal(flags.test_many(pfns), expected)
+    for kernel, special in ((_kernels.table_test_many, flags._full_addr),
+                            (_kernels.table_test_many_mixed, flags._zero_addr)):
+        out = np.empty(pfns.size, dtype=bool)
+        kernel(flags._addrs, pfns, g.chunk_shift, special, out)
+        np.testing.assert_array_equal(out, expected)
