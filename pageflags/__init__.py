@@ -2,7 +2,11 @@
 
 A NumPy object array of lazily allocated ``uint64`` chunks (``None`` = all zero,
 a shared ``FULL`` chunk = all ones) with Numba kernels for bulk set/test/count over
-page ranges and pfn arrays, and a flat twin to compare with.
+page ranges and pfn arrays, searches, iteration and algebra (:class:`PageFlags`);
+a flat twin to compare with (:class:`FlatPageFlags`); machines read from
+``/proc/iomem``, sysfs or made up (:class:`MemoryMap`); memory hotplug with a
+``pfn_valid()`` map (:class:`Hotplug`); crash-safe files and Roaring interchange
+(``PageFlags.save``/``load``, :class:`FormatError`); and the ``pageflags`` command.
 
 >>> import pageflags
 >>> flags = pageflags.PageFlags()          # a 46-bit space: 2**34 pages of 4 KiB
