@@ -199,20 +199,22 @@ def _machine_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pageflags", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    scan = sub.add_parser("scan", help="bulk scans on a simulated machine, pageflags vs flat",
-                          description=experiments.scan.__doc__.splitlines()[0])
-    _machine_options(scan)
-    scan.add_argument("--repeat", type=int, default=3, help="best of N timings")
-    scan.add_argument("--walk", type=int, default=100_000,
-                      help="dirty pages of the find_next_set walk from pfn 0")
-    hotplug = sub.add_parser("hotplug", help="memory and scan times over hotplug events",
-                             description=experiments.hotplug.__doc__.splitlines()[0])
-    _machine_options(hotplug)
-    hotplug.add_argument("--events", type=int, default=4096, help="add/remove events")
-    hotplug.add_argument("--batch", type=int, default=256,
-                         help="events between two measurements")
-    hotplug.add_argument("--plot", metavar="FILE.png",
-                         help="draw memory and scan time against events (matplotlib)")
+    jobs = {"scan": "bulk scans on a simulated machine, pageflags vs flat",
+            "hotplug": "memory and scan times over hotplug events, pageflags vs flat"}
+    job = {}
+    for name, help_text in jobs.items():
+        job[name] = sub.add_parser(name, help=help_text, description=getattr(
+            experiments, name).__doc__.splitlines()[0])
+        _machine_options(job[name])
+    job["scan"].add_argument("--repeat", type=int, default=3, help="best of N timings")
+    job["scan"].add_argument("--walk", type=int, default=100_000,
+                             help="dirty pages of the find_next_set walk from pfn 0")
+    job["hotplug"].add_argument("--events", type=int, default=4096,
+                                help="add/remove events")
+    job["hotplug"].add_argument("--batch", type=int, default=256,
+                                help="events between two measurements")
+    job["hotplug"].add_argument("--plot", metavar="FILE.png", help=(
+        "draw memory and scan time against events (needs matplotlib)"))
     info = sub.add_parser("info", help="geometry and costs of a physical address space")
     info.add_argument("--phys-bits", type=int, default=46)
     info.add_argument("--page-shift", type=int, default=12)

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -107,10 +107,33 @@ def _node_extents(mm: MemoryMap) -> list[tuple[int, int]]:
     return out
 
 
-def _check_density(density: float) -> float:
+class _Setup(NamedTuple):
+    say: _Progress
+    machine: MemoryMap
+    with_flat: bool
+    note: str | None
+    rng: np.random.Generator
+    dirty_pfns: np.ndarray
+
+
+def _setup(phys_addr_bits: int, memory: str | int, nodes: int, seed: int, density: float,
+           flat: bool, flat_maps: int, progress: bool | None, **counts: int) -> _Setup:
+    """What both jobs start with: checked arguments, the machine, the dirty pages.
+
+    ``counts`` are integer arguments that must be >= 1, by name.
+    """
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value!r}")
     if not 0.0 <= density <= 1.0:
         raise ValueError(f"density must be in [0, 1], got {density}")
-    return float(density)
+    say = _Progress(progress)
+    say("simulating the machine")
+    mm = _machine(phys_addr_bits, memory, nodes, seed)
+    with_flat, note = _flat_note(mm.geometry, flat, flat_maps)
+    rng = np.random.default_rng(seed)
+    dirty_pfns = _present_sample(mm, int(mm.present_pages * density), rng)
+    return _Setup(say, mm, with_flat, note, rng, dirty_pfns)
 
 
 def _warm_up(kind: type) -> None:
@@ -215,18 +238,10 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
     >>> r["agree"], r["present_pages"] == 1 << 18, r["times"][2]["operation"]
     (True, True, 'count')
     """
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-        raise ValueError(f"repeat must be >= 1, got {repeat!r}")
-    if isinstance(walk, bool) or not isinstance(walk, int) or walk < 1:
-        raise ValueError(f"walk must be >= 1, got {walk!r}")
-    density = _check_density(density)
-    say = _Progress(progress)
-    say("simulating the machine")
-    mm = _machine(phys_addr_bits, memory, nodes, seed)
+    say, mm, with_flat, note, rng, dirty_pfns = _setup(
+        phys_addr_bits, memory, nodes, seed, density, flat, 2, progress,
+        repeat=repeat, walk=walk)
     g = mm.geometry
-    with_flat, note = _flat_note(g, flat, maps=2)
-    rng = np.random.default_rng(seed)
-    dirty_pfns = _present_sample(mm, int(mm.present_pages * density), rng)
     nprobes = min(1 << 22, max(dirty_pfns.size, 1 << 16))
     anywhere = rng.integers(0, g.npages, nprobes)
     present_probes = _present_sample(mm, nprobes, rng)
@@ -281,7 +296,7 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
         "command": "scan", "geometry": g.describe(), "memory": mm.present_bytes,
         "nodes": [list(e) for e in extents], "ranges": int(mm.ranges.shape[0]),
         "present_pages": mm.present_pages, "dirty_pages": maps["pageflags"][1].count(),
-        "density": density, "seed": seed, "repeat": repeat, "times": rows,
+        "density": float(density), "seed": seed, "repeat": repeat, "times": rows,
         "nbytes": {name: {"present": p.nbytes, "dirty": d.nbytes}
                    for name, (p, d) in maps.items()},
         "agree": True if with_flat else None, "note": note,
@@ -349,17 +364,10 @@ def hotplug(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 
     >>> r["added"] + r["removed"], r["batches"]["events"], r["agree"]
     (300, [100, 200, 300], True)
     """
-    for name, value in (("events", events), ("batch", batch)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value!r}")
-    density = _check_density(density)
-    say = _Progress(progress)
-    say("simulating the machine")
-    mm = _machine(phys_addr_bits, memory, nodes, seed)
+    say, mm, with_flat, note, _, dirty_pfns = _setup(
+        phys_addr_bits, memory, nodes, seed, density, flat, len(MAPS), progress,
+        events=events, batch=batch)
     g = mm.geometry
-    with_flat, note = _flat_note(g, flat, maps=len(MAPS))
-    rng = np.random.default_rng(seed)
-    dirty_pfns = _present_sample(mm, int(mm.present_pages * density), rng)
 
     hp = Hotplug(mm)
     hp.new_map("dirty").set_many(dirty_pfns)
@@ -408,7 +416,7 @@ def hotplug(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 
     present_bytes = rec["present_pages"] * g.page_size
     return {
         "command": "hotplug", "geometry": g.describe(), "memory": mm.present_bytes,
-        "nodes": nodes, "seed": seed, "density": density, "events": int(ops.size),
+        "nodes": nodes, "seed": seed, "density": float(density), "events": int(ops.size),
         "batch": batch, "added": int(np.count_nonzero(ops == ADD)),
         "removed": int(np.count_nonzero(ops != ADD)),
         "present_bytes": _summary(present_bytes, mm.present_bytes),
