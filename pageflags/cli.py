@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -197,7 +198,9 @@ def _machine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pageflags", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="pageflags", description=(
+        "Page-flag bitmaps of huge physical address spaces: scan (the main job), "
+        "hotplug and info."))
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     jobs = {"scan": "bulk scans on a simulated machine, pageflags vs flat",
             "hotplug": "memory and scan times over hotplug events, pageflags vs flat"}
@@ -239,5 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, IndexError, MemoryError, RuntimeError, OSError) as exc:
         print(f"pageflags: error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=2) if args.json else render(result))
+    try:
+        print(json.dumps(result, indent=2) if args.json else render(result), flush=True)
+    except BrokenPipeError:  # `pageflags scan | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
