@@ -19,11 +19,23 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
 
-def setup(names: str) -> str:
-    """The first cell: imports (``names`` from pageflags) and the small-size switch."""
-    return SETUP.replace("NAMES", names)
+def setup(names: str, bench: bool = True) -> str:
+    """The first cell: imports (``names`` from pageflags) and the small-size switch.
+
+    ``bench=False`` leaves out ``bench/grid.py`` for a notebook that does not use it.
+    """
+    cell = SETUP.replace("NAMES", names)
+    if not bench:  # its imports go too, or the notebook's lint fails
+        cell = cell.replace(GRID, "").replace("import sys\nfrom pathlib import Path\n", "")
+    return cell
 
 
+GRID = """\
+# bench/grid.py holds the benchmark grid's machines, layouts, peers and timers.
+sys.path.insert(0, str(Path.cwd().resolve().parent / "bench"))
+import grid  # noqa: E402
+
+"""
 SETUP = '''\
 import os
 import sys
@@ -160,6 +172,125 @@ that makes a flat bitmap win."""),
 ]
 
 
+HOTPLUG = [
+    ("md", """\
+# 2. Hotplug experiments
+
+Memory comes and goes a 128 MiB section at a time: DIMMs, virtio-mem and CXL devices
+are added and removed while the machine runs. The seed's second purpose is bitmaps that
+follow it: map space for the sections present now and none for the holes. Here a
+simulated machine (46-bit space, 2 TiB in 8 NUMA nodes; with small sizes a 40-bit
+space with 64 GiB in 2 nodes) goes through thousands of seeded add/remove events,
+and after every batch we measure what each map costs and how long a scan takes, in
+pageflags and in a flat bitmap replaying the same trace. This is `pageflags hotplug`
+(`pageflags hotplug --plot hotplug.png` draws the same figure)."""),
+    ("code", setup("Hotplug, MemoryMap, experiments", bench=False) + """
+from pageflags.cli import format_hotplug  # noqa: E402  (the command's summary)"""),
+    ("code", """\
+BITS, MEMORY, NODES = (40, "64 GiB", 2) if SMALL else (46, "2 TiB", 8)
+EVENTS, BATCH = (1000, 100) if SMALL else (8192, 256)
+SEED = 0
+
+machine = MemoryMap.synthetic(MEMORY, NODES, seed=SEED, phys_addr_bits=BITS)
+g = machine.geometry
+print(machine)
+print(f"{g.nchunks:,} sections in the space, {machine.sections().size:,} present; "
+      f"a flat bitmap of the space takes {g.flat_bytes / 2**20:,.0f} MiB")"""),
+    ("md", """\
+## The trace
+
+`Hotplug.events` draws bursts of consecutive sections of one node (a device going or
+coming), nodes interleaved; each burst adds absent sections of the node's part of the
+address space or removes present ones. Each dot is one event: which section, when."""),
+    ("code", """\
+trace = Hotplug(machine).events(EVENTS, seed=SEED)
+added = trace["op"] > 0
+present_sections = machine.sections().size + np.cumsum(np.where(added, 1, -1))
+
+fig, (where, how_much) = plt.subplots(1, 2, figsize=(13, 4))
+for mask, name, colour in ((added, "add", "tab:green"), (~added, "remove", "tab:red")):
+    where.scatter(np.flatnonzero(mask), trace["section"][mask], s=2, color=colour,
+                  label=name)
+where.set(title="sections added and removed", xlabel="event", ylabel="section number")
+where.legend(markerscale=5)
+how_much.plot(present_sections * (g.chunk_bytes * 8 * g.page_size) / 2**30)
+how_much.set(title="present memory", xlabel="event", ylabel="GiB")
+fig.tight_layout()
+plt.show()"""),
+    ("md", """\
+## Memory and scan time, pageflags against flat
+
+`experiments.hotplug` builds a `present` map and a `dirty` map (1 % of present pages
+set), applies the trace with `Hotplug.run` in batches, and times two scans on each map
+after each batch: `count` (a range count of the whole map) and `walk` (one
+`find_next_set` per non-empty section, from the first pfn to the last). The flat side
+replays the same trace (whole sections set or cleared in one NumPy step) and is timed
+the same way; at the end both sides must hold the same bits."""),
+    ("code", """\
+result = experiments.hotplug(BITS, MEMORY, NODES, events=EVENTS, batch=BATCH, seed=SEED,
+                             progress=False)
+print(format_hotplug(result))
+fig = plt.figure(figsize=(15, 4.5), layout="constrained")
+experiments.plot_hotplug(result, fig=fig)
+plt.show()"""),
+    ("md", """\
+A flat bitmap costs the whole space whatever is present, and its scans read all of
+it. The table's `present` map stays at the size of its top level (a present section is
+a `FULL` entry, no chunk), the `dirty` map follows the sections that hold dirty pages,
+and scans skip the `None` entries of the holes. Scan time against present memory shows
+which one follows the memory and which one follows the address space:"""),
+    ("code", """\
+batches = result["batches"]
+present_gib = np.asarray(batches["present_pages"]) * g.page_size / 2**30
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+for ax, probe in zip(axes, ("count", "walk"), strict=True):
+    for impl, marker in (("pageflags", "o"), ("flat", "s")):
+        ys = np.asarray(batches["seconds"][probe][impl]["dirty"]) * 1e3
+        ax.plot(present_gib, ys, marker, label=impl)
+    ax.set(title=f"{probe} of the dirty map", xlabel="present memory (GiB)",
+           ylabel="ms", yscale="log")
+    ax.legend()
+fig.tight_layout()
+plt.show()"""),
+    ("md", """\
+## Allocating for present memory up front
+
+The seed's other mode: map space for present pages only, allocated when memory
+appears (`alloc="present"`, the kernel's `PRESENT_PAGES_ONLY`), instead of on the
+first write (`alloc="lazy"`). Pinned chunks never allocate on a write, so a writer in
+a hot path cannot fail; they cost one chunk per present section, added and freed with
+the section. Both are attached to one `Hotplug` and follow the same trace."""),
+    ("code", """\
+hp = Hotplug(machine)
+lazy = hp.new_map("lazy")
+pinned = hp.new_map("pinned", alloc="present")
+rng = np.random.default_rng(SEED)
+ranges = machine.ranges[rng.integers(0, len(machine.ranges), 1 << 8)]
+written = rng.integers(ranges[:, 0], ranges[:, 1])  # 256 random present pages
+for flags in (lazy, pinned):
+    flags.set_many(written)
+records = hp.run(trace, batch=BATCH, probe={}, progress=False)
+
+fig, ax = plt.subplots(figsize=(7, 4))
+for name in ("present", "lazy", "pinned"):
+    ax.plot(records["events"], records["nbytes"][name] / 2**20, label=f"pageflags {name}")
+ax.plot(records["events"], records["flat_bytes"] / 2**20, "--", label="flat (any map)")
+ax.set(xlabel="hotplug events applied", ylabel="MiB", yscale="log",
+       title="memory of a map by allocation mode")
+ax.legend()
+fig.tight_layout()
+plt.show()
+hp.validate()
+print({name: f"{records['nbytes'][name][-1] / 2**20:,.1f} MiB" for name in ("lazy", "pinned")})"""),
+    ("md", """\
+The lazy map costs what its written pages touch; the pinned map costs one 4 KiB chunk
+per present section (plus the top level), and follows hotplug section by section; the
+flat bitmap costs the space. Rerun with `PAGEFLAGS_NOTEBOOK_SMALL` unset for the
+issue's 2 TiB machine, or from a shell: `pageflags hotplug --events 8192 --plot
+hotplug.png`."""),
+]
+
+
 AGAINST_FLAT = [
     ("md", """\
 # 3. Against flat bitmaps, Roaring and bitarray
@@ -292,6 +423,7 @@ unset for the benchmark's sizes; `python -m pytest bench/bench_grid.py --benchma
 
 NOTEBOOKS = {
     "01_scanning.ipynb": SCANNING,
+    "02_hotplug.ipynb": HOTPLUG,
     "03_against_flat.ipynb": AGAINST_FLAT,
 }
 

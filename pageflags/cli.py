@@ -1,6 +1,16 @@
-"""The ``pageflags`` command: ``scan`` (the main job) and ``info``.
+"""The ``pageflags`` command: ``scan`` (the main job), ``hotplug`` and ``info``.
 
-Errors are one line on stderr and a non-zero exit status, never a traceback.
+Argument parsing and printing only: the jobs are functions of
+:mod:`pageflags.experiments` that return the dicts ``--json`` prints (their keys are
+documented there and stay stable).  Errors are one line on stderr and a non-zero exit
+status, never a traceback: 2 for a bad option, 1 for a bad value (a size, or memory
+that does not fit the address space).
+
+Examples
+--------
+>>> main(["info", "--phys-bits", "52", "--json"]) == 0  # doctest: +ELLIPSIS
+{...
+True
 """
 
 from __future__ import annotations
@@ -9,15 +19,14 @@ import argparse
 import json
 import os
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._sizes import human_size, parse_size
-from .bitmap import PageFlags
-from .flat import FlatPageFlags
+from . import experiments
+from ._sizes import human_size
 from .geometry import Geometry, capacity
 
 
@@ -30,115 +39,46 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _progress(message: str) -> None:
-    if sys.stderr.isatty():
-        print(f"... {message}", file=sys.stderr, flush=True)
-
-
-def _best_time(fn: Callable[[], Any], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def node_ranges(geometry: Geometry, memory: int, nodes: int) -> np.ndarray:
-    """``(nodes, 2)`` pfn ranges: equal nodes at equal strides across the space."""
-    if nodes < 1:
-        raise UsageError(f"--nodes must be >= 1, got {nodes}")
-    node_pages = (memory // nodes) >> geometry.page_shift
-    stride = geometry.npages // nodes
-    if node_pages < 1:
-        raise UsageError(f"--memory {human_size(memory)} is less than a page per node")
-    if node_pages > stride:
-        raise UsageError(
-            f"--memory {human_size(memory)} in {nodes} nodes does not fit a "
-            f"{geometry.phys_addr_bits}-bit space ({human_size(geometry.memory_bytes)})")
-    starts = np.arange(nodes, dtype=np.int64) * stride
-    return np.stack([starts, starts + node_pages], axis=1)
-
-
-def _flat_fits(geometry: Geometry, maps: int) -> bool:
-    try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):  # not every platform reports it
-        return True
-    return maps * geometry.flat_bytes < available // 2
+def _check_common(args: argparse.Namespace) -> None:
+    """Option checks that name the option (the library names its parameter)."""
+    if args.nodes < 1:
+        raise UsageError(f"--nodes must be >= 1, got {args.nodes}")
+    if not 0.0 <= args.density <= 1.0:
+        raise UsageError(f"--density must be in [0, 1], got {args.density}")
+    for option in ("repeat", "events", "batch"):
+        value = getattr(args, option, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{option} must be >= 1, got {value}")
 
 
 def run_scan(args: argparse.Namespace) -> dict[str, Any]:
-    geometry = Geometry(args.phys_bits)
-    memory = parse_size(args.memory)
-    nodes = node_ranges(geometry, memory, args.nodes)
-    if not 0.0 <= args.density <= 1.0:
-        raise UsageError(f"--density must be in [0, 1], got {args.density}")
-    if args.repeat < 1:
-        raise UsageError(f"--repeat must be >= 1, got {args.repeat}")
-    with_flat = not args.no_flat and _flat_fits(geometry, 2)
-    note = None
-    if not args.no_flat and not with_flat:
-        note = (f"a flat bitmap of a {geometry.phys_addr_bits}-bit space takes "
-                f"{human_size(geometry.flat_bytes)} a map: too much for this machine, "
-                "so the flat columns are skipped")
-    rng = np.random.default_rng(args.seed)
-    present_pages = int((nodes[:, 1] - nodes[:, 0]).sum())
-    ndirty = int(present_pages * args.density)
-    which = rng.integers(0, len(nodes), ndirty)
-    dirty_pfns = nodes[which, 0] + rng.integers(0, nodes[which, 1] - nodes[which, 0])
-    probes = rng.integers(0, geometry.npages, min(1 << 22, max(ndirty, 1 << 16)))
-
-    kinds = {"pageflags": PageFlags}
-    if with_flat:
-        kinds["flat"] = FlatPageFlags
-    maps: dict[str, tuple[Any, Any]] = {}
-    build_times: dict[str, dict[str, float]] = {"build present": {}, "build dirty": {}}
-    for name, kind in kinds.items():
-        _warm_up(kind)
-        _progress(f"building the {name} maps")
-        present, dirty = kind(geometry), kind(geometry)
-        start = time.perf_counter()
-        for lo, hi in nodes.tolist():
-            present.set_range(lo, hi)
-        build_times["build present"][name] = time.perf_counter() - start
-        start = time.perf_counter()
-        dirty.set_many(dirty_pfns)
-        build_times["build dirty"][name] = time.perf_counter() - start
-        maps[name] = (present, dirty)
-
-    operations: dict[str, Callable[[Any, Any], Any]] = {
-        "count": lambda p, d: d.count(),
-        "count by node": lambda p, d: [d.count(lo, hi) for lo, hi in nodes.tolist()],
-        "count present": lambda p, d: p.count(),
-        f"test_many ({len(probes):,} pfns)": lambda p, d: d.test_many(probes),
-    }
-    rows = [{"operation": op, **{k: times[k] for k in kinds}}
-            for op, times in build_times.items()]
-    for op, fn in operations.items():
-        _progress(op)
-        results = {name: fn(*pair) for name, pair in maps.items()}  # warms the JIT
-        if with_flat and not _same(results["pageflags"], results["flat"]):
-            raise RuntimeError(f"pageflags and flat disagree on {op}")
-        rows.append({"operation": op, **{
-            name: _best_time(lambda fn=fn, pair=pair: fn(*pair), args.repeat)
-            for name, pair in maps.items()}})
-    memory_rows = {name: {"present": p.nbytes, "dirty": d.nbytes}
-                   for name, (p, d) in maps.items()}
-    return {"geometry": geometry.describe(), "memory": memory, "nodes": nodes.tolist(),
-            "dirty_pages": int(maps["pageflags"][1].count()), "times": rows,
-            "nbytes": memory_rows, "note": note}
+    _check_common(args)
+    return experiments.scan(args.phys_bits, args.memory, args.nodes, density=args.density,
+                            seed=args.seed, repeat=args.repeat, flat=not args.no_flat,
+                            walk=args.walk)
 
 
-def _warm_up(kind: type) -> None:
-    """Compile (or load from cache) the build kernels, so build times exclude the JIT."""
-    tiny = kind(Geometry.from_npages(1 << 16))
-    tiny.set_range(10, 1 << 15)
-    tiny.set_many(np.arange(3))
+def run_hotplug(args: argparse.Namespace) -> dict[str, Any]:
+    _check_common(args)
+    if args.plot:  # fail before minutes of work, not after
+        _need_matplotlib()
+        folder = Path(args.plot).resolve().parent
+        if not folder.is_dir():
+            raise UsageError(f"--plot {args.plot}: no folder {folder}")
+    result = experiments.hotplug(args.phys_bits, args.memory, args.nodes,
+                                 events=args.events, batch=args.batch, seed=args.seed,
+                                 density=args.density, flat=not args.no_flat)
+    if args.plot:
+        experiments.plot_hotplug(result).savefig(args.plot, dpi=100)
+        result["plot"] = str(args.plot)
+    return result
 
 
-def _same(a: Any, b: Any) -> bool:
-    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+def _need_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401  (only to see whether it is installed)
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install matplotlib") from None
 
 
 def _format_seconds(seconds: float) -> str:
@@ -148,27 +88,77 @@ def _format_seconds(seconds: float) -> str:
     return f"{seconds * 1e9:.3g} ns"
 
 
+def _speedup(flat_s: float, pageflags_s: float) -> str:
+    ratio = flat_s / max(pageflags_s, 1e-12)
+    return f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:.2g}x"
+
+
+def _notes(result: dict[str, Any]) -> list[str]:
+    lines = []
+    if result["agree"]:
+        lines.append("pageflags and flat agree on every result")
+    if result["note"]:
+        lines.append(f"note: {result['note']}")
+    return lines
+
+
 def format_scan(result: dict[str, Any]) -> str:
     g = result["geometry"]
     flat = "flat" in result["nbytes"]
     lines = [f"{g['phys_addr_bits']}-bit space, {human_size(result['memory'])} present in "
-             f"{len(result['nodes'])} nodes, {result['dirty_pages']:,} dirty pages", ""]
-    header = f"{'operation':<32}{'pageflags':>12}"
+             f"{len(result['nodes'])} nodes ({result['ranges']} ranges), "
+             f"{result['dirty_pages']:,} dirty pages", ""]
+    width = max(len(row["operation"]) for row in result["times"]) + 2
+    header = f"{'operation':<{width}}{'pageflags':>11}"
     if flat:
-        header += f"{'flat':>12}{'speed-up':>12}"
+        header += f"{'flat':>11}{'speed-up':>10}"
     lines += [header, "-" * len(header)]
     for row in result["times"]:
-        line = f"{row['operation']:<32}{_format_seconds(row['pageflags']):>12}"
+        line = f"{row['operation']:<{width}}{_format_seconds(row['pageflags']):>11}"
         if flat:
-            line += f"{_format_seconds(row['flat']):>12}{row['flat'] / row['pageflags']:>11.1f}x"
+            line += (f"{_format_seconds(row['flat']):>11}"
+                     f"{_speedup(row['flat'], row['pageflags']):>10}")
         lines.append(line)
     lines.append("")
     for name, sizes in result["nbytes"].items():
         lines.append(f"memory {name:<10} present map {human_size(sizes['present']):>10}, "
                      f"dirty map {human_size(sizes['dirty']):>10}")
-    if result["note"]:
-        lines.append(f"note: {result['note']}")
-    return "\n".join(lines)
+    return "\n".join(lines + _notes(result))
+
+
+def format_hotplug(result: dict[str, Any]) -> str:
+    g = result["geometry"]
+    present = result["present_bytes"]
+    lines = [f"{g['phys_addr_bits']}-bit space, {human_size(result['memory'])} in "
+             f"{result['nodes']} nodes; {result['events']:,} hotplug events in batches "
+             f"of {result['batch']} (seed {result['seed']})",
+             f"sections added {result['added']:,}, removed {result['removed']:,}; "
+             f"present memory {human_size(present['start'])} at the start, "
+             f"{human_size(present['end'])} at the end, {human_size(present['peak'])} "
+             "at the peak", ""]
+    header = f"{'memory':<22}{'start':>11}{'end':>11}{'peak':>11}"
+    lines += [header, "-" * len(header)]
+    for impl, by_map in result["nbytes"].items():
+        for m, s in by_map.items():
+            lines.append(f"{impl + ' ' + m:<22}" + "".join(
+                f"{human_size(s[k]):>11}" for k in ("start", "end", "peak")))
+    flat = "flat" in result["nbytes"]
+    header = f"{'scan, per map':<22}{'pageflags':>11}"
+    if flat:
+        header += f"{'flat':>11}{'speed-up':>10}"
+    lines += ["", header, "-" * len(header)]
+    for probe, by_impl in result["scan_seconds"].items():
+        for stat in ("median", "max"):
+            pf = by_impl["pageflags"][stat]
+            line = f"{probe + ' (' + stat + ')':<22}{_format_seconds(pf):>11}"
+            if flat:
+                fl = by_impl["flat"][stat]
+                line += f"{_format_seconds(fl):>11}{_speedup(fl, pf):>10}"
+            lines.append(line)
+    lines.append("")
+    if "plot" in result:
+        lines.append(f"plot written to {result['plot']}")
+    return "\n".join(lines + _notes(result))
 
 
 def run_info(args: argparse.Namespace) -> dict[str, Any]:
@@ -194,20 +184,40 @@ def format_info(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _machine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--phys-bits", type=int, default=46,
+                        help="physical address bits (46: 4-level paging, 52: 5-level)")
+    parser.add_argument("--memory", default="2TiB", help="present memory, e.g. 2TiB")
+    parser.add_argument("--nodes", type=int, default=8, help="NUMA nodes")
+    parser.add_argument("--density", type=float, default=0.01,
+                        help="fraction of present pages in the dirty map")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the machine and data")
+    parser.add_argument("--no-flat", action="store_true",
+                        help="skip the flat bitmaps (for spaces they cannot fit in memory)")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pageflags", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="pageflags", description=(
+        "Page-flag bitmaps of huge physical address spaces: scan (the main job), "
+        "hotplug and info."))
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    scan = sub.add_parser("scan", help="bulk scans on a simulated machine, pageflags vs flat")
-    scan.add_argument("--phys-bits", type=int, default=46)
-    scan.add_argument("--memory", default="2TiB", help="present memory, e.g. 2TiB")
-    scan.add_argument("--nodes", type=int, default=8)
-    scan.add_argument("--density", type=float, default=0.01,
-                      help="fraction of present pages in the dirty map")
-    scan.add_argument("--seed", type=int, default=0)
-    scan.add_argument("--repeat", type=int, default=3, help="best of N timings")
-    scan.add_argument("--no-flat", action="store_true",
-                      help="skip the flat bitmaps (for spaces they cannot fit in memory)")
-    scan.add_argument("--json", action="store_true", help="print JSON for scripts")
+    jobs = {"scan": "bulk scans on a simulated machine, pageflags vs flat",
+            "hotplug": "memory and scan times over hotplug events, pageflags vs flat"}
+    job = {}
+    for name, help_text in jobs.items():
+        job[name] = sub.add_parser(name, help=help_text, description=getattr(
+            experiments, name).__doc__.splitlines()[0])
+        _machine_options(job[name])
+    job["scan"].add_argument("--repeat", type=int, default=3, help="best of N timings")
+    job["scan"].add_argument("--walk", type=int, default=100_000,
+                             help="dirty pages of the find_next_set walk from pfn 0")
+    job["hotplug"].add_argument("--events", type=int, default=4096,
+                                help="add/remove events")
+    job["hotplug"].add_argument("--batch", type=int, default=256,
+                                help="events between two measurements")
+    job["hotplug"].add_argument("--plot", metavar="FILE.png", help=(
+        "draw memory and scan time against events (needs matplotlib)"))
     info = sub.add_parser("info", help="geometry and costs of a physical address space")
     info.add_argument("--phys-bits", type=int, default=46)
     info.add_argument("--page-shift", type=int, default=12)
@@ -216,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"scan": (run_scan, format_scan), "info": (run_info, format_info)}
+COMMANDS = {"scan": (run_scan, format_scan), "hotplug": (run_hotplug, format_hotplug),
+            "info": (run_info, format_info)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -228,8 +239,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"pageflags: error: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError, IndexError, MemoryError) as exc:
+    except (ValueError, TypeError, IndexError, MemoryError, RuntimeError, OSError) as exc:
         print(f"pageflags: error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=2) if args.json else render(result))
+    try:
+        print(json.dumps(result, indent=2) if args.json else render(result), flush=True)
+    except BrokenPipeError:  # `pageflags scan | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

@@ -21,7 +21,7 @@ ids = [path.stem for path in NOTEBOOKS]
 
 
 def test_the_three_jobs_have_notebooks():
-    assert {"01_scanning", "03_against_flat"} <= {path.stem for path in NOTEBOOKS}
+    assert {"01_scanning", "02_hotplug", "03_against_flat"} <= {path.stem for path in NOTEBOOKS}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
