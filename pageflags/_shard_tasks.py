@@ -72,22 +72,6 @@ def first_block(flags: PageFlags, start: int, stop: int, max_len: int) -> np.nda
     return next(flags.iter_arrays(start, stop, max_len), np.empty(0, dtype=np.int64))
 
 
-def walk_sections(flags: PageFlags, offset: int, stop: int) -> tuple[int, int]:
-    """One ``find_next_set`` per non-empty section of ``[0, stop)``: ``(hits, sum)``.
-
-    Each search starts at a section's first page (so each crosses the holes before
-    it); pfns are reported with ``offset`` added, so sums agree with a local map.
-    """
-    hits, total, shift = 0, 0, flags.geometry.chunk_shift
-    pos = flags.find_next_set(0) if stop else -1
-    while 0 <= pos < stop:
-        hits += 1
-        total += pos + offset
-        pos = ((pos >> shift) + 1) << shift
-        pos = flags.find_next_set(pos) if pos < flags.npages else -1
-    return hits, total
-
-
 def save(flags: PageFlags, path: str) -> str:
     """``flags.save(path)``; returns ``path``."""
     flags.save(path)

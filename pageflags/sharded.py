@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _manifest, _shard_tasks
-from ._args import check_index, check_pfn_array, check_position, check_range
+from ._args import check_bound_array, check_index, check_pfn_array, check_position, check_range
 from .bitmap import PageFlags
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 from .memmap import check_sections, ensure_fits
@@ -338,17 +338,63 @@ class ShardedPageFlags:
 
     def _sections(self, nrs: ArrayLike, add: bool) -> None:
         g = self._geometry
-        nrs = np.unique(check_sections(nrs, g.nchunks))
-        starts = nrs << g.chunk_shift
-        order, pieces, starts = self._split(starts)
-        for index, lo, hi in pieces:
+        starts = check_sections(nrs, g.nchunks) << g.chunk_shift
+        self._write_ranges(starts, np.minimum(starts + g.pages_per_chunk, g.npages), add)
+
+    def _write_ranges(self, starts: np.ndarray, stops: np.ndarray, add: bool) -> None:
+        """Set (``add``) or clear checked ranges: one task per shard they meet."""
+        size = self._shard_pages
+        for index in range(self._nshards):
             if not add and self._futures[index] is None:
                 continue
-            local = starts[order[lo:hi]] - index * self._shard_pages
-            stops = np.minimum(local + g.pages_per_chunk, self.shard_geometry(index).npages)
-            self._futures[index] = self._submit(
-                _shard_tasks.write_ranges, self._futures[index], self.shard_geometry(index),
-                local, stops, add)
+            base = index * size
+            lo = np.clip(starts, base, base + size) - base
+            hi = np.clip(stops, base, base + size) - base
+            mine = hi > lo
+            if mine.any():
+                self._futures[index] = self._submit(
+                    _shard_tasks.write_ranges, self._futures[index],
+                    self.shard_geometry(index), lo[mine], hi[mine], add)
+
+    @classmethod
+    def from_ranges(cls, starts: ArrayLike, stops: ArrayLike, geometry: Geometry | int,
+                    shard_pages: int | None = None, client: Any = None) -> ShardedPageFlags:
+        """A sharded map with the pages of every ``[starts[i], stops[i])`` set.
+
+        Same contract as :meth:`PageFlags.from_ranges`; each shard is built by one
+        task from the ranges that meet it.
+
+        Examples
+        --------
+        >>> from pageflags import ShardedPageFlags
+        >>> flags = ShardedPageFlags.from_ranges([0], [1 << 20], 1 << 30,
+        ...                                      client=client)  # doctest: +SKIP
+        >>> flags.count()                                        # doctest: +SKIP
+        1048576
+        """
+        new = cls(geometry, shard_pages, client)
+        starts = check_bound_array("starts", starts, new.npages)
+        stops = check_bound_array("stops", stops, new.npages)
+        if starts.shape != stops.shape:
+            raise ValueError(f"{starts.size} starts but {stops.size} stops")
+        backwards = np.flatnonzero(starts > stops)
+        if backwards.size:
+            i = int(backwards[0])
+            raise ValueError(f"starts[{i}] = {starts[i]} > stops[{i}] = {stops[i]}")
+        new._write_ranges(starts, stops, True)
+        return new
+
+    def wait(self) -> ShardedPageFlags:
+        """Block until every shard's pending writes are done; raise the first one's error.
+
+        Nothing is fetched: the shards stay on the workers.
+        """
+        futures = [f for f in self._futures if f is not None]
+        _distributed().wait(futures)
+        for future in futures:
+            if future.status == "error":
+                future.result()  # raises the task's exception here
+        return self
 
     # --- algebra ---------------------------------------------------------------------
     def _peer(self, other: object) -> ShardedPageFlags:

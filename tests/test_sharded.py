@@ -44,7 +44,7 @@ def client():
                           "distributed.worker.memory.spill": False,
                           "distributed.worker.memory.pause": False}), \
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                     dashboard_address=None, host="127.0.0.1",
+                                     dashboard_address="127.0.0.1:0", host="127.0.0.1",
                                      memory_limit=WORKER_MEMORY) as cluster, \
             distributed.Client(cluster) as client:
         yield client
@@ -332,3 +332,21 @@ def test_a_map_bigger_than_a_worker_is_built_counted_and_saved(client, tmp_path)
     sharded.save(tmp_path)
     assert len(list(tmp_path.glob("shard-*.pgf"))) == 26
     assert json.loads((tmp_path / "manifest.json").read_text())["count"] == sections.size
+
+
+@pytest.mark.parametrize("where", ["--scheduler", "--workers"])
+def test_scan_runs_sharded_on_workers_or_a_scheduler(client, where, capsys):
+    from pageflags.cli import main
+
+    target = client.scheduler.address if where == "--scheduler" else "1"
+    argv = ["scan", "--phys-bits", "34", "--memory", "1GiB", "--nodes", "2", "--repeat", "1",
+            "--walk", "500", "--no-flat", "--json", where, target]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["sharded"]["agree"] is True
+    assert result["sharded"]["workers"] == (2 if where == "--scheduler" else 1)
+    rows = {row["operation"]: row for row in result["times"]}
+    for op in ("build present", "build dirty", "count", "count by node",
+               "find walk, per section", "count_and"):
+        assert rows[op]["sharded"] > 0
+    assert "sharded" not in rows["to_array"]
