@@ -11,7 +11,9 @@ entry does one level down.
 Writes are idempotent: each one submits a task that takes the shard's previous
 future and returns a new map (see :mod:`pageflags._shard_tasks`), and the new future
 replaces the old one here.  Dask keeps the lineage, so a shard lost with its worker
-is rebuilt by rerunning its writes.  Maps made by :meth:`ShardedPageFlags.from_local`
+is rebuilt by rerunning its writes; the price is that the scheduler keeps every
+write's arguments (pfns are sent as 32-bit offsets to halve them).  A long series of
+writes is cut short by ``save`` and ``load``, whose shards come from files.  Maps made by :meth:`ShardedPageFlags.from_local`
 are scattered data with no lineage: a worker lost before their first write loses
 them.  Reads send one task per present shard of the range and gather the results
 in one round trip.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _manifest, _shard_tasks
-from ._args import check_bound_array, check_index, check_pfn_array, check_position, check_range
+from ._args import (
+    check_at_least,
+    check_index,
+    check_pfn_array,
+    check_position,
+    check_range,
+    check_ranges,
+)
 from .bitmap import PageFlags
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 from .memmap import check_sections, ensure_fits
@@ -109,30 +119,12 @@ class ShardedPageFlags:
         self._futures: list[Any] = [None] * self._nshards
 
     # --- shape ---------------------------------------------------------------------
-    @property
-    def geometry(self) -> Geometry:
-        """The geometry of the whole space."""
-        return self._geometry
-
-    @property
-    def npages(self) -> int:
-        """Pages in the whole space."""
-        return self._geometry.npages
-
-    @property
-    def shard_pages(self) -> int:
-        """Pages per shard (the last one may hold fewer)."""
-        return self._shard_pages
-
-    @property
-    def nshards(self) -> int:
-        """Number of shards, present or absent."""
-        return self._nshards
-
-    @property
-    def client(self) -> Any:
-        """The Dask client the shards live on."""
-        return self._client
+    geometry = property(attrgetter("_geometry"), doc="The geometry of the whole space.")
+    npages = property(attrgetter("_geometry.npages"), doc="Pages in the whole space.")
+    shard_pages = property(attrgetter("_shard_pages"),
+                           doc="Pages per shard (the last one may hold fewer).")
+    nshards = property(attrgetter("_nshards"), doc="Number of shards, present or absent.")
+    client = property(attrgetter("_client"), doc="The Dask client the shards live on.")
 
     @property
     def futures(self) -> tuple[Any, ...]:
@@ -194,7 +186,16 @@ class ShardedPageFlags:
                 if self._futures[index] is not None]
 
     def count(self, start: int = 0, stop: int | None = None) -> int:
-        """Pages set in ``[start, stop)`` (the whole map by default)."""
+        """Pages set in ``[start, stop)`` (the whole map by default): one task per
+        present shard of the range, summed.
+
+        Examples
+        --------
+        >>> flags = ShardedPageFlags(1 << 32, client=client)   # doctest: +SKIP
+        >>> flags.set_range((1 << 30) - 5, (1 << 30) + 5)     # doctest: +SKIP
+        >>> flags.count(), flags.count(1 << 30)                # doctest: +SKIP
+        (10, 5)
+        """
         start, stop = check_range(start, stop, self.npages)
         return int(sum(self._gather([f for _, f in self._per_shard(start, stop, "count")])))
 
@@ -233,7 +234,19 @@ class ShardedPageFlags:
         return local.astype(np.uint32) if self._shard_pages <= 1 << 32 else local
 
     def set_many(self, pfns: ArrayLike) -> None:
-        """Set every page in ``pfns``; one bad pfn rejects the call before any change."""
+        """Set every page in ``pfns`` (any integer dtype, order, duplicates).
+
+        The pfns are split by shard with one stable sort; each shard gets one write
+        task with its pfns as local offsets.  One bad pfn rejects the whole call
+        before any task is sent.
+
+        Examples
+        --------
+        >>> flags = ShardedPageFlags(1 << 32, client=client)   # doctest: +SKIP
+        >>> flags.set_many([3, 1 << 31, 3])                    # doctest: +SKIP
+        >>> flags.test_many([1 << 31, 4, 3]).tolist()          # doctest: +SKIP
+        [True, False, True]
+        """
         order, pieces, pfns = self._split(pfns)
         for index, lo, hi in pieces:
             self._write(index, "set_many", self._local(pfns, order, index, lo, hi))
@@ -259,7 +272,18 @@ class ShardedPageFlags:
 
     # --- searches and iteration ------------------------------------------------------
     def find_next_set(self, start: int = 0) -> int:
-        """The lowest set pfn ``>= start``, or -1 (one round trip over present shards)."""
+        """The lowest set pfn ``>= start``, or -1.
+
+        Every present shard from ``start`` on searches at once (one round trip); the
+        first hit in shard order wins.
+
+        Examples
+        --------
+        >>> flags = ShardedPageFlags(1 << 32, client=client)   # doctest: +SKIP
+        >>> flags.set_many([5, 3 << 30])                       # doctest: +SKIP
+        >>> flags.find_next_set(6), flags.find_next_clear(5)   # doctest: +SKIP
+        (3221225472, 6)
+        """
         start = check_position("start", start, self.npages)
         asked = [(index, self._submit(_shard_tasks.call, self._futures[index],
                                       "find_next_set", lo))
@@ -291,12 +315,17 @@ class ShardedPageFlags:
     def iter_arrays(self, start: int = 0, stop: int | None = None,
                     max_len: int = 1 << 20) -> Iterator[np.ndarray]:
         """Yield the set pfns of ``[start, stop)`` as sorted ``int64`` arrays of at most
-        ``max_len`` pfns; a block never spans two shards.  Arguments are checked now."""
+        ``max_len`` pfns; a block never spans two shards.  Arguments are checked now.
+
+        Examples
+        --------
+        >>> flags = ShardedPageFlags(1 << 32, client=client)   # doctest: +SKIP
+        >>> flags.set_range(0, 5)                              # doctest: +SKIP
+        >>> [a.tolist() for a in flags.iter_arrays(max_len=2)]  # doctest: +SKIP
+        [[0, 1], [2, 3], [4]]
+        """
         start, stop = check_range(start, stop, self.npages)
-        max_len = check_index("max_len", max_len)
-        if max_len < 1:
-            raise ValueError(f"max_len must be >= 1, got {max_len}")
-        return self._iter_arrays(start, stop, max_len)
+        return self._iter_arrays(start, stop, check_at_least("max_len", max_len, 1))
 
     def _iter_arrays(self, start: int, stop: int, max_len: int) -> Iterator[np.ndarray]:
         for index, lo, hi in self._pieces(start, stop):
@@ -329,7 +358,15 @@ class ShardedPageFlags:
 
     # --- hotplug ---------------------------------------------------------------------
     def add_sections(self, nrs: ArrayLike) -> None:
-        """Set every page of sections (chunks) ``nrs``: memory added to a present map."""
+        """Set every page of sections (chunks) ``nrs``: memory added to a present map.
+
+        Examples
+        --------
+        >>> present = ShardedPageFlags(Geometry(46), client=client)  # doctest: +SKIP
+        >>> present.add_sections([0, 1, 9000]); present.remove_sections([1])  # doctest: +SKIP
+        >>> present.count() == 2 << 15                               # doctest: +SKIP
+        True
+        """
         self._sections(nrs, True)
 
     def remove_sections(self, nrs: ArrayLike) -> None:
@@ -373,15 +410,7 @@ class ShardedPageFlags:
         1048576
         """
         new = cls(geometry, shard_pages, client)
-        starts = check_bound_array("starts", starts, new.npages)
-        stops = check_bound_array("stops", stops, new.npages)
-        if starts.shape != stops.shape:
-            raise ValueError(f"{starts.size} starts but {stops.size} stops")
-        backwards = np.flatnonzero(starts > stops)
-        if backwards.size:
-            i = int(backwards[0])
-            raise ValueError(f"starts[{i}] = {starts[i]} > stops[{i}] = {stops[i]}")
-        new._write_ranges(starts, stops, True)
+        new._write_ranges(*check_ranges(starts, stops, new.npages), True)
         return new
 
     def wait(self) -> ShardedPageFlags:
@@ -406,57 +435,49 @@ class ShardedPageFlags:
                              f"{other.geometry}/{other.shard_pages}")
         return other
 
-    def _combined(self, other: object, op: str) -> list[Any]:
-        """Each shard's future of ``self op other``; absent operands need no task."""
+    def _combined(self, other: object, op: str, in_place: bool = False) -> ShardedPageFlags:
+        """``self op other``, into ``self`` when ``in_place``; absent operands need no
+        task, and futures never change, so a result shard may share an operand's."""
         other = self._peer(other)
         out = []
         for a, b in zip(self._futures, other._futures, strict=True):
             if a is None or b is None:
-                # and: absent; or, xor: the other (futures never change, so share it);
-                # andnot: a.
+                # and: absent; or, xor: the present one; andnot: a.
                 out.append(None if op == "and" else a if b is None else
                            None if op == "andnot" else b)
             else:
                 out.append(self._submit(_shard_tasks.combine, a, b, op))
-        return out
-
-    def _new(self, futures: list[Any]) -> ShardedPageFlags:
-        new = ShardedPageFlags.__new__(ShardedPageFlags)
-        new.__dict__.update(self.__dict__)
-        new._futures = futures
-        return new
+        result = self if in_place else ShardedPageFlags.__new__(ShardedPageFlags)
+        result.__dict__.update(self.__dict__, _futures=out)
+        return result
 
     def __and__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        """Pages set in both (maps sharded alike)."""
-        return self._new(self._combined(other, "and"))
+        """Pages set in both (maps sharded alike: same geometry and shard_pages)."""
+        return self._combined(other, "and")
 
     def __or__(self, other: ShardedPageFlags) -> ShardedPageFlags:
         """Pages set in either."""
-        return self._new(self._combined(other, "or"))
+        return self._combined(other, "or")
 
     def __xor__(self, other: ShardedPageFlags) -> ShardedPageFlags:
         """Pages set in exactly one."""
-        return self._new(self._combined(other, "xor"))
+        return self._combined(other, "xor")
 
     def __sub__(self, other: ShardedPageFlags) -> ShardedPageFlags:
         """Pages set in ``self`` and not in ``other``."""
-        return self._new(self._combined(other, "andnot"))
+        return self._combined(other, "andnot")
 
     def __iand__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        self._futures = self._combined(other, "and")
-        return self
+        return self._combined(other, "and", True)
 
     def __ior__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        self._futures = self._combined(other, "or")
-        return self
+        return self._combined(other, "or", True)
 
     def __ixor__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        self._futures = self._combined(other, "xor")
-        return self
+        return self._combined(other, "xor", True)
 
     def __isub__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        self._futures = self._combined(other, "andnot")
-        return self
+        return self._combined(other, "andnot", True)
 
     def count_and(self, other: ShardedPageFlags) -> int:
         """``(self & other).count()`` without building it."""
@@ -490,6 +511,13 @@ class ShardedPageFlags:
             ``chunk_bytes``, ``table_bytes``, ``nbytes`` and ``count``, with
             ``npages``, ``nchunks``, ``flat_bytes`` of the whole space and
             ``nshards``/``present`` shard counts.
+
+        Examples
+        --------
+        >>> flags = ShardedPageFlags(Geometry(46), client=client)  # doctest: +SKIP
+        >>> flags.set_range(0, 1 << 31)                            # doctest: +SKIP
+        >>> s = flags.stats(); s["total"]["full"], s["total"]["present"]  # doctest: +SKIP
+        (65536, 2)
         """
         per = self.map_shards(_shard_tasks.call, "stats")
         shards = [per.get(i) for i in range(self._nshards)]
@@ -516,6 +544,13 @@ class ShardedPageFlags:
             Before fetching anything, when the map (its table, and its chunks three
             times over while they are gathered and assembled) exceeds the memory
             available here.
+
+        Examples
+        --------
+        >>> flags = ShardedPageFlags(1 << 32, client=client)   # doctest: +SKIP
+        >>> flags.set_many([1, 1 << 31])                       # doctest: +SKIP
+        >>> flags.to_local().to_array().tolist()               # doctest: +SKIP
+        [1, 2147483648]
         """
         g = self._geometry
         chunk_bytes = self.stats()["total"]["chunk_bytes"]
@@ -557,6 +592,12 @@ class ShardedPageFlags:
         A new save writes new shard files next to the old ones, replaces the manifest
         atomically and only then removes the old files: a crash at any point leaves
         the folder loadable as the old save or the new one (:mod:`pageflags._manifest`).
+
+        Examples
+        --------
+        >>> flags.save("maps/dirty")                                # doctest: +SKIP
+        >>> ShardedPageFlags.load("maps/dirty", client).count() == flags.count()  # doctest: +SKIP
+        True
         """
         folder = Path(folder).resolve()
         folder.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .bitmap import PageFlags
+from .experiments import _best_time
 from .geometry import Geometry
 from .hotplug import probe_walk
 from .sharded import ShardedPageFlags, _distributed
@@ -49,15 +50,6 @@ def warm_up() -> None:
     b.set_many(np.arange(3))
     probe_walk(a | b)
     (a & b).count_and(a - b)
-
-
-def _best(fn: Callable[[], Any], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def times(client: Any, geometry: Geometry, ranges: np.ndarray, dirty_pfns: np.ndarray,
@@ -97,7 +89,7 @@ def times(client: Any, geometry: Geometry, ranges: np.ndarray, dirty_pfns: np.nd
         if expected is not None and got != expected:
             raise RuntimeError(f"sharded and local pageflags disagree on {op}: "
                                f"{got} vs {expected}")
-        seconds[op] = _best(fn, repeat)
+        seconds[op] = _best_time(fn, repeat)
     info = {"workers": len(client.scheduler_info()["workers"]),
             "shards": dirty.nshards, "shard_pages": dirty.shard_pages,
             "present_shards": sum(f is not None for f in dirty.futures), "agree": True}
