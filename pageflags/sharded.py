@@ -13,10 +13,11 @@ future and returns a new map (see :mod:`pageflags._shard_tasks`), and the new fu
 replaces the old one here.  Dask keeps the lineage, so a shard lost with its worker
 is rebuilt by rerunning its writes; the price is that the scheduler keeps every
 write's arguments (pfns are sent as 32-bit offsets to halve them).  A long series of
-writes is cut short by ``save`` and ``load``, whose shards come from files.  Maps made by :meth:`ShardedPageFlags.from_local`
-are scattered data with no lineage: a worker lost before their first write loses
-them.  Reads send one task per present shard of the range and gather the results
-in one round trip.
+writes is cut short by ``save`` and ``load``, whose shards come from files.  Maps
+made by :meth:`ShardedPageFlags.from_local` are scattered data with no lineage: a
+worker lost while it holds such a shard loses it (save, then load, to be safe).
+Reads send one task per present shard of the range and gather the results in one
+round trip.
 
 Dask is imported only when a sharded map is made: ``import pageflags`` works
 without the ``distributed`` extra.
