@@ -6,7 +6,9 @@ page ranges and pfn arrays, searches, iteration and algebra (:class:`PageFlags`)
 a flat twin to compare with (:class:`FlatPageFlags`); machines read from
 ``/proc/iomem``, sysfs or made up (:class:`MemoryMap`); memory hotplug with a
 ``pfn_valid()`` map (:class:`Hotplug`); crash-safe files and Roaring interchange
-(``PageFlags.save``/``load``, :class:`FormatError`); and the ``pageflags`` command.
+(``PageFlags.save``/``load``, :class:`FormatError`); maps sharded over Dask workers
+(:class:`ShardedPageFlags`, with the ``distributed`` extra); and the ``pageflags``
+command.
 
 >>> import pageflags
 >>> flags = pageflags.PageFlags()          # a 46-bit space: 2**34 pages of 4 KiB
@@ -21,8 +23,10 @@ from .geometry import Geometry, capacity
 from .hotplug import Hotplug
 from .memmap import MemoryMap, PreallocatedPageFlags
 from .persist import FormatError
+from .sharded import ShardedPageFlags  # imports Dask only when a map is made
 
 __version__ = "0.1.0"
 
 __all__ = ["FlatPageFlags", "FormatError", "Geometry", "Hotplug", "MemoryMap", "PageFlags",
-           "PageMap", "PreallocatedPageFlags", "capacity", "__version__"]
+           "PageMap", "PreallocatedPageFlags", "ShardedPageFlags", "capacity",
+           "__version__"]

@@ -4,4 +4,6 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+# Guarded: ``scan --workers`` starts worker processes that re-import the main module.
+if __name__ == "__main__":
+    sys.exit(main())

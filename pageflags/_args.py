@@ -19,6 +19,14 @@ def check_index(name: str, value: object) -> int:
     return int(value)
 
 
+def check_at_least(name: str, value: object, low: int) -> int:
+    """An integer ``>= low`` (a length, a count) as a Python int; ``ValueError`` if less."""
+    value = check_index(name, value)
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
 def check_pfn(pfn: object, npages: int) -> int:
     """A pfn in [0, npages) as a Python int."""
     pfn = check_index("pfn", pfn)
@@ -89,3 +97,18 @@ def check_bound_array(name: str, values: object, npages: int) -> np.ndarray:
         bad = int(np.flatnonzero((flat < 0) | (flat > npages))[0])
         raise IndexError(f"{name}[{bad}] = {int(flat[bad])} outside [0, {npages}]")
     return flat.astype(np.int64, copy=False)
+
+
+def check_ranges(starts: object, stops: object, npages: int) -> tuple[np.ndarray, np.ndarray]:
+    """Half-open ranges as two flat int64 arrays of one size, each start <= its stop.
+
+    Bounds outside ``[0, npages]`` raise ``IndexError``, a start past its stop or sizes
+    that differ ``ValueError``, a non-integer dtype ``TypeError``.
+    """
+    starts = check_bound_array("starts", starts, npages)
+    stops = check_bound_array("stops", stops, npages)
+    if starts.size != stops.size:
+        raise ValueError(f"{starts.size} starts but {stops.size} stops")
+    for i in np.flatnonzero(starts > stops)[:1].tolist():
+        raise ValueError(f"starts[{i}] = {starts[i]} > stops[{i}] = {stops[i]}")
+    return starts, stops

@@ -53,9 +53,17 @@ def _check_common(args: argparse.Namespace) -> None:
 
 def run_scan(args: argparse.Namespace) -> dict[str, Any]:
     _check_common(args)
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers is not None or args.scheduler is not None:
+        try:
+            import distributed  # noqa: F401  (only to see whether it is installed)
+        except ImportError:
+            raise UsageError('--workers and --scheduler need Dask: '
+                             'pip install "pageflags[distributed]"') from None
     return experiments.scan(args.phys_bits, args.memory, args.nodes, density=args.density,
                             seed=args.seed, repeat=args.repeat, flat=not args.no_flat,
-                            walk=args.walk)
+                            walk=args.walk, workers=args.workers, scheduler=args.scheduler)
 
 
 def run_hotplug(args: argparse.Namespace) -> dict[str, Any]:
@@ -109,20 +117,29 @@ def format_scan(result: dict[str, Any]) -> str:
              f"{len(result['nodes'])} nodes ({result['ranges']} ranges), "
              f"{result['dirty_pages']:,} dirty pages", ""]
     width = max(len(row["operation"]) for row in result["times"]) + 2
+    sharded = result.get("sharded")
     header = f"{'operation':<{width}}{'pageflags':>11}"
     if flat:
         header += f"{'flat':>11}{'speed-up':>10}"
+    if sharded:
+        header += f"{'sharded':>11}"
     lines += [header, "-" * len(header)]
     for row in result["times"]:
         line = f"{row['operation']:<{width}}{_format_seconds(row['pageflags']):>11}"
         if flat:
             line += (f"{_format_seconds(row['flat']):>11}"
                      f"{_speedup(row['flat'], row['pageflags']):>10}")
+        if sharded:
+            line += f"{_format_seconds(row['sharded']) if 'sharded' in row else '-':>11}"
         lines.append(line)
     lines.append("")
     for name, sizes in result["nbytes"].items():
         lines.append(f"memory {name:<10} present map {human_size(sizes['present']):>10}, "
                      f"dirty map {human_size(sizes['dirty']):>10}")
+    if sharded:
+        lines.append(f"sharded: {sharded['present_shards']} of {sharded['shards']} shards of "
+                     f"{sharded['shard_pages']:,} pages on {sharded['workers']} Dask "
+                     "workers, agreeing with pageflags")
     return "\n".join(lines + _notes(result))
 
 
@@ -212,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     job["scan"].add_argument("--repeat", type=int, default=3, help="best of N timings")
     job["scan"].add_argument("--walk", type=int, default=100_000,
                              help="dirty pages of the find_next_set walk from pfn 0")
+    where = job["scan"].add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N", help=(
+        "also run the builds, counts and walk sharded on a local Dask cluster of N "
+        "single-threaded workers (needs pageflags[distributed])"))
+    where.add_argument("--scheduler", metavar="ADDRESS", help=(
+        "the same on a running Dask scheduler, e.g. tcp://10.0.0.1:8786"))
     job["hotplug"].add_argument("--events", type=int, default=4096,
                                 help="add/remove events")
     job["hotplug"].add_argument("--batch", type=int, default=256,

@@ -33,7 +33,7 @@ __all__ = ["HOTPLUG_KEYS", "SCAN_KEYS", "flat_fits", "hotplug", "plot_hotplug", 
 #: Top-level keys of :func:`scan`'s result (the ``pageflags scan --json`` output).
 SCAN_KEYS = ("command", "geometry", "memory", "nodes", "ranges", "present_pages",
              "dirty_pages", "density", "seed", "repeat", "times", "nbytes", "agree",
-             "note")
+             "note", "sharded")
 #: Top-level keys of :func:`hotplug`'s result (the ``pageflags hotplug --json`` output).
 HOTPLUG_KEYS = ("command", "geometry", "memory", "nodes", "seed", "density", "events",
                 "batch", "added", "removed", "present_bytes", "nbytes", "scan_seconds",
@@ -185,7 +185,8 @@ def walk_first(flags: Any, npages: int) -> tuple[int, int]:
 
 def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, *,
          density: float = 0.01, seed: int = 0, repeat: int = 3, flat: bool = True,
-         walk: int = 100_000, progress: bool | None = None) -> dict[str, Any]:
+         walk: int = 100_000, progress: bool | None = None, workers: int | None = None,
+         scheduler: str | None = None) -> dict[str, Any]:
     """Bulk scans of a simulated machine, timed with pageflags and with a flat bitmap.
 
     The machine is ``MemoryMap.synthetic(memory, nodes, seed=seed)`` in a
@@ -219,6 +220,12 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
         Pages of the ``find walk, first N pages``.
     progress : bool, optional
         One line on stderr per step; by default only when stderr is a terminal.
+    workers, scheduler : optional
+        Also run the builds, counts, ``find walk, per section``, ``dirty & present``
+        and ``count_and`` on a :class:`~pageflags.ShardedPageFlags`, on a new
+        LocalCluster of ``workers`` single-threaded processes or on the Dask
+        scheduler at ``scheduler`` (needs the ``distributed`` extra); see
+        :mod:`pageflags.sharded_scan`.
 
     Returns
     -------
@@ -230,7 +237,9 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
         ``pageflags`` seconds and, with flat, ``flat`` seconds and ``speedup`` =
         flat / pageflags), ``nbytes`` (``{impl: {"present": bytes, "dirty": bytes}}``),
         ``agree`` (True when checked against flat, None without flat) and ``note``
-        (why flat was skipped, or None).
+        (why flat was skipped, or None); ``sharded``: None, or ``workers``,
+        ``shards``, ``shard_pages``, ``present_shards`` and ``agree``, the sharded
+        rows of ``times`` then having ``sharded`` seconds.
 
     Examples
     --------
@@ -291,6 +300,17 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
     if with_flat:
         for row in rows:
             row["speedup"] = row["flat"] / max(row["pageflags"], 1e-12)
+    sharded = None
+    if workers is not None or scheduler is not None:
+        from . import sharded_scan  # needs Dask: imported only here
+
+        say("the sharded parts on Dask workers")
+        with sharded_scan.connect(workers, scheduler) as client:
+            seconds, sharded = sharded_scan.times(client, g, mm.ranges, dirty_pfns,
+                                                  extents, maps["pageflags"], repeat)
+        for row in rows:
+            if row["operation"] in seconds:
+                row["sharded"] = seconds[row["operation"]]
     say("done")
     return {
         "command": "scan", "geometry": g.describe(), "memory": mm.present_bytes,
@@ -299,7 +319,7 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
         "density": float(density), "seed": seed, "repeat": repeat, "times": rows,
         "nbytes": {name: {"present": p.nbytes, "dirty": d.nbytes}
                    for name, (p, d) in maps.items()},
-        "agree": True if with_flat else None, "note": note,
+        "agree": True if with_flat else None, "note": note, "sharded": sharded,
     }
 
 
