@@ -16,12 +16,13 @@ from numpy.typing import ArrayLike
 
 from . import _kernels
 from ._args import (
-    check_bound_array,
+    check_at_least,
     check_index,
     check_pfn,
     check_pfn_array,
     check_position,
     check_range,
+    check_ranges,
 )
 from .geometry import Geometry, as_geometry
 
@@ -335,9 +336,7 @@ class PageMap:
         [[0, 1], [2, 3], [4]]
         """
         start, stop = check_range(start, stop, self.npages)
-        max_len = check_index("max_len", max_len)
-        if max_len < 1:
-            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        max_len = check_at_least("max_len", max_len, 1)
         return self._iter_arrays(start, stop, max_len)
 
     def _iter_arrays(self, start: int, stop: int, max_len: int) -> Iterator[np.ndarray]:
@@ -544,14 +543,7 @@ class PageMap:
         (60010, True)
         """
         flags = cls(geometry)
-        starts = check_bound_array("starts", starts, flags.npages)
-        stops = check_bound_array("stops", stops, flags.npages)
-        if starts.shape != stops.shape:
-            raise ValueError(f"{starts.size} starts but {stops.size} stops")
-        backwards = np.flatnonzero(starts > stops)
-        if backwards.size:
-            i = int(backwards[0])
-            raise ValueError(f"starts[{i}] = {starts[i]} > stops[{i}] = {stops[i]}")
+        starts, stops = check_ranges(starts, stops, flags.npages)
         if starts.size:
             flags._set_ranges(starts, stops)
         return flags
