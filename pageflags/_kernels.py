@@ -355,36 +355,40 @@ def table_any_range(addrs, counts, start, stop, chunk_shift, full_addr):
     return False
 
 
-@numba.njit(**_JIT)
-def table_chunks_at(addrs, pfns, chunk_shift, target, seen, out):
-    """Distinct chunks holding some pfn whose entry equals ``target``.
+@numba.njit(inline="always")
+def _defer(c, i, seen, chunks, k, deferred, d):
+    """Note pfn index ``i`` for a second call and chunk ``c`` (once) for Python."""
+    if not seen[c]:
+        seen[c] = True
+        chunks[k] = c
+        k += 1
+    deferred[d] = i
+    return k, d + 1
 
-    Writes them to ``out`` in first-seen order and returns how many; ``seen`` is a
-    zeroed bool array of one flag per chunk.  This is the first phase of a bulk
-    write: Python allocates (target 0) or un-shares (target FULL) these chunks.
+
+@numba.njit(**_JIT)
+def table_set_many(addrs, counts, pfns, chunk_shift, full_addr, seen, missing, deferred):
+    """Set every pfn whose entry is FULL or private; defer those in ``None`` entries.
+
+    Writes are two-phase without a separate pass over the pfns: a pfn whose entry is
+    NULL is left for a second call, its index in ``deferred`` and its chunk (once,
+    flagged in the zeroed per-chunk ``seen``) in ``missing``, for Python to allocate.
+    Returns ``(pages added, chunks missing, pfns deferred)``; ``counts`` follows.
     """
-    k = 0
-    for i in range(pfns.size):
-        c = pfns[i] >> chunk_shift
-        if addrs[c] == target and not seen[c]:
-            seen[c] = True
-            out[k] = c
-            k += 1
-    return k
-
-
-@numba.njit(**_JIT)
-def table_set_many(addrs, counts, pfns, chunk_shift, full_addr):
-    """Set every pfn; their entries must be FULL or private.  Returns pages added."""
     wpc = 1 << (chunk_shift - 6)
     local_mask = (1 << chunk_shift) - 1
     added = 0
+    k = 0
+    d = 0
     for i in range(pfns.size):
         _prefetch_pfn(addrs, pfns, i, chunk_shift)
         p = pfns[i]
         c = p >> chunk_shift
         a = addrs[c]
         if a == full_addr:
+            continue
+        if a == NULL:
+            k, d = _defer(c, i, seen, missing, k, deferred, d)
             continue
         words = chunk_words(a, wpc)
         local = p & local_mask
@@ -394,26 +398,34 @@ def table_set_many(addrs, counts, pfns, chunk_shift, full_addr):
             words[local >> 6] = w | bit
             counts[c] += 1
             added += 1
-    return added
+    return added, k, d
 
 
 @numba.njit(**_JIT)
-def table_clear_many(addrs, counts, pfns, chunk_shift, emptied):
-    """Clear every pfn; no entry may be FULL.
+def table_clear_many(addrs, counts, pfns, chunk_shift, full_addr, seen, shared, deferred,
+                     emptied):
+    """Clear every pfn whose entry is private; defer those in FULL entries.
 
-    Returns ``(pages removed, k)``: the first ``k`` entries of ``emptied`` are the
-    chunks whose count dropped to zero, for Python to free.
+    As :func:`table_set_many`: a pfn in a FULL entry waits for a second call, its
+    chunk listed (once) in ``shared`` for Python to give a private copy.  Chunks whose
+    count drops to zero go to ``emptied`` for Python to free.  Returns ``(pages
+    removed, chunks shared, pfns deferred, chunks emptied)``.
     """
     wpc = 1 << (chunk_shift - 6)
     local_mask = (1 << chunk_shift) - 1
     removed = 0
     k = 0
+    d = 0
+    e = 0
     for i in range(pfns.size):
         _prefetch_pfn(addrs, pfns, i, chunk_shift)
         p = pfns[i]
         c = p >> chunk_shift
         a = addrs[c]
         if a == NULL:
+            continue
+        if a == full_addr:
+            k, d = _defer(c, i, seen, shared, k, deferred, d)
             continue
         words = chunk_words(a, wpc)
         local = p & local_mask
@@ -424,9 +436,9 @@ def table_clear_many(addrs, counts, pfns, chunk_shift, emptied):
             counts[c] -= 1
             removed += 1
             if counts[c] == 0:
-                emptied[k] = c
-                k += 1
-    return removed, k
+                emptied[e] = c
+                e += 1
+    return removed, k, d, e
 
 
 @numba.njit(**_JIT)

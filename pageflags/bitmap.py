@@ -190,13 +190,15 @@ class PageFlags(PageMap):
                                     repeat(self.FULL, chunk_nrs.size))
         self._store(chunk_nrs, chunks, addrs, self._geometry.pages_per_chunk)
 
-    def _chunks_at(self, pfns: np.ndarray, target: int) -> np.ndarray:
-        """Distinct chunks under ``pfns`` whose shadow address is ``target``."""
-        seen = np.zeros(self._geometry.nchunks, dtype=bool)
-        out = np.empty(min(pfns.size, self._geometry.nchunks), dtype=np.int64)
-        k = _kernels.table_chunks_at(self._addrs, pfns, self._geometry.chunk_shift,
-                                     np.uint64(target), seen, out)
-        return out[:k]
+    def _scratch(self, npfns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Zeroed per-chunk flags, a chunk list and a pfn-index list for a bulk write.
+
+        The lists are left uninitialised: the operating system maps their pages only
+        where a kernel writes, which in the steady state (every chunk there) is nowhere.
+        """
+        n = self._geometry.nchunks
+        return (np.zeros(n, dtype=bool), np.empty(min(npfns, n), dtype=np.int64),
+                np.empty(npfns, dtype=np.int64))
 
     # --- public state --------------------------------------------------------------
     @property
@@ -371,21 +373,33 @@ class PageFlags(PageMap):
             self._free(np.array(emptied))
 
     def _set_many(self, pfns: np.ndarray) -> None:
-        missing = self._chunks_at(pfns, 0)
-        if missing.size:
-            self._allocate(missing)
-        self._total += int(_kernels.table_set_many(
-            self._addrs, self._counts, pfns, self._geometry.chunk_shift, self._full_addr))
+        shift, full = self._geometry.chunk_shift, self._full_addr
+        seen, missing, deferred = self._scratch(pfns.size)
+        added, k, d = _kernels.table_set_many(self._addrs, self._counts, pfns, shift, full,
+                                              seen, missing, deferred)
+        self._total += int(added)
+        if k:  # pfns in None entries: give those chunks, then set the pfns left over
+            self._allocate(missing[:k])
+            added, _, _ = _kernels.table_set_many(self._addrs, self._counts,
+                                                  pfns[deferred[:d]], shift, full, seen,
+                                                  missing, deferred)
+            self._total += int(added)
 
     def _clear_many(self, pfns: np.ndarray) -> None:
-        shared = self._chunks_at(pfns, self._full_addr)
-        if shared.size:
-            self._unshare(shared)
+        shift, full = self._geometry.chunk_shift, self._full_addr
+        seen, shared, deferred = self._scratch(pfns.size)
         emptied = np.empty(min(pfns.size, self._geometry.nchunks), dtype=np.int64)
-        removed, k = _kernels.table_clear_many(self._addrs, self._counts, pfns,
-                                               self._geometry.chunk_shift, emptied)
+        removed, k, d, e = _kernels.table_clear_many(
+            self._addrs, self._counts, pfns, shift, full, seen, shared, deferred, emptied)
         self._total -= int(removed)
-        self._free_emptied(emptied[:k])
+        if k:  # pfns in FULL entries: give those chunks a copy, then clear the rest
+            self._unshare(shared[:k])
+            again, _, _, e2 = _kernels.table_clear_many(
+                self._addrs, self._counts, pfns[deferred[:d]], shift, full, seen, shared,
+                deferred, emptied[e:])
+            self._total -= int(again)
+            e += e2
+        self._free_emptied(emptied[:e])
 
     def _free_emptied(self, chunk_nrs: np.ndarray) -> None:
         """Free the entries among ``chunk_nrs`` that hold a chunk with no bit set."""
