@@ -13,7 +13,6 @@ be added, none is renamed or removed.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import memmap
 from ._sizes import format_size, human_size, parse_size
 from .bitmap import PageFlags
 from .flat import FlatPageFlags
@@ -47,9 +47,8 @@ def flat_fits(geometry: Geometry, maps: int) -> bool:
 
     Half, because an operation such as ``dirty & present`` builds one more.
     """
-    try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):  # not every platform reports it
+    available = memmap._available_bytes()
+    if available is None:  # not every platform reports it
         return True
     return maps * geometry.flat_bytes < available // 2
 
