@@ -1090,6 +1090,40 @@ def words_at(addresses, out):
         out[i] = _load_word(addresses[i])
 
 
+_LOW_32 = np.uint64(0xFFFF_FFFF)
+_NPY_C_CONTIGUOUS = np.uint64(0x0001)
+_NPY_WRITEABLE = np.uint64(0x0400)
+
+
+@numba.njit(**_JIT)
+def read_chunk_objects(ids, offsets, ndarray_type, words, addresses, descrs, ok):
+    """Data address and dtype object of each ndarray at ``ids``; is it shaped a chunk?
+
+    ``offsets`` locate, inside an ndarray object, its type, data pointer, ``nd``,
+    dimensions pointer, descr and flags (see ``_addresses.py``).  ``ok[i]`` says the
+    object is exactly an ndarray, 1-D, ``words`` long, C-contiguous and read-only;
+    ``descrs[i]`` is the address of its dtype object, for the caller to judge.
+    Fields beyond the type are read only from objects of type ``ndarray``, and the
+    dimensions only of 1-D ones.  Objects of another type get zeros.
+    """
+    for i in range(ids.size):
+        at = ids[i]
+        if _load_word(at + offsets[0]) != ndarray_type:
+            addresses[i] = NULL
+            descrs[i] = NULL
+            ok[i] = False
+            continue
+        addresses[i] = _load_word(at + offsets[1])
+        descrs[i] = _load_word(at + offsets[4])
+        flags = _load_word(at + offsets[5]) & _LOW_32
+        good = ((_load_word(at + offsets[2]) & _LOW_32) == ONE
+                and (flags & _NPY_C_CONTIGUOUS) != NULL
+                and (flags & _NPY_WRITEABLE) == NULL)
+        if good:
+            good = _load_word(_load_word(at + offsets[3])) == words
+        ok[i] = good
+
+
 # =================================================================================
 # Scans, iteration, rank/select, algebra and word windows (issue 3)
 # =================================================================================

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import PARTIAL, TINY, WHOLE, assert_matches, edge_pfns
 
-from pageflags import FlatPageFlags, Geometry, PageFlags
+from pageflags import FlatPageFlags, Geometry, PageFlags, _addresses
 
 C = 32768
 
@@ -304,6 +304,67 @@ def test_validate_detects_broken_invariants():
     with pytest.raises(AssertionError, match="chunks recorded"):
         flags.validate()
     flags._nallocated_cache = None
+    flags.validate()
+
+
+class _Subclass(np.ndarray):
+    pass
+
+
+def _writable_chunk(words):
+    return np.zeros(words, np.uint64)
+
+
+@pytest.mark.parametrize("make", [
+    _writable_chunk,
+    lambda words: np.zeros(words, np.int64),
+    lambda words: np.zeros(words + 1, np.uint64),
+    lambda words: np.zeros((words, 1), np.uint64),
+    lambda words: np.zeros(2 * words, np.uint64)[::2],
+    lambda words: np.zeros(words, np.dtype(np.uint64).newbyteorder(">")),
+    lambda words: [0] * words,
+    lambda words: np.zeros(words, np.uint64).view(_Subclass),
+], ids=["writable", "int64", "too-long", "2-d", "strided", "big-endian", "list",
+        "subclass"])
+@pytest.mark.parametrize("layout", ["read", "fallback"])
+def test_validate_detects_chunks_of_the_wrong_kind(monkeypatch, make, layout):
+    if layout == "fallback":
+        monkeypatch.setattr(_addresses, "_LAYOUT", None)
+    flags = PageFlags(WHOLE)
+    flags.set_many([5, 3 * C + 1])
+    flags.validate()
+    wrong = make(WHOLE.words_per_chunk)
+    if isinstance(wrong, np.ndarray) and make is not _writable_chunk:
+        wrong.setflags(write=False)
+    flags._table[3] = wrong
+    with pytest.raises(AssertionError, match="wrong kind"):
+        flags.validate()
+
+
+def test_validate_detects_two_entries_sharing_one_chunk():
+    flags = PageFlags(WHOLE)
+    flags.set_many([5, 3 * C + 1])
+    flags._store(np.array([3]), flags._table[[0]], flags._addrs[[0]], flags._counts[[0]])
+    flags._total = int(flags._counts.sum())
+    with pytest.raises(AssertionError, match="share one chunk"):
+        flags.validate()
+
+
+@pytest.mark.parametrize("layout", ["read", "fallback"])
+def test_validate_accepts_chunks_with_an_equal_dtype_object(monkeypatch, layout):
+    # Unpickled arrays carry a uint64 dtype equal to, but not, NumPy's own object.
+    if layout == "fallback":
+        monkeypatch.setattr(_addresses, "_LAYOUT", None)
+    flags = PageFlags(WHOLE)
+    flags.set_many([5, 3 * C + 1])
+    rows = pickle.loads(pickle.dumps(np.stack(flags.table[[0, 3]])))
+    assert rows.dtype is not np.dtype(np.uint64)
+    chunks = np.empty(2, dtype=object)
+    chunks[:] = [row.copy() for row in rows]
+    for chunk in chunks:
+        chunk.setflags(write=False)
+    flags._store(np.array([0, 3]), chunks, _addresses.data_addresses(chunks),
+                 flags._counts[[0, 3]])
     flags.validate()
 
 
