@@ -15,8 +15,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ._files import fsync_folder
 from .geometry import Geometry
-from .persist import FormatError, _fsync_folder
+from .persist import FormatError
 
 NAME = "manifest.json"
 FORMAT = "pageflags-sharded"
@@ -76,7 +77,7 @@ def write(folder: Path, manifest: dict[str, Any]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_folder(str(folder))
+    fsync_folder(str(folder))
 
 
 def remove_stale(folder: Path, keep: set[str]) -> None:

@@ -9,9 +9,10 @@ huge allocation), checks CRC-32 only after it has read a member, and CRC-32 alon
 slower than reading the data (about 3.6 GB/s here against 5 GB/s for ``np.load``).
 The layout below is a fixed header, three flat arrays and a checksum; every size in
 it is checked against the file's real size before anything is allocated, the chunk
-words are read with ``os.readv`` straight into the chunks the map will own (no
+words are read with ``os.preadv`` straight into the chunks the map will own (no
 gathering copy), and the checksum is XXH64 (about 10 GB/s in a Numba kernel, in the
-same pass over the chunks that counts their bits).  Nothing in a file is ever
+same pass over the chunks that counts their bits).  Reads and writes run on a helper
+thread, overlapping the checksum of the batch before.  Nothing in a file is ever
 unpickled or evaluated.
 
 Layout (version 1, all integers little-endian)
@@ -52,11 +53,13 @@ bit lies past ``npages``, and the total count; then it builds the map and runs
 :meth:`~pageflags.PageFlags.validate`.  Each failure raises :class:`FormatError`
 naming the file and the check.
 
-Crash safety: a save writes a temporary file in the target's folder, fsyncs it,
-``os.replace``-s it over the target and fsyncs the folder, so the target is at every
-moment the old file or the new one.  Any exception (``KeyboardInterrupt`` included)
-removes the temporary file and leaves the target untouched.  Writing uses raw file
-descriptors, so there is no user-space buffer to flush before the fsync.
+Crash safety: a save writes a temporary file in the target's folder, fsyncs it, puts
+it in the target's place in one atomic step (an exchange of the two names, then the
+old file is unlinked; ``os.replace`` where the exchange is missing: ``_files.py`` says
+why) and fsyncs the folder, so the target is at every moment the old file or the new
+one.  Any exception (``KeyboardInterrupt`` included) removes the temporary file and
+leaves the target untouched.  Writing uses raw file descriptors, so there is no
+user-space buffer to flush before the fsync.
 
 Pickling (``pickle``, ``copy.deepcopy`` through ``copy()``) uses the same parts: the
 geometry, the ``FULL`` runs, the allocated entry numbers and one ``(A, words)``
@@ -81,14 +84,15 @@ import os
 import struct
 import sys
 import tempfile
-from collections import deque
+from functools import partial
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _kernels
 from ._addresses import data_addresses
+from ._files import fsync_folder, overlapped, preadv_exact, read_exact, swap_into_place, write_all
 from .geometry import Geometry
 
 if TYPE_CHECKING:
@@ -102,10 +106,14 @@ _HEADER = struct.Struct("<8sI4B4Q16s")
 HEADER_BYTES = _HEADER.size  # 64
 TRAILER_BYTES = 8
 _SEED = np.uint64(0)
-# Linux caps one readv at IOV_MAX buffers and at about 2 GiB.
+# Chunk data moves in batches of this many bytes (at most IOV_MAX chunks, Linux's cap
+# on one readv): small enough that a batch is still in cache when the checksum reads
+# it, large enough that the OS sees few calls.
 _IOV_MAX = 1024
-_BATCH_BYTES = 1 << 28
-_STAGING_BYTES = 2 << 20
+_BATCH_BYTES = 2 << 20
+# Staging buffers a save cycles through: gathering may run this many batches ahead
+# of writing.
+_SAVE_BUFFERS = 3
 
 
 class FormatError(ValueError):
@@ -238,12 +246,11 @@ def assemble(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
     return flags
 
 
-def _seal(chunks: np.ndarray) -> np.ndarray:
-    """Make ``chunks`` read-only, as the map's chunks are; return their addresses."""
-    from .bitmap import _make_read_only
+def _seal(chunks: np.ndarray) -> None:
+    """Make ``chunks`` read-only, as the map's chunks are."""
+    from .bitmap import make_read_only
 
-    deque(map(_make_read_only, chunks), maxlen=0)
-    return data_addresses(chunks)
+    make_read_only(chunks)
 
 
 # --- pickle ------------------------------------------------------------------------
@@ -280,64 +287,69 @@ def restore(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
 
 # --- files -------------------------------------------------------------------------
 
-def _write_all(fd: int, buffer: Any) -> None:
-    view = memoryview(buffer)
-    if not view.nbytes:  # an empty array's view cannot be cast
-        return
-    view = view.cast("B")
-    while view:
-        view = view[os.write(fd, view):]
+def _batches(count: int, chunk_bytes: int) -> list[slice]:
+    """Consecutive slices of ``count`` chunks, one I/O call each."""
+    step = max(1, min(_IOV_MAX, _BATCH_BYTES // chunk_bytes))
+    return [slice(start, min(start + step, count)) for start in range(0, count, step)]
 
 
-def _read_exact(fd: int, nbytes: int, path: str) -> bytes:
-    parts = []
-    while nbytes:
-        part = os.read(fd, nbytes)
-        _require(bool(part), path, "size", "the file ended early (changed while read?)")
-        parts.append(part)
-        nbytes -= len(part)
-    return b"".join(parts)
-
-
-def _per_call(chunk_bytes: int) -> int:
-    return max(1, min(_IOV_MAX, _BATCH_BYTES // chunk_bytes))
+def _ended_early(path: str) -> FormatError:
+    return FormatError(path, "size", "the file ended early (changed while read?)")
 
 
 def _write_chunks(fd: int, addrs: np.ndarray, words_per_chunk: int,
                   state: np.ndarray) -> None:
-    """Write the chunks at ``addrs`` in order, through a staging buffer, hashing them.
+    """Write the chunks at ``addrs`` in order, hashing them.
 
-    A kernel gathers chunks into a buffer small enough to stay in cache, the
-    checksum reads them there, and each buffer goes out in one large write: the
-    scattered chunk memory is read once, and the OS sees a few large writes rather
-    than one segment per chunk.
+    A kernel gathers each batch of chunks into a staging buffer small enough to
+    stay in cache and the checksum reads it there, on a helper thread, while this
+    thread writes the buffer before: the scattered chunk memory is read once, the OS
+    sees a few large writes, and gathering costs no time of its own.
     """
-    step = max(1, _STAGING_BYTES // (8 * words_per_chunk))
-    staging = np.empty((min(step, addrs.size), words_per_chunk), dtype=np.uint64)
-    where = np.array([staging.ctypes.data], dtype=np.uint64)
+    batches = _batches(addrs.size, 8 * words_per_chunk)
+    rows = batches[0].stop if batches else 0
+    buffers = [np.empty((rows, words_per_chunk), dtype=np.uint64)
+               for _ in range(min(_SAVE_BUFFERS, len(batches)))]
+    where = [np.array([buffer.ctypes.data], dtype=np.uint64) for buffer in buffers]
     ones = np.empty(1, dtype=np.int64)
-    for start in range(0, addrs.size, step):
-        part = addrs[start:start + step]
-        _kernels.gather_chunks(part, staging[:part.size])
-        _kernels.xxh64_update(state, where, np.array([part.size * words_per_chunk]), ones)
-        _write_all(fd, staging[:part.size])
+
+    def gather(i: int) -> None:
+        part = addrs[batches[i]]
+        buffer = buffers[i % len(buffers)]
+        _kernels.gather_chunks(part, buffer[:part.size])
+        _kernels.xxh64_update(state, where[i % len(buffers)],
+                              np.array([part.size * words_per_chunk]), ones)
+
+    def write(i: int) -> None:
+        batch = batches[i]
+        write_all(fd, buffers[i % len(buffers)][:batch.stop - batch.start])
+
+    overlapped(len(batches), gather, write, ahead=len(buffers))
 
 
-def _read_chunks(fd: int, chunks: np.ndarray, chunk_bytes: int, path: str) -> None:
-    """Fill ``chunks`` from the file with few ``readv`` calls."""
-    step = _per_call(chunk_bytes)
-    for start in range(0, chunks.size, step):
-        batch = list(chunks[start:start + step])
-        done = os.readv(fd, batch)
-        if done < len(batch) * chunk_bytes:
-            for chunk in batch:
-                skip = min(done, chunk_bytes)
-                done -= skip
-                view = memoryview(chunk).cast("B")[skip:]
-                while view:
-                    got = os.readv(fd, [view])
-                    _require(got > 0, path, "size", "the file ended early (changed while read?)")
-                    view = view[got:]
+def _read_chunks(fd: int, offset: int, chunks: np.ndarray, addrs: np.ndarray,
+                 chunk_bytes: int, state: np.ndarray, path: str) -> np.ndarray:
+    """Fill ``chunks`` from the file at ``offset``, hashing them; return their popcounts.
+
+    A helper thread reads batches straight into the chunks (no gathering copy) while
+    this thread hashes and counts the batch before, still in cache.
+    """
+    batches = _batches(chunks.size, chunk_bytes)
+    lengths = np.full(chunks.size, chunk_bytes // 8, dtype=np.int64)
+    counts = np.empty(chunks.size, dtype=np.int64)
+    ended_early = partial(_ended_early, path)
+
+    def read(i: int) -> None:
+        batch = batches[i]
+        preadv_exact(fd, list(chunks[batch]), (batch.stop - batch.start) * chunk_bytes,
+                     offset + batch.start * chunk_bytes, ended_early)
+
+    def digest(i: int) -> None:
+        batch = batches[i]
+        _kernels.xxh64_update(state, addrs[batch], lengths[batch], counts[batch])
+
+    overlapped(len(batches), read, digest, ahead=len(batches))
+    return counts
 
 
 def xxh64_start(parts: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -363,19 +375,6 @@ def _file_mode(path: str) -> int:
         return 0o666 & ~umask
 
 
-def _fsync_folder(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # a platform that cannot open folders (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save(flags: PageFlags, path: str | os.PathLike, *, sync: bool = True) -> None:
     """Write ``flags`` to ``path`` atomically; see the module docstring for the layout.
 
@@ -387,8 +386,9 @@ def save(flags: PageFlags, path: str | os.PathLike, *, sync: bool = True) -> Non
         The file.  A symlink is followed: its target is replaced.
     sync : bool, default True
         fsync the file before it replaces the target, and the folder after.
-        ``False`` still never leaves a torn file after a crash of the process, but a
-        power loss may lose the new file's data.
+        ``False`` still never leaves a torn file after a crash of the process, but
+        after a power loss the file may be the old one, the new one, or one that
+        :func:`load` refuses with a :class:`FormatError`.
 
     Examples
     --------
@@ -414,16 +414,16 @@ def save(flags: PageFlags, path: str | os.PathLike, *, sync: bool = True) -> Non
                                suffix=".tmp")
     try:
         for part in (header, runs, allocated):
-            _write_all(fd, part)
+            write_all(fd, part)
         _write_chunks(fd, chunk_addrs, g.words_per_chunk, state)
-        _write_all(fd, np.array([xxh64_digest(state)], dtype="<u8"))
+        write_all(fd, np.array([xxh64_digest(state)], dtype="<u8"))
         if hasattr(os, "fchmod"):  # mkstemp makes 0600; give what open() would
             os.fchmod(fd, mode)
         if sync:
             os.fsync(fd)
         os.close(fd)
         fd = -1
-        os.replace(tmp, path)
+        swap_into_place(tmp, path)
     except BaseException:
         if fd >= 0:
             os.close(fd)
@@ -433,7 +433,7 @@ def save(flags: PageFlags, path: str | os.PathLike, *, sync: bool = True) -> Non
             pass
         raise
     if sync:
-        _fsync_folder(folder)
+        fsync_folder(folder)
 
 
 def load(path: str | os.PathLike) -> PageFlags:
@@ -460,7 +460,8 @@ def load(path: str | os.PathLike) -> PageFlags:
 def _load_fd(fd: int, size: int, path: str) -> PageFlags:
     least = HEADER_BYTES + TRAILER_BYTES
     _require(size >= least, path, "size", f"{size} bytes, a file has at least {least}")
-    raw = _read_exact(fd, HEADER_BYTES, path)
+    ended_early = partial(_ended_early, path)
+    raw = read_exact(fd, HEADER_BYTES, ended_early)
     magic, version, phys, page_shift, chunk_shift, pad, npages, nruns, nalloc, total, \
         reserved = _HEADER.unpack(raw)
     _require(magic == MAGIC, path, "magic", f"not a pageflags file (starts {magic!r})")
@@ -479,18 +480,18 @@ def _load_fd(fd: int, size: int, path: str) -> PageFlags:
              f"{size} bytes, the header implies {expected}")
 
     header = np.frombuffer(raw, dtype=np.uint64)
-    runs = np.frombuffer(_read_exact(fd, 16 * nruns, path), dtype="<u8").reshape(nruns, 2)
-    allocated = np.frombuffer(_read_exact(fd, 8 * nalloc, path), dtype="<u8")
-    wpc = geometry.words_per_chunk
-    chunks = np.fromiter(map(np.empty, repeat(wpc, nalloc), repeat(np.uint64, nalloc)),
-                         dtype=object, count=nalloc)
-    _read_chunks(fd, chunks, geometry.chunk_bytes, path)
-    stored = int(np.frombuffer(_read_exact(fd, TRAILER_BYTES, path), dtype="<u8")[0])
-    addrs = _seal(chunks)
-
+    runs = np.frombuffer(read_exact(fd, 16 * nruns, ended_early),
+                         dtype="<u8").reshape(nruns, 2)
+    allocated = np.frombuffer(read_exact(fd, 8 * nalloc, ended_early), dtype="<u8")
+    data_start = HEADER_BYTES + 16 * nruns + 8 * nalloc
+    chunks = np.fromiter(map(np.empty, repeat(geometry.words_per_chunk, nalloc),
+                             repeat(np.dtype(np.uint64), nalloc)), dtype=object, count=nalloc)
+    addrs = data_addresses(chunks)
     state = xxh64_start((header, runs, allocated))
-    counts = np.empty(nalloc, dtype=np.int64)
-    _kernels.xxh64_update(state, addrs, np.full(nalloc, wpc, dtype=np.int64), counts)
+    counts = _read_chunks(fd, data_start, chunks, addrs, geometry.chunk_bytes, state, path)
+    _seal(chunks)
+    os.lseek(fd, size - TRAILER_BYTES, os.SEEK_SET)
+    stored = int(np.frombuffer(read_exact(fd, TRAILER_BYTES, ended_early), dtype="<u8")[0])
     actual = xxh64_digest(state)
     _require(actual == stored, path, "checksum",
              f"XXH64 {actual:#018x}, the file says {stored:#018x}")

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pageflags import FormatError, Geometry, PageFlags, _kernels, persist
+from pageflags import FormatError, Geometry, PageFlags, _files, _kernels, persist
 
 # 4 chunks of one 64-page word each: a whole file is about 130 bytes, so every
 # offset of it can be truncated and flipped in well under a second.
@@ -54,6 +54,15 @@ def assert_same(a: PageFlags, b: PageFlags) -> None:
     assert all(b.table[c] is b.FULL for c in full)
 
 
+@pytest.fixture(params=["batched", "chunk-by-chunk"])
+def batching(request, monkeypatch):
+    """Default batches (one, inline, for these small maps), or one chunk a batch, so
+    that the helper thread moves every chunk and overlaps the checksum."""
+    if request.param == "chunk-by-chunk":
+        monkeypatch.setattr(persist, "_BATCH_BYTES", 1)
+    return request.param
+
+
 @pytest.fixture
 def tiny_file(tmp_path):
     flags = PageFlags(TINY)
@@ -72,7 +81,7 @@ def tiny_file(tmp_path):
     Geometry(30, 12, 8, 200_001),                     # small chunks, partial last one
     Geometry(40, 12, 20, (1 << 28) - 5),              # chunks larger than 2^16 pages
 ], ids=["36-bit", "partial-last", "small-chunks", "big-chunks"])
-def test_round_trip_keeps_bits_and_entry_kinds(tmp_path, geometry):
+def test_round_trip_keeps_bits_and_entry_kinds(tmp_path, geometry, batching):
     flags = mixed(geometry)
     flags.save(tmp_path / "m.pgf")
     assert_same(flags, PageFlags.load(tmp_path / "m.pgf"))
@@ -266,21 +275,41 @@ def test_save_through_a_symlink_writes_its_target(tmp_path):
     assert PageFlags.load(target) == flags
 
 
-def test_short_reads_and_writes_are_completed(tmp_path, monkeypatch):
+def test_short_reads_and_writes_are_completed(tmp_path, monkeypatch, batching):
     # The OS may move fewer bytes than asked (signals, >2 GiB requests).
-    real_write, real_readv = os.write, os.readv
+    real_write, real_preadv = os.write, os.preadv
+    shorts = []
 
     def short_write(fd, data):
         return real_write(fd, memoryview(data)[:1000])
 
-    def short_readv(fd, buffers):
-        return real_readv(fd, [memoryview(buffers[0]).cast("B")[:1000]])
+    def short_preadv(fd, buffers, offset):
+        shorts.append(offset)
+        return real_preadv(fd, [memoryview(buffers[0]).cast("B")[:1000]], offset)
 
     flags = mixed(Geometry(32))
     monkeypatch.setattr(os, "write", short_write)
     flags.save(tmp_path / "m.pgf")
-    monkeypatch.setattr(os, "readv", short_readv)
+    monkeypatch.setattr(os, "preadv", short_preadv)
     assert_same(flags, PageFlags.load(tmp_path / "m.pgf"))
+    assert len(shorts) >= 4 * flags.stats()["allocated"]   # 4096-byte chunks, 1000 a call
+
+
+def test_a_file_cut_short_while_loading_raises(tmp_path, monkeypatch, batching):
+    # The size is checked first; a file truncated after that check ends early.
+    flags = mixed(Geometry(32))
+    flags.save(tmp_path / "m.pgf")
+    real_preadv = os.preadv
+    calls = []
+
+    def end_of_file_after_one_chunk(fd, buffers, offset):
+        calls.append(offset)
+        return real_preadv(fd, buffers[:1], offset) if len(calls) == 1 else 0
+
+    monkeypatch.setattr(os, "preadv", end_of_file_after_one_chunk)
+    with pytest.raises(FormatError) as info:
+        PageFlags.load(tmp_path / "m.pgf")
+    assert info.value.check == "size" and "ended early" in info.value.detail
 
 
 def test_missing_file_is_an_os_error(tmp_path):
@@ -290,19 +319,35 @@ def test_missing_file_is_an_os_error(tmp_path):
 
 # --- crash safety ----------------------------------------------------------------
 
-@pytest.mark.parametrize("victim", ["_write_chunks", "fsync", "replace"])
+@pytest.mark.parametrize("victim", [
+    "gather", "chunk write", "fsync", "swap_into_place", "os.replace"])
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
-def test_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch, victim, error):
+def test_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch, victim, error, batching):
     path = tmp_path / "m.pgf"
     old = mixed(Geometry(32), seed=1)
     old.save(path)
     before = path.read_bytes()
+    calls = []
 
     def boom(*args, **kwargs):
         raise error("injected")
 
-    if victim == "_write_chunks":
-        monkeypatch.setattr(persist, "_write_chunks", boom)
+    def fail_on_third_write(fd, data):
+        # Header, runs and entry numbers go first; the fourth write holds chunks.
+        calls.append(fd)
+        if len(calls) == 4:
+            raise error("injected")
+        return persist.write_all(fd, data)
+
+    if victim == "gather":  # on the helper thread when batches are small
+        monkeypatch.setattr(_kernels, "gather_chunks", boom)
+    elif victim == "chunk write":
+        monkeypatch.setattr(persist, "write_all", fail_on_third_write)
+    elif victim == "swap_into_place":
+        monkeypatch.setattr(persist, "swap_into_place", boom)
+    elif victim == "os.replace":  # the path taken where renameat2 is missing
+        monkeypatch.setattr(_files, "_renameat2", None)
+        monkeypatch.setattr(os, "replace", boom)
     else:
         monkeypatch.setattr(os, victim, boom)
     with pytest.raises(error):
