@@ -169,7 +169,7 @@ def load_error(path) -> FormatError:
     return info.value
 
 
-def test_every_truncation_is_refused(tmp_path, tiny_file):
+def test_every_truncation_is_refused(tmp_path, tiny_file, batching):
     _, path = tiny_file
     content = path.read_bytes()
     cut = tmp_path / "cut.pgf"
@@ -180,7 +180,7 @@ def test_every_truncation_is_refused(tmp_path, tiny_file):
         assert str(cut) in str(error)
 
 
-def test_every_flipped_byte_is_refused(tmp_path, tiny_file):
+def test_every_flipped_byte_is_refused(tmp_path, tiny_file, batching):
     flags, path = tiny_file
     content = path.read_bytes()
     bad = tmp_path / "bad.pgf"
