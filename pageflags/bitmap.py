@@ -48,6 +48,7 @@ from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 __all__ = ["PageFlags", "full_chunk"]
 
 _data_address = _kernels.data_address
+_UINT64 = np.dtype(np.uint64)
 
 
 def make_read_only(chunks: np.ndarray) -> None:
@@ -93,18 +94,22 @@ def _boxed(obj: object) -> np.ndarray:
 
 
 def _new_chunks(count: int, words_per_chunk: int, sources: np.ndarray | None = None,
-                make: Callable = np.zeros) -> tuple[np.ndarray, np.ndarray]:
+                make: Callable = np.zeros, sealed: bool = True
+                ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` read-only chunks (zeroed, or copies of ``sources``) and their addresses.
 
     ``map`` over C callables creates them without a Python-level loop per chunk.
-    ``make=np.empty`` skips zeroing chunks that a kernel overwrites whole.
+    ``make=np.empty`` skips zeroing chunks that a kernel overwrites whole;
+    ``sealed=False`` leaves them writable, for a ``readv`` to fill before
+    :func:`make_read_only`.
     """
     if sources is None:
-        made = map(make, repeat(words_per_chunk, count), repeat(np.uint64, count))
+        made = map(make, repeat(words_per_chunk, count), repeat(_UINT64, count))
     else:
         made = map(np.ndarray.copy, sources)
     chunks = np.fromiter(made, dtype=object, count=count)
-    make_read_only(chunks)
+    if sealed:
+        make_read_only(chunks)
     addrs = data_addresses(chunks)
     return chunks, addrs
 

@@ -85,13 +85,11 @@ import struct
 import sys
 import tempfile
 from functools import partial
-from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _kernels
-from ._addresses import data_addresses
 from ._files import fsync_folder, overlapped, preadv_exact, read_exact, swap_into_place, write_all
 from .geometry import Geometry
 
@@ -244,13 +242,6 @@ def assemble(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
     except AssertionError as exc:
         raise FormatError(path, "validate", str(exc)) from None
     return flags
-
-
-def _seal(chunks: np.ndarray) -> None:
-    """Make ``chunks`` read-only, as the map's chunks are."""
-    from .bitmap import make_read_only
-
-    make_read_only(chunks)
 
 
 # --- pickle ------------------------------------------------------------------------
@@ -458,6 +449,8 @@ def load(path: str | os.PathLike) -> PageFlags:
 
 
 def _load_fd(fd: int, size: int, path: str) -> PageFlags:
+    from .bitmap import _new_chunks, make_read_only
+
     least = HEADER_BYTES + TRAILER_BYTES
     _require(size >= least, path, "size", f"{size} bytes, a file has at least {least}")
     ended_early = partial(_ended_early, path)
@@ -484,12 +477,10 @@ def _load_fd(fd: int, size: int, path: str) -> PageFlags:
                          dtype="<u8").reshape(nruns, 2)
     allocated = np.frombuffer(read_exact(fd, 8 * nalloc, ended_early), dtype="<u8")
     data_start = HEADER_BYTES + 16 * nruns + 8 * nalloc
-    chunks = np.fromiter(map(np.empty, repeat(geometry.words_per_chunk, nalloc),
-                             repeat(np.dtype(np.uint64), nalloc)), dtype=object, count=nalloc)
-    addrs = data_addresses(chunks)
+    chunks, addrs = _new_chunks(nalloc, geometry.words_per_chunk, make=np.empty, sealed=False)
     state = xxh64_start((header, runs, allocated))
     counts = _read_chunks(fd, data_start, chunks, addrs, geometry.chunk_bytes, state, path)
-    _seal(chunks)
+    make_read_only(chunks)
     os.lseek(fd, size - TRAILER_BYTES, os.SEEK_SET)
     stored = int(np.frombuffer(read_exact(fd, TRAILER_BYTES, ended_early), dtype="<u8")[0])
     actual = xxh64_digest(state)
