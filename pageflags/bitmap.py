@@ -627,7 +627,9 @@ class PageFlags(PageMap):
             only once the new one is complete.
         sync : bool, default True
             fsync the file and its folder.  ``False`` still never leaves a torn file
-            after a process crash, but a power loss may lose the new data.
+            after a process crash, but after a power loss the file may be the old
+            one, the new one, or one that :meth:`load` refuses with a
+            :class:`~pageflags.FormatError`.
 
         Examples
         --------
