@@ -8,8 +8,11 @@ or a non-empty flat ``int64`` array of in-range pfns.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+import contextlib
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -31,19 +34,72 @@ if TYPE_CHECKING:
 
 __all__ = ["PageMap"]
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def concurrent_write_error(flags: PageMap) -> RuntimeError:
+    return RuntimeError(
+        f"another thread is writing this {type(flags).__name__}: two writers would lose "
+        "bits, so the second is refused; serialise writers with a lock (readers alone "
+        "may run at once)")
+
+
+@contextlib.contextmanager
+def writing(flags: PageMap) -> Iterator[None]:
+    """Hold ``flags`` as its only writer for a block (what :func:`writes` does)."""
+    writer = flags._writer
+    if not writer.acquire(False):
+        raise concurrent_write_error(flags)
+    try:
+        yield
+    finally:
+        writer.release()
+
+
+def writes(method: _Method) -> _Method:
+    """Run ``method`` as the map's only writer; ``RuntimeError`` if another thread is.
+
+    The same thread may nest writes (a reentrant lock), and nothing waits: a second
+    writer is refused at once, before it changes anything.
+    """
+    @functools.wraps(method)
+    def exclusive(self: PageMap, *args: Any, **kwargs: Any) -> Any:
+        writer = self._writer
+        if not writer.acquire(False):
+            raise concurrent_write_error(self)
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            writer.release()
+    return exclusive  # type: ignore[return-value]
+
 
 class PageMap:
     """One bit per page over the pages of a :class:`~pageflags.Geometry`.
 
-    Not thread-safe for writers: guard a map shared between threads with a lock.
-    Readers of a map that no thread writes may run at once.
+    One writer at a time: a write while another thread is writing the same map
+    raises ``RuntimeError`` before it changes anything (serialise writer threads
+    with a lock of your own).  Readers of a map that no thread writes may run at
+    once; a read while another thread writes may see the write half done.
     """
 
-    __slots__ = ("_geometry",)
+    __slots__ = ("_geometry", "_writer")
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __init__(self, geometry: Geometry) -> None:
         self._geometry = geometry
+        self._writer = threading.RLock()
+
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        # Slots by name, less the lock (which cannot be pickled); unpickling makes one.
+        names = {name for cls in type(self).__mro__ for name in getattr(cls, "__slots__", ())}
+        names.discard("_writer")
+        return None, {name: getattr(self, name) for name in names if hasattr(self, name)}
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        for name, value in state[1].items():
+            object.__setattr__(self, name, value)
+        self._writer = threading.RLock()
 
     @property
     def geometry(self) -> Geometry:
@@ -56,6 +112,7 @@ class PageMap:
         return self._geometry.npages
 
     # --- single pages --------------------------------------------------------------
+    @writes
     def set(self, pfn: int) -> None:
         """Set page ``pfn``.
 
@@ -68,6 +125,7 @@ class PageMap:
         """
         self._set_one(check_pfn(pfn, self.npages))
 
+    @writes
     def clear(self, pfn: int) -> None:
         """Clear page ``pfn``.
 
@@ -100,6 +158,7 @@ class PageMap:
         self._clear_range(pfn, pfn + 1)
 
     # --- ranges --------------------------------------------------------------------
+    @writes
     def set_range(self, start: int, stop: int) -> None:
         """Set pages ``[start, stop)``.
 
@@ -113,6 +172,7 @@ class PageMap:
         if start < stop:
             self._set_range(start, stop)
 
+    @writes
     def clear_range(self, start: int, stop: int) -> None:
         """Clear pages ``[start, stop)``.
 
@@ -165,6 +225,7 @@ class PageMap:
         return self._count(start, stop) == stop - start if start < stop else True
 
     # --- arrays of pfns ------------------------------------------------------------
+    @writes
     def set_many(self, pfns: ArrayLike) -> None:
         """Set every page in ``pfns`` (any integer dtype, any order, duplicates allowed).
 
@@ -181,6 +242,7 @@ class PageMap:
         if pfns.size:
             self._set_many(pfns)
 
+    @writes
     def clear_many(self, pfns: ArrayLike) -> None:
         """Clear every page in ``pfns``.
 
@@ -415,9 +477,13 @@ class PageMap:
             return NotImplemented
         other = self._peer(other)
         if in_place:
-            self._combine_in_place(op, other)
+            self._combine_in_place_exclusive(op, other)
             return self
         return self._combine(op, other)
+
+    @writes
+    def _combine_in_place_exclusive(self, op: int, other: PageMap) -> None:
+        self._combine_in_place(op, other)
 
     def __and__(self, other: PageMap) -> PageMap:
         """Pages set in both.
@@ -634,6 +700,7 @@ class PageMap:
         self._check_word_window(start, stop)
         return self._get_words(start, stop) if start < stop else np.empty(0, np.uint64)
 
+    @writes
     def put_words(self, start: int, words: ArrayLike) -> None:
         """Overwrite pages ``[start, start + 64 * len(words))`` with the bits of ``words``.
 

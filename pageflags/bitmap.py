@@ -16,6 +16,24 @@ plain shadows of the table instead:
   ``None``, so searches cross the holes of a sparse space 64 entries per word (a
   46-bit space's 2^19 entries are 8192 words).
 
+What a map owns, and what users can reach
+-----------------------------------------
+Kernels write through raw addresses, so nothing a user can reach may change which
+memory an address points at, keep it alive, or write it behind the counts:
+
+* The map keeps its entries in a private object array, ``_refs``; every address in
+  ``_addrs`` belongs to an object held there.  ``table`` is a read-only *mirror* of
+  it, built on first use and kept in step by :meth:`PageFlags._store`.  Making the
+  mirror writable (it owns its memory, so NumPy allows it) and changing it changes
+  nothing in the map; the next ``table`` read hands out a fresh mirror, and
+  :meth:`PageFlags.validate` reports a mirror that disagrees.
+* A chunk's words live in a ``bytes`` object that the chunk array views: NumPy
+  cannot make such an array writable, nor any other array over that memory, so
+  chunks handed out (and the shared ``FULL`` chunk) stay read-only to every
+  NumPy-level call.  Only kernels, through addresses, write them.
+* Writes are refused with ``RuntimeError`` while another thread is writing the
+  same map (:class:`~pageflags.PageMap`); readers may run at once with each other.
+
 Why addresses and not a 2-D pool with slot numbers: a chunk here is its own
 allocation, so freeing an entry gives its memory back at once (hotplug removal must
 shrink the map, and a pool only shrinks by compaction), allocation never moves live
@@ -30,31 +48,22 @@ ranges) which entries must first become private chunks, allocates them or copies
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
-from collections import deque
-from collections.abc import Callable
 from itertools import repeat
 from typing import Any
 
 import numpy as np
 
 from . import _kernels, persist, roaring
-from ._addresses import chunk_objects, data_addresses, object_pointers
-from .base import PageMap
+from ._addresses import chunk_objects, object_pointers
+from ._chunks import full_chunk, new_chunks, zero_chunk
+from .base import PageMap, writes
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 
 __all__ = ["PageFlags", "full_chunk"]
 
 _data_address = _kernels.data_address
-_UINT64 = np.dtype(np.uint64)
-
-
-def make_read_only(chunks: np.ndarray) -> None:
-    """Make every chunk of the object array ``chunks`` read-only, in one C-level pass."""
-    # setflags with a positional argument: a keyword through methodcaller costs 3x.
-    deque(map(np.ndarray.setflags, chunks, repeat(False)), maxlen=0)
 
 
 #: Algebra over at least this many computed chunks runs on Numba's thread pool when
@@ -70,48 +79,11 @@ TEST_MANY_SAMPLE = 1024
 MIXED_KINDS_BOUNDS = (0.05, 0.95)
 
 
-@functools.cache
-def zero_chunk(words_per_chunk: int) -> np.ndarray:
-    """A shared, read-only all-zero chunk: what a ``None`` entry reads as in algebra."""
-    chunk = np.zeros(words_per_chunk, dtype=np.uint64)
-    chunk.setflags(write=False)
-    return chunk
-
-
-@functools.cache
-def full_chunk(words_per_chunk: int) -> np.ndarray:
-    """The shared, read-only all-ones chunk of ``words_per_chunk`` words."""
-    chunk = np.full(words_per_chunk, np.iinfo(np.uint64).max, dtype=np.uint64)
-    chunk.setflags(write=False)
-    return chunk
-
-
 def _boxed(obj: object) -> np.ndarray:
     """A 0-d object array holding ``obj``, so assignment broadcasts the object itself."""
     box = np.empty((), dtype=object)
     box[()] = obj
     return box
-
-
-def _new_chunks(count: int, words_per_chunk: int, sources: np.ndarray | None = None,
-                make: Callable = np.zeros, sealed: bool = True
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` read-only chunks (zeroed, or copies of ``sources``) and their addresses.
-
-    ``map`` over C callables creates them without a Python-level loop per chunk.
-    ``make=np.empty`` skips zeroing chunks that a kernel overwrites whole;
-    ``sealed=False`` leaves them writable, for a ``readv`` to fill before
-    :func:`make_read_only`.
-    """
-    if sources is None:
-        made = map(make, repeat(words_per_chunk, count), repeat(_UINT64, count))
-    else:
-        made = map(np.ndarray.copy, sources)
-    chunks = np.fromiter(made, dtype=object, count=count)
-    if sealed:
-        make_read_only(chunks)
-    addrs = data_addresses(chunks)
-    return chunks, addrs
 
 
 class PageFlags(PageMap):
@@ -138,10 +110,11 @@ class PageFlags(PageMap):
         "_counts",
         "_full_addr",
         "_full_box",
+        "_mirror",
+        "_mirror_writes",
         "_nallocated_cache",
         "_occupied",
-        "_table",
-        "_table_view",
+        "_refs",
         "_total",
         "_whole_chunks",
         "_zero_addr",
@@ -151,15 +124,15 @@ class PageFlags(PageMap):
         geometry = as_geometry(geometry_or_npages)
         super().__init__(geometry)
         n = geometry.nchunks
-        self._table = np.empty(n, dtype=object)  # filled with None
+        self._refs = np.empty(n, dtype=object)  # filled with None
         self._addrs = np.zeros(n, dtype=np.uint64)
         self._counts = np.zeros(n, dtype=np.int32)
         # Bit c is set when entry c is not None: searches cross holes 64 entries a word.
         self._occupied = np.zeros(-(-n // 64), dtype=np.uint64)
         self._total = 0
         self._nallocated_cache: int | None = 0  # reset by _store, counted on demand
-        self._table_view = self._table.view()
-        self._table_view.setflags(write=False)
+        self._mirror: np.ndarray | None = None  # ``table``, made on first use
+        self._mirror_writes: np.ndarray | None = None
         #: The shared all-ones chunk; ``flags.table[c] is flags.FULL`` tests for it.
         self.FULL = full_chunk(geometry.words_per_chunk)
         self._full_addr = int(_data_address(self.FULL))
@@ -172,11 +145,15 @@ class PageFlags(PageMap):
     # --- the one place where the table and its shadows change ----------------------
     def _store(self, where: Any, chunks: Any, addrs: Any, counts: Any) -> None:
         """Point entries ``where`` (distinct) at ``chunks`` (object array or box)."""
-        self._table[where] = chunks
+        # Addresses first: the references they replace go last, so no address is
+        # ever left pointing at a chunk the map no longer holds.
         self._addrs[where] = addrs
         self._counts[where] = counts
         self._nallocated_cache = None
         _kernels.table_occupy(self._addrs, self._occupied, _entry_numbers(where, self._addrs.size))
+        self._refs[where] = chunks
+        if self._mirror_writes is not None:
+            self._mirror_writes[where] = chunks
 
     def _free(self, where: Any) -> None:
         self._store(where, None, 0, 0)
@@ -189,13 +166,13 @@ class PageFlags(PageMap):
         # Allocated in chunk order, neighbouring chunks tend to be neighbours in memory,
         # and a scan over them streams at 20 GB/s instead of 8 GB/s.
         chunk_nrs = np.sort(chunk_nrs)
-        chunks, addrs = _new_chunks(chunk_nrs.size, self._geometry.words_per_chunk)
+        chunks, addrs = new_chunks(chunk_nrs.size, self._geometry.words_per_chunk)
         self._store(chunk_nrs, chunks, addrs, 0)
 
     def _unshare(self, chunk_nrs: np.ndarray) -> None:
         """Give ``FULL`` entries ``chunk_nrs`` all-ones chunks of their own."""
         chunk_nrs = np.sort(chunk_nrs)
-        chunks, addrs = _new_chunks(chunk_nrs.size, self._geometry.words_per_chunk,
+        chunks, addrs = new_chunks(chunk_nrs.size, self._geometry.words_per_chunk,
                                     repeat(self.FULL, chunk_nrs.size))
         self._store(chunk_nrs, chunks, addrs, self._geometry.pages_per_chunk)
 
@@ -214,9 +191,25 @@ class PageFlags(PageMap):
     def table(self) -> np.ndarray:
         """The top-level table: a read-only object array of ``None``/``FULL``/chunks.
 
-        Chunks in it are read-only; change bits through the methods.
+        A live mirror of the map's own entries: it follows every write.  Chunks in
+        it are read-only for good; change bits through the methods.  Writing the
+        mirror itself (after ``setflags(write=True)``) changes nothing in the map,
+        and the next read of this property hands out a fresh mirror.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); table = flags.table; flags.set(5)
+        >>> table[0].flags.writeable, table[1] is None
+        (False, True)
         """
-        return self._table_view
+        mirror = self._mirror
+        if mirror is None or mirror.flags.writeable:
+            mirror = self._refs.copy()
+            self._mirror_writes = mirror.view()  # stays writable for _store
+            mirror.setflags(write=False)
+            self._mirror = mirror
+        return mirror
 
     @property
     def nbytes(self) -> int:
@@ -224,7 +217,8 @@ class PageFlags(PageMap):
         return self._table_bytes() + self._nallocated * self._geometry.chunk_bytes
 
     def _table_bytes(self) -> int:
-        return self._table.nbytes + self._addrs.nbytes + self._counts.nbytes
+        mirror = 0 if self._mirror is None else self._mirror.nbytes
+        return self._refs.nbytes + mirror + self._addrs.nbytes + self._counts.nbytes
 
     @property
     def _nallocated(self) -> int:
@@ -272,7 +266,7 @@ class PageFlags(PageMap):
         if address == 0 or address == self._full_addr:
             return bool(address)
         local = pfn & (self._geometry.pages_per_chunk - 1)
-        return bool((self._table[c][local >> 6] >> np.uint64(local & 63)) & np.uint64(1))
+        return bool((self._refs[c][local >> 6] >> np.uint64(local & 63)) & np.uint64(1))
 
     def _count(self, start: int, stop: int) -> int:
         if start == 0 and stop == self._geometry.npages:
@@ -490,7 +484,7 @@ class PageFlags(PageMap):
         else:
             reused = np.zeros(computed.size, dtype=bool)
         fresh = computed[~reused]
-        chunks, fresh_addrs = _new_chunks(fresh.size, g.words_per_chunk, make=np.empty)
+        chunks, fresh_addrs = new_chunks(fresh.size, g.words_per_chunk)
         out_addrs = np.empty(computed.size, dtype=np.uint64)
         out_addrs[reused] = self._addrs[computed[reused]]
         out_addrs[~reused] = fresh_addrs
@@ -562,6 +556,7 @@ class PageFlags(PageMap):
         self._total += int(self._counts[chunk_nrs].sum(dtype=np.int64)) - before
 
     # --- whole map -----------------------------------------------------------------
+    @writes
     def optimize(self) -> int:
         """Free all-zero chunks and replace all-ones chunks by ``FULL``.
 
@@ -604,8 +599,8 @@ class PageFlags(PageMap):
         new._fill(full)
         new._total = self._total
         allocated = np.flatnonzero(self._allocated_mask())
-        chunks, addrs = _new_chunks(allocated.size, self._geometry.words_per_chunk,
-                                    self._table[allocated])
+        chunks, addrs = new_chunks(allocated.size, self._geometry.words_per_chunk,
+                                    self._refs[allocated])
         new._store(allocated, chunks, addrs, self._counts[allocated])
         return new
 
@@ -712,7 +707,7 @@ class PageFlags(PageMap):
     def _check_structure(self) -> None:
         """Every invariant but the popcounts: reads no chunk data but the last."""
         g = self._geometry
-        table, addrs, counts = self._table, self._addrs, self._counts
+        table, addrs, counts = self._refs, self._addrs, self._counts
         n = g.nchunks
         _require(table.shape == (n,) and table.dtype == object, "table shape or dtype")
         _require(addrs.shape == (n,) and addrs.dtype == np.uint64, "address shadow shape")
@@ -746,6 +741,9 @@ class PageFlags(PageMap):
                  f"total {self._total} != sum of chunk counts")
         _require(self._nallocated == allocated.size,
                  f"{self._nallocated} chunks recorded, {allocated.size} in the table")
+        mirror = self._mirror
+        _require(mirror is None or np.array_equal(object_pointers(mirror), pointers),
+                 "the table mirror disagrees with the map's entries")
         if self._whole_chunks < n and addrs[-1] != 0:
             tail = _kernels.flat_count_range(table[-1], g.last_chunk_pages,
                                              g.pages_per_chunk)

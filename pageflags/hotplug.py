@@ -21,6 +21,7 @@ recording per batch what each map costs and how long a full scan of it takes.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 import time
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .base import writing
 from .bitmap import PageFlags
 from .geometry import Geometry
 from .memmap import (
@@ -292,7 +294,10 @@ class Hotplug:
                                  "nothing changed (strict=False skips repeats)")
         todo = todo[~wrong]
         if todo.size:
-            (self._add if op == ADD else self._remove)(todo)
+            with contextlib.ExitStack() as held:  # every map, as its only writer
+                for flags in (self._present, *self._maps.values()):
+                    held.enter_context(writing(flags))
+                (self._add if op == ADD else self._remove)(todo)
         return nrs.size - todo.size
 
     def _add(self, nrs: np.ndarray) -> None:

@@ -38,6 +38,7 @@ from numpy.typing import ArrayLike
 from . import _kernels
 from ._args import check_pfn_array
 from ._sizes import format_size, parse_size
+from .base import writes
 from .bitmap import PageFlags
 from .geometry import Geometry, as_geometry
 
@@ -163,6 +164,7 @@ class PreallocatedPageFlags(PageFlags):
         """Read-only bool array: which sections keep their chunk."""
         return read_only(self._pinned)
 
+    @writes
     def pin(self, sections: ArrayLike) -> None:
         """Give ``sections`` chunks of their own now and keep them from then on.
 
@@ -179,6 +181,7 @@ class PreallocatedPageFlags(PageFlags):
         self._unshare(shared)
         self._pinned[nrs] = True
 
+    @writes
     def unpin(self, sections: ArrayLike) -> None:
         """Let ``sections`` behave lazily again (their chunks go when they empty)."""
         self._pinned[check_sections(sections, self._geometry.nchunks)] = False
@@ -212,6 +215,7 @@ class PreallocatedPageFlags(PageFlags):
         self._counts[kept] = count
         lazily(rest)
 
+    @writes
     def optimize(self) -> int:
         """As :meth:`PageFlags.optimize`, leaving pinned chunks where they are."""
         before = self._nallocated

@@ -9,7 +9,7 @@ huge allocation), checks CRC-32 only after it has read a member, and CRC-32 alon
 slower than reading the data (about 3.6 GB/s here against 5 GB/s for ``np.load``).
 The layout below is a fixed header, three flat arrays and a checksum; every size in
 it is checked against the file's real size before anything is allocated, the chunk
-words are read with ``os.preadv`` straight into the chunks the map will own (no
+words are read with ``preadv`` straight into the chunks the map will own (no
 gathering copy), and the checksum is XXH64 (about 10 GB/s in a Numba kernel, in the
 same pass over the chunks that counts their bits).  Reads and writes run on a helper
 thread, overlapping the checksum of the batch before.  Nothing in a file is ever
@@ -90,7 +90,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _kernels
-from ._files import fsync_folder, overlapped, preadv_exact, read_exact, swap_into_place, write_all
+from ._chunks import IOV_MAX, new_chunks, read_into
+from ._files import fsync_folder, overlapped, read_exact, swap_into_place, write_all
 from .geometry import Geometry
 
 if TYPE_CHECKING:
@@ -107,7 +108,6 @@ _SEED = np.uint64(0)
 # Chunk data moves in batches of this many bytes (at most IOV_MAX chunks, Linux's cap
 # on one readv): small enough that a batch is still in cache when the checksum reads
 # it, large enough that the OS sees few calls.
-_IOV_MAX = 1024
 _BATCH_BYTES = 2 << 20
 # Staging buffers a save cycles through: gathering may run this many batches ahead
 # of writing.
@@ -249,7 +249,7 @@ def assemble(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
 def reduce(flags: PageFlags) -> tuple:
     """``__reduce__`` of a map: only ``FULL`` runs, entry numbers and allocated chunks."""
     allocated = allocated_entries(flags)
-    data = (np.stack(flags._table[allocated.astype(np.int64)]) if allocated.size else
+    data = (np.stack(flags._refs[allocated.astype(np.int64)]) if allocated.size else
             np.empty((0, flags.geometry.words_per_chunk), dtype=np.uint64))
     return (restore, (flags.geometry, full_runs(flags), allocated, data))
 
@@ -257,8 +257,6 @@ def reduce(flags: PageFlags) -> tuple:
 def restore(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
             data: np.ndarray) -> PageFlags:
     """Inverse of :func:`reduce`; a malformed state raises :class:`FormatError`."""
-    from .bitmap import _new_chunks
-
     where = "<pickled PageFlags>"
     _require(isinstance(geometry, Geometry), where, "geometry",
              f"not a Geometry: {type(geometry).__name__}")
@@ -270,7 +268,7 @@ def restore(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
     _require(runs.shape[1] == 2 and data.shape == (allocated.size, geometry.words_per_chunk),
              where, "shapes and dtypes", "runs or data of the wrong shape")
     runs, allocated = check_entries(geometry, runs, allocated, where)
-    chunks, addrs = _new_chunks(allocated.size, geometry.words_per_chunk, iter(data))
+    chunks, addrs = new_chunks(allocated.size, geometry.words_per_chunk, iter(data))
     check_tail(geometry, allocated, chunks, where)
     counts = popcounts(addrs, geometry.chunk_shift)
     return assemble(geometry, runs, allocated, chunks, addrs, counts, where)
@@ -280,7 +278,7 @@ def restore(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
 
 def _batches(count: int, chunk_bytes: int) -> list[slice]:
     """Consecutive slices of ``count`` chunks, one I/O call each."""
-    step = max(1, min(_IOV_MAX, _BATCH_BYTES // chunk_bytes))
+    step = max(1, min(IOV_MAX, _BATCH_BYTES // chunk_bytes))
     return [slice(start, min(start + step, count)) for start in range(0, count, step)]
 
 
@@ -318,22 +316,23 @@ def _write_chunks(fd: int, addrs: np.ndarray, words_per_chunk: int,
     overlapped(len(batches), gather, write, ahead=len(buffers))
 
 
-def _read_chunks(fd: int, offset: int, chunks: np.ndarray, addrs: np.ndarray,
-                 chunk_bytes: int, state: np.ndarray, path: str) -> np.ndarray:
-    """Fill ``chunks`` from the file at ``offset``, hashing them; return their popcounts.
+def _read_chunks(fd: int, offset: int, addrs: np.ndarray, chunk_bytes: int,
+                 state: np.ndarray, path: str) -> np.ndarray:
+    """Fill the chunks at ``addrs`` from the file at ``offset``, hashing them; return
+    their popcounts.
 
     A helper thread reads batches straight into the chunks (no gathering copy) while
     this thread hashes and counts the batch before, still in cache.
     """
-    batches = _batches(chunks.size, chunk_bytes)
-    lengths = np.full(chunks.size, chunk_bytes // 8, dtype=np.int64)
-    counts = np.empty(chunks.size, dtype=np.int64)
+    batches = _batches(addrs.size, chunk_bytes)
+    lengths = np.full(addrs.size, chunk_bytes // 8, dtype=np.int64)
+    counts = np.empty(addrs.size, dtype=np.int64)
     ended_early = partial(_ended_early, path)
 
     def read(i: int) -> None:
         batch = batches[i]
-        preadv_exact(fd, list(chunks[batch]), (batch.stop - batch.start) * chunk_bytes,
-                     offset + batch.start * chunk_bytes, ended_early)
+        read_into(fd, addrs[batch], chunk_bytes, offset + batch.start * chunk_bytes,
+                  ended_early)
 
     def digest(i: int) -> None:
         batch = batches[i]
@@ -449,8 +448,6 @@ def load(path: str | os.PathLike) -> PageFlags:
 
 
 def _load_fd(fd: int, size: int, path: str) -> PageFlags:
-    from .bitmap import _new_chunks, make_read_only
-
     least = HEADER_BYTES + TRAILER_BYTES
     _require(size >= least, path, "size", f"{size} bytes, a file has at least {least}")
     ended_early = partial(_ended_early, path)
@@ -477,10 +474,9 @@ def _load_fd(fd: int, size: int, path: str) -> PageFlags:
                          dtype="<u8").reshape(nruns, 2)
     allocated = np.frombuffer(read_exact(fd, 8 * nalloc, ended_early), dtype="<u8")
     data_start = HEADER_BYTES + 16 * nruns + 8 * nalloc
-    chunks, addrs = _new_chunks(nalloc, geometry.words_per_chunk, make=np.empty, sealed=False)
+    chunks, addrs = new_chunks(nalloc, geometry.words_per_chunk)
     state = xxh64_start((header, runs, allocated))
-    counts = _read_chunks(fd, data_start, chunks, addrs, geometry.chunk_bytes, state, path)
-    make_read_only(chunks)
+    counts = _read_chunks(fd, data_start, addrs, geometry.chunk_bytes, state, path)
     os.lseek(fd, size - TRAILER_BYTES, os.SEEK_SET)
     stored = int(np.frombuffer(read_exact(fd, TRAILER_BYTES, ended_early), dtype="<u8")[0])
     actual = xxh64_digest(state)

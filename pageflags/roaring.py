@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _kernels, persist
+from ._chunks import new_chunks
 from .geometry import Geometry, as_geometry
 from .persist import FormatError
 
@@ -144,7 +145,6 @@ def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
     >>> from_roaring64_bytes(bytes(8), 1 << 20).count()
     0
     """
-    from .bitmap import _new_chunks
 
     g = as_geometry(geometry)
     buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else \
@@ -182,7 +182,7 @@ def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
     now_full = (counts == g.pages_per_chunk) & (rows < whole)
     keep = (counts > 0) & ~now_full
     allocated, counts = rows[keep], counts[keep]
-    chunks, addrs = _new_chunks(allocated.size, g.words_per_chunk)
+    chunks, addrs = new_chunks(allocated.size, g.words_per_chunk)
     _kernels.roaring_fill(buf, keys, kinds, cards, offsets, g.chunk_shift, allocated, addrs,
                           counts)
 

@@ -3,6 +3,8 @@
 Each bad call must raise the documented exception and leave the map unchanged.
 """
 
+import threading
+
 import numpy as np
 import pytest
 from conftest import PARTIAL
@@ -107,3 +109,82 @@ def test_maps_are_unhashable(populated):
 
 def test_maps_compare_unequal_to_other_things(populated):
     assert populated != 3 and populated != "x" and not (populated == None)  # noqa: E711
+
+
+# --- one writer at a time ------------------------------------------------------------
+WRITES = [("set", (5,)), ("clear", (5,)), ("set_range", (0, 10)), ("clear_range", (0, 10)),
+          ("set_many", ([1, 2],)), ("clear_many", ([1, 2],)),
+          ("put_words", (0, np.array([7], dtype=np.uint64))), ("__ior__", None),
+          ("__iand__", None), ("__ixor__", None), ("__isub__", None)]
+
+
+def _held_by_another_thread(flags):
+    """A thread that holds ``flags`` as its writer until the returned event is set."""
+    from pageflags.base import writing
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with writing(flags):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(10)
+    return thread, release
+
+
+@pytest.mark.parametrize(("method", "args"), WRITES, ids=[m for m, _ in WRITES])
+def test_a_second_writer_thread_is_refused_and_changes_nothing(populated, method, args):
+    before = populated.copy()
+    if args is None:
+        args = (populated.copy(),)
+    thread, release = _held_by_another_thread(populated)
+    try:
+        with pytest.raises(RuntimeError, match="another thread is writing"):
+            getattr(populated, method)(*args)
+    finally:
+        release.set()
+        thread.join()
+    unchanged(populated, before)
+    getattr(populated, method)(*args)  # the writer has gone: allowed again
+
+
+def test_the_writing_thread_may_nest_writes_and_others_may_read(populated):
+    from pageflags.base import writing
+
+    with writing(populated):
+        populated.set(7)
+        seen = []
+        reader = threading.Thread(target=lambda: seen.append(populated.test(7)))
+        reader.start()
+        reader.join()
+    assert seen == [True] and populated.test(7)
+
+
+def test_racing_writers_never_lose_a_bit(map_type):
+    # Disjoint pfns sharing chunks: before the guard, racing set_many lost bits.
+    flags = map_type(PARTIAL)
+    rng = np.random.default_rng(0)
+    pfns = rng.permutation(N)[:60_000]
+    halves = [pfns[0::2], pfns[1::2]]
+    refused = []
+
+    def write(mine):
+        for part in np.array_split(mine, 60):
+            while True:
+                try:
+                    flags.set_many(part)
+                    break
+                except RuntimeError:
+                    refused.append(1)
+
+    threads = [threading.Thread(target=write, args=(half,)) for half in halves]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    flags.validate()
+    assert flags.count() == pfns.size
+    assert flags.test_many(pfns).all()

@@ -8,6 +8,7 @@ import pytest
 from conftest import PARTIAL, TINY, WHOLE, assert_matches, edge_pfns
 
 from pageflags import FlatPageFlags, Geometry, PageFlags, _addresses
+from pageflags._chunks import new_chunks
 
 C = 32768
 
@@ -336,7 +337,7 @@ def test_validate_detects_chunks_of_the_wrong_kind(monkeypatch, make, layout):
     wrong = make(WHOLE.words_per_chunk)
     if isinstance(wrong, np.ndarray) and make is not _writable_chunk:
         wrong.setflags(write=False)
-    flags._table[3] = wrong
+    flags._refs[3] = wrong
     with pytest.raises(AssertionError, match="wrong kind"):
         flags.validate()
 
@@ -344,7 +345,7 @@ def test_validate_detects_chunks_of_the_wrong_kind(monkeypatch, make, layout):
 def test_validate_detects_two_entries_sharing_one_chunk():
     flags = PageFlags(WHOLE)
     flags.set_many([5, 3 * C + 1])
-    flags._store(np.array([3]), flags._table[[0]], flags._addrs[[0]], flags._counts[[0]])
+    flags._store(np.array([3]), flags._refs[[0]], flags._addrs[[0]], flags._counts[[0]])
     flags._total = int(flags._counts.sum())
     with pytest.raises(AssertionError, match="share one chunk"):
         flags.validate()
@@ -371,10 +372,10 @@ def test_validate_accepts_chunks_with_an_equal_dtype_object(monkeypatch, layout)
 def test_validate_detects_bits_past_npages():
     flags = PageFlags(PARTIAL)
     flags.set(PARTIAL.npages - 1)
-    flags._table[-1].setflags(write=True)  # break in on purpose
-    flags._table[-1][-1] = 1
-    flags._table[-1].setflags(write=False)
-    flags._counts[-1] += 1
+    words = flags.table[-1].copy()  # break in on purpose: a chunk with one bit too many
+    words[-1] = 1
+    chunks, addrs = new_chunks(1, words.size, [words])
+    flags._store(np.array([PARTIAL.nchunks - 1]), chunks, addrs, flags._counts[-1] + 1)
     flags._total += 1
     with pytest.raises(AssertionError, match="past npages"):
         flags.validate()
@@ -421,3 +422,57 @@ def test_test_many_kernels_agree_on_mixed_entry_kinds():
         out = np.empty(pfns.size, dtype=bool)
         kernel(flags._addrs, pfns, g.chunk_shift, special, out)
         np.testing.assert_array_equal(out, expected)
+
+
+# --- what a map owns -------------------------------------------------------------------
+def _populated_map():
+    flags = PageFlags(PARTIAL)
+    flags.set_range(C, 2 * C)       # FULL
+    flags.set_many([5, 2 * C + 7])  # two chunks of their own
+    return flags
+
+
+def test_chunks_and_full_cannot_be_made_writable():
+    flags = _populated_map()
+    for chunk in (flags.table[0], flags.table[2], flags.FULL, flags.copy().table[0]):
+        with pytest.raises(ValueError, match="WRITEABLE"):
+            chunk.setflags(write=True)
+        with pytest.raises(ValueError, match="WRITEABLE"):
+            chunk.view().setflags(write=True)
+        # Nor any other array NumPy makes over the same memory.
+        assert not np.frombuffer(chunk.base, dtype=np.uint64).flags.writeable
+        assert not np.asarray(memoryview(chunk)).flags.writeable
+    flags.validate()
+
+
+@pytest.mark.parametrize("scribble", [None, "FULL", "chunk"])
+def test_writing_the_table_mirror_changes_nothing_in_the_map(scribble):
+    flags = _populated_map()
+    model = flags.to_bool()
+    table = flags.table
+    other = {None: None, "FULL": flags.FULL, "chunk": table[2]}[scribble]
+    table.setflags(write=True)  # the mirror owns its memory, so NumPy allows this
+    table[0] = other
+    with pytest.raises(AssertionError, match="mirror"):
+        flags.validate()
+    # Before the mirror, dropping table[0] freed a chunk its address still named.
+    del table
+    flags.set_many(np.arange(0, 32768, 3))
+    flags.clear_many([5])
+    model[np.arange(0, 32768, 3)] = True
+    model[5] = False
+    assert flags.table is not None and not flags.table.flags.writeable
+    flags.validate()
+    np.testing.assert_array_equal(flags.to_bool(), model)
+
+
+def test_the_table_mirror_follows_every_write():
+    flags = PageFlags(PARTIAL)
+    table = flags.table
+    flags.set(3)
+    flags.set_range(C, 2 * C)
+    assert table[0] is flags.table[0] and table[0][0] == 8
+    assert table[1] is flags.FULL
+    flags.clear(3)
+    assert table[0] is None
+    assert flags.nbytes > PageFlags(PARTIAL).nbytes  # the mirror is counted once made

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pageflags import FormatError, Geometry, PageFlags, _files, _kernels, persist
+from pageflags import FormatError, Geometry, PageFlags, _chunks, _files, _kernels, persist
 
 # 4 chunks of one 64-page word each: a whole file is about 130 bytes, so every
 # offset of it can be truncated and flipped in well under a second.
@@ -277,20 +277,22 @@ def test_save_through_a_symlink_writes_its_target(tmp_path):
 
 def test_short_reads_and_writes_are_completed(tmp_path, monkeypatch, batching):
     # The OS may move fewer bytes than asked (signals, >2 GiB requests).
-    real_write, real_preadv = os.write, os.preadv
+    real_write, real_preadv = os.write, _chunks._preadv
     shorts = []
 
     def short_write(fd, data):
         return real_write(fd, memoryview(data)[:1000])
 
-    def short_preadv(fd, buffers, offset):
+    def short_preadv(fd, iov, offset):
         shorts.append(offset)
-        return real_preadv(fd, [memoryview(buffers[0]).cast("B")[:1000]], offset)
+        first = iov[:1].copy()
+        first[0, 1] = min(int(first[0, 1]), 1000)
+        return real_preadv(fd, first, offset)
 
     flags = mixed(Geometry(32))
     monkeypatch.setattr(os, "write", short_write)
     flags.save(tmp_path / "m.pgf")
-    monkeypatch.setattr(os, "preadv", short_preadv)
+    monkeypatch.setattr(_chunks, "_preadv", short_preadv)
     assert_same(flags, PageFlags.load(tmp_path / "m.pgf"))
     assert len(shorts) >= 4 * flags.stats()["allocated"]   # 4096-byte chunks, 1000 a call
 
@@ -299,14 +301,14 @@ def test_a_file_cut_short_while_loading_raises(tmp_path, monkeypatch, batching):
     # The size is checked first; a file truncated after that check ends early.
     flags = mixed(Geometry(32))
     flags.save(tmp_path / "m.pgf")
-    real_preadv = os.preadv
+    real_preadv = _chunks._preadv
     calls = []
 
-    def end_of_file_after_one_chunk(fd, buffers, offset):
+    def end_of_file_after_one_chunk(fd, iov, offset):
         calls.append(offset)
-        return real_preadv(fd, buffers[:1], offset) if len(calls) == 1 else 0
+        return real_preadv(fd, iov[:1].copy(), offset) if len(calls) == 1 else 0
 
-    monkeypatch.setattr(os, "preadv", end_of_file_after_one_chunk)
+    monkeypatch.setattr(_chunks, "_preadv", end_of_file_after_one_chunk)
     with pytest.raises(FormatError) as info:
         PageFlags.load(tmp_path / "m.pgf")
     assert info.value.check == "size" and "ended early" in info.value.detail
