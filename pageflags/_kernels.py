@@ -311,6 +311,50 @@ def table_clear_range(addrs, counts, start, stop, chunk_shift, full_addr):
     return removed
 
 
+# Single entries: one kernel call a write, however small, and no NumPy calls.
+
+@numba.njit(**_JIT)
+def table_store_one(addrs, counts, occupied, c, address, count):
+    """Point entry ``c``'s shadows at ``address`` with ``count``; return the old count."""
+    old = counts[c]
+    addrs[c] = address
+    counts[c] = count
+    bit = ONE << np.uint64(c & 63)
+    if address == NULL:
+        occupied[c >> 6] &= ~bit
+    else:
+        occupied[c >> 6] |= bit
+    return old
+
+
+@numba.njit(**_JIT)
+def table_set_span(addrs, counts, c, lo, hi, chunk_shift, full_addr):
+    """Set local bits [lo, hi) of entry ``c``: pages newly set, or -1 (and nothing
+    done) when the entry is ``None`` and needs a chunk first."""
+    a = addrs[c]
+    if a == full_addr:
+        return 0
+    if a == NULL:
+        return -1
+    n = _set_bits(chunk_words(a, 1 << (chunk_shift - 6)), lo, hi)
+    counts[c] += n
+    return n
+
+
+@numba.njit(**_JIT)
+def table_clear_span(addrs, counts, c, lo, hi, chunk_shift, full_addr):
+    """Clear local bits [lo, hi) of entry ``c``: pages that were set, or -1 (and
+    nothing done) when the entry is ``FULL`` and needs a copy first."""
+    a = addrs[c]
+    if a == NULL:
+        return 0
+    if a == full_addr:
+        return -1
+    n = _clear_bits(chunk_words(a, 1 << (chunk_shift - 6)), lo, hi)
+    counts[c] -= n
+    return n
+
+
 @numba.njit(**_JIT)
 def table_count_range(addrs, counts, start, stop, chunk_shift, full_addr):
     """Pages set in [start, stop): cached counts for whole chunks, popcount at edges."""
@@ -355,32 +399,36 @@ def table_any_range(addrs, counts, start, stop, chunk_shift, full_addr):
     return False
 
 
-@numba.njit(inline="always")
-def _defer(c, i, seen, chunks, k, deferred, d):
-    """Note pfn index ``i`` for a second call and chunk ``c`` (once) for Python."""
-    if not seen[c]:
-        seen[c] = True
-        chunks[k] = c
-        k += 1
-    deferred[d] = i
-    return k, d + 1
+@numba.njit(**_JIT)
+def table_entries_at(addrs, pfns, first, chunk_shift, sought, seen, out):
+    """Chunk numbers, once each, of the entries of ``pfns[first:]`` whose address is
+    ``sought`` (NULL or FULL's): the entries a bulk write must first give a chunk.
+
+    ``seen`` is a zeroed bool per entry; returns how many numbers went to ``out``.
+    """
+    k = 0
+    for i in range(first, pfns.size):
+        c = pfns[i] >> chunk_shift
+        if addrs[c] == sought and not seen[c]:
+            seen[c] = True
+            out[k] = c
+            k += 1
+    return k
 
 
 @numba.njit(**_JIT)
-def table_set_many(addrs, counts, pfns, chunk_shift, full_addr, seen, missing, deferred):
-    """Set every pfn whose entry is FULL or private; defer those in ``None`` entries.
+def table_set_many(addrs, counts, pfns, first, chunk_shift, full_addr):
+    """Set pfns ``pfns[first:]`` in order, stopping at the first in a ``None`` entry.
 
-    Writes are two-phase without a separate pass over the pfns: a pfn whose entry is
-    NULL is left for a second call, its index in ``deferred`` and its chunk (once,
-    flagged in the zeroed per-chunk ``seen``) in ``missing``, for Python to allocate.
-    Returns ``(pages added, chunks missing, pfns deferred)``; ``counts`` follows.
+    Returns ``(pages added, index reached)``: ``pfns.size`` when done, else the pfn
+    whose entry needs a chunk.  Python then gives chunks to the entries of the pfns
+    left (:func:`table_entries_at`) and calls again from there, so a first build
+    costs one light pass more than a second, and the steady state nothing.
     """
     wpc = 1 << (chunk_shift - 6)
     local_mask = (1 << chunk_shift) - 1
     added = 0
-    k = 0
-    d = 0
-    for i in range(pfns.size):
+    for i in range(first, pfns.size):
         _prefetch_pfn(addrs, pfns, i, chunk_shift)
         p = pfns[i]
         c = p >> chunk_shift
@@ -388,8 +436,7 @@ def table_set_many(addrs, counts, pfns, chunk_shift, full_addr, seen, missing, d
         if a == full_addr:
             continue
         if a == NULL:
-            k, d = _defer(c, i, seen, missing, k, deferred, d)
-            continue
+            return added, i
         words = chunk_words(a, wpc)
         local = p & local_mask
         bit = ONE << np.uint64(local & 63)
@@ -398,26 +445,21 @@ def table_set_many(addrs, counts, pfns, chunk_shift, full_addr, seen, missing, d
             words[local >> 6] = w | bit
             counts[c] += 1
             added += 1
-    return added, k, d
+    return added, pfns.size
 
 
 @numba.njit(**_JIT)
-def table_clear_many(addrs, counts, pfns, chunk_shift, full_addr, seen, shared, deferred,
-                     emptied):
-    """Clear every pfn whose entry is private; defer those in FULL entries.
+def table_clear_many(addrs, counts, pfns, first, chunk_shift, full_addr, emptied, e):
+    """Clear pfns ``pfns[first:]`` in order, stopping at the first in a FULL entry.
 
-    As :func:`table_set_many`: a pfn in a FULL entry waits for a second call, its
-    chunk listed (once) in ``shared`` for Python to give a private copy.  Chunks whose
-    count drops to zero go to ``emptied`` for Python to free.  Returns ``(pages
-    removed, chunks shared, pfns deferred, chunks emptied)``.
+    As :func:`table_set_many`, for entries that must first get a private copy of
+    ``FULL``.  Chunks whose count drops to zero go to ``emptied[e:]`` for Python to
+    free.  Returns ``(pages removed, index reached, new e)``.
     """
     wpc = 1 << (chunk_shift - 6)
     local_mask = (1 << chunk_shift) - 1
     removed = 0
-    k = 0
-    d = 0
-    e = 0
-    for i in range(pfns.size):
+    for i in range(first, pfns.size):
         _prefetch_pfn(addrs, pfns, i, chunk_shift)
         p = pfns[i]
         c = p >> chunk_shift
@@ -425,8 +467,7 @@ def table_clear_many(addrs, counts, pfns, chunk_shift, full_addr, seen, shared, 
         if a == NULL:
             continue
         if a == full_addr:
-            k, d = _defer(c, i, seen, shared, k, deferred, d)
-            continue
+            return removed, i, e
         words = chunk_words(a, wpc)
         local = p & local_mask
         bit = ONE << np.uint64(local & 63)
@@ -438,7 +479,7 @@ def table_clear_many(addrs, counts, pfns, chunk_shift, full_addr, seen, shared, 
             if counts[c] == 0:
                 emptied[e] = c
                 e += 1
-    return removed, k, d, e
+    return removed, pfns.size, e
 
 
 @numba.njit(**_JIT)
@@ -1264,6 +1305,35 @@ def _collect_set(words, lo, hi, base, out, k):
         w = words[i]
 
 
+@numba.njit(inline="always")
+def _collect_all(words, base, out, k):
+    """Append ``base + bit`` for every set bit of ``words`` to ``out[k:]``; return k.
+
+    The caller guarantees room for every set bit plus 3: positions are written four
+    at a time past each word's last set bit (cttz(0) is 64), so no word pays a
+    mispredicted exit or a room check (CRoaring's bitset_extract_setbits).
+    """
+    for i in range(words.size):
+        w = words[i]
+        n = popcount(w)
+        pfn = base + (i << 6)
+        done = 0
+        while True:
+            out[k + done] = pfn + cttz(w)
+            w &= w - ONE
+            out[k + done + 1] = pfn + cttz(w)
+            w &= w - ONE
+            out[k + done + 2] = pfn + cttz(w)
+            w &= w - ONE
+            out[k + done + 3] = pfn + cttz(w)
+            w &= w - ONE
+            done += 4
+            if done >= n:
+                break
+        k += n
+    return k
+
+
 @numba.njit(**_JIT)
 def _select_bit(words, rank):
     """Local position of the set bit with ``rank`` set bits before it, or -1."""
@@ -1485,6 +1555,7 @@ def table_collect(addrs, counts, start, stop, chunk_shift, full_addr, out):
     if start >= stop:
         return 0, stop
     wpc = 1 << (chunk_shift - 6)
+    pages_per_chunk = 1 << chunk_shift
     room = out.size
     k = 0
     for c in range(start >> chunk_shift, ((stop - 1) >> chunk_shift) + 1):
@@ -1500,6 +1571,8 @@ def table_collect(addrs, counts, start, stop, chunk_shift, full_addr, out):
             k += n
             if n < hi - lo:
                 return k, base + lo + n
+        elif lo == 0 and hi == pages_per_chunk and counts[c] + 3 <= room - k:
+            k = _collect_all(chunk_words(a, wpc), base, out, k)
         else:
             k, resume = _collect_set(chunk_words(a, wpc), lo, hi, base, out, k)
             if resume < hi:

@@ -49,6 +49,7 @@ ranges) which entries must first become private chunks, allocates them or copies
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from itertools import repeat
 from typing import Any
@@ -64,6 +65,7 @@ from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 __all__ = ["PageFlags", "full_chunk"]
 
 _data_address = _kernels.data_address
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 #: Algebra over at least this many computed chunks runs on Numba's thread pool when
@@ -110,12 +112,14 @@ class PageFlags(PageMap):
         "_counts",
         "_full_addr",
         "_full_box",
+        "_local_mask",
         "_mirror",
         "_mirror_writes",
         "_nallocated_cache",
         "_occupied",
         "_refs",
         "_total",
+        "_shift",
         "_whole_chunks",
         "_zero_addr",
     )
@@ -141,12 +145,26 @@ class PageFlags(PageMap):
         self._zero_addr = int(_data_address(zero_chunk(geometry.words_per_chunk)))
         # Chunks [0, _whole_chunks) are complete; a partial last one is never FULL.
         self._whole_chunks = geometry.npages >> geometry.chunk_shift
+        # Single-page calls read these as plain ints, not through the geometry.
+        self._shift = geometry.chunk_shift
+        self._local_mask = geometry.pages_per_chunk - 1
 
     # --- the one place where the table and its shadows change ----------------------
     def _store(self, where: Any, chunks: Any, addrs: Any, counts: Any) -> None:
-        """Point entries ``where`` (distinct) at ``chunks`` (object array or box)."""
+        """Point entries ``where`` (distinct) at ``chunks`` (object array or box).
+
+        ``where`` may be a Python int, with one chunk (or None) and scalars.
+        """
         # Addresses first: the references they replace go last, so no address is
         # ever left pointing at a chunk the map no longer holds.
+        if type(where) is int:
+            _kernels.table_store_one(self._addrs, self._counts, self._occupied, where,
+                                     addrs, counts)
+            self._nallocated_cache = None
+            self._refs[where] = chunks
+            if self._mirror_writes is not None:
+                self._mirror_writes[where] = chunks
+            return
         self._addrs[where] = addrs
         self._counts[where] = counts
         self._nallocated_cache = None
@@ -159,7 +177,8 @@ class PageFlags(PageMap):
         self._store(where, None, 0, 0)
 
     def _fill(self, where: Any) -> None:
-        self._store(where, self._full_box, self._full_addr, self._geometry.pages_per_chunk)
+        full = self.FULL if type(where) is int else self._full_box
+        self._store(where, full, self._full_addr, self._geometry.pages_per_chunk)
 
     def _allocate(self, chunk_nrs: np.ndarray) -> None:
         """Give ``None`` entries ``chunk_nrs`` zeroed chunks of their own."""
@@ -176,15 +195,15 @@ class PageFlags(PageMap):
                                     repeat(self.FULL, chunk_nrs.size))
         self._store(chunk_nrs, chunks, addrs, self._geometry.pages_per_chunk)
 
-    def _scratch(self, npfns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Zeroed per-chunk flags, a chunk list and a pfn-index list for a bulk write.
-
-        The lists are left uninitialised: the operating system maps their pages only
-        where a kernel writes, which in the steady state (every chunk there) is nowhere.
-        """
+    def _entries_at(self, pfns: np.ndarray, first: int, sought: int) -> np.ndarray:
+        """Entries (each once) of ``pfns[first:]`` whose address is ``sought``."""
         n = self._geometry.nchunks
-        return (np.zeros(n, dtype=bool), np.empty(min(npfns, n), dtype=np.int64),
-                np.empty(npfns, dtype=np.int64))
+        # np.zeros and np.empty map pages lazily: only what the kernel touches costs.
+        seen = np.zeros(n, dtype=bool)
+        out = np.empty(min(pfns.size - first, n), dtype=np.int64)
+        k = _kernels.table_entries_at(self._addrs, pfns, first, self._geometry.chunk_shift,
+                                      sought, seen, out)
+        return out[:k]
 
     # --- public state --------------------------------------------------------------
     @property
@@ -261,14 +280,27 @@ class PageFlags(PageMap):
 
     # --- reads ---------------------------------------------------------------------
     def _test(self, pfn: int) -> bool:
-        c = pfn >> self._geometry.chunk_shift
-        address = self._addrs[c]
-        if address == 0 or address == self._full_addr:
-            return bool(address)
-        local = pfn & (self._geometry.pages_per_chunk - 1)
-        return bool((self._refs[c][local >> 6] >> np.uint64(local & 63)) & np.uint64(1))
+        chunk = self._refs[pfn >> self._shift]
+        if chunk is None:
+            return False
+        if chunk is self.FULL:
+            return True
+        local = pfn & self._local_mask
+        if _LITTLE_ENDIAN:  # the chunk's own bytes as Python ints: no NumPy scalar
+            return bool(chunk.base[local >> 3] >> (local & 7) & 1)
+        return bool(int(chunk[local >> 6]) >> (local & 63) & 1)
 
     def _count(self, start: int, stop: int) -> int:
+        shift = self._shift
+        c = start >> shift
+        if (stop - 1) >> shift == c:  # within one chunk: one entry, at most one kernel
+            chunk = self._refs[c]
+            if chunk is None:
+                return 0
+            base = c << shift
+            if chunk is self.FULL:
+                return stop - start
+            return int(_kernels.flat_count_range(chunk, start - base, stop - base))
         if start == 0 and stop == self._geometry.npages:
             return self._total
         return int(_kernels.table_count_range(self._addrs, self._counts, start, stop,
@@ -301,30 +333,34 @@ class PageFlags(PageMap):
         return bool(_kernels.table_equal_flat(self._addrs, shift, words))
 
     # --- writes --------------------------------------------------------------------
-    # Single pages skip the range machinery: one shadow lookup, at most one
-    # allocation, one kernel call (2 us instead of 5 to 12 us).
+    # A write inside one entry (a page, a small range, a whole section) costs one
+    # kernel call and no NumPy call: single calls in Python loops are what users write.
     def _set_one(self, pfn: int) -> None:
-        c = pfn >> self._geometry.chunk_shift
-        address = self._addrs[c]
-        if address == self._full_addr:
-            return
-        if address == 0:
-            self._allocate(np.array([c]))
-        self._total += int(_kernels.table_set_range(
-            self._addrs, self._counts, pfn, pfn + 1, self._geometry.chunk_shift,
-            self._full_addr))
+        local = pfn & self._local_mask
+        self._set_span(pfn >> self._shift, local, local + 1)
 
     def _clear_one(self, pfn: int) -> None:
-        c = pfn >> self._geometry.chunk_shift
-        address = self._addrs[c]
-        if address == 0:
-            return
-        if address == self._full_addr:
+        local = pfn & self._local_mask
+        self._clear_span(pfn >> self._shift, local, local + 1)
+
+    def _set_span(self, c: int, lo: int, hi: int) -> None:
+        """Set local pages [lo, hi) of entry ``c`` (not the whole of it)."""
+        args = (self._addrs, self._counts, c, lo, hi, self._shift, self._full_addr)
+        added = _kernels.table_set_span(*args)
+        if added < 0:
+            self._allocate(np.array([c]))
+            added = _kernels.table_set_span(*args)
+        self._total += added
+
+    def _clear_span(self, c: int, lo: int, hi: int) -> None:
+        """Clear local pages [lo, hi) of entry ``c``, freeing it when it empties."""
+        args = (self._addrs, self._counts, c, lo, hi, self._shift, self._full_addr)
+        removed = _kernels.table_clear_span(*args)
+        if removed < 0:
             self._unshare(np.array([c]))
-        self._total -= int(_kernels.table_clear_range(
-            self._addrs, self._counts, pfn, pfn + 1, self._geometry.chunk_shift,
-            self._full_addr))
-        if self._counts[c] == 0:
+            removed = _kernels.table_clear_span(*args)
+        self._total -= removed
+        if removed and self._counts[c] == 0:
             self._free(c)
 
     def _range_ends(self, start: int, stop: int, whole_lo: int, whole_hi: int) -> list[int]:
@@ -336,6 +372,16 @@ class PageFlags(PageMap):
     # Ranges: whole chunks change entry kind (vectorised over a slice); at most two end
     # chunks are made private and get their bits from one kernel call.
     def _set_range(self, start: int, stop: int) -> None:
+        shift = self._shift
+        c = start >> shift
+        if (stop - 1) >> shift == c:
+            lo, hi = start - (c << shift), stop - (c << shift)
+            if hi - lo > self._local_mask:  # the whole chunk
+                self._total += hi - lo - int(self._counts[c])
+                self._fill(c)
+            else:
+                self._set_span(c, lo, hi)
+            return
         ppc = self._geometry.pages_per_chunk
         whole_lo = -(-start // ppc)
         whole_hi = stop // ppc  # a chunk ending at or before stop is complete
@@ -356,6 +402,16 @@ class PageFlags(PageMap):
 
     def _clear_range(self, start: int, stop: int) -> None:
         g = self._geometry
+        shift = self._shift
+        c = start >> shift
+        if (stop - 1) >> shift == c:
+            lo, hi = start - (c << shift), stop - (c << shift)
+            if lo == 0 and (hi > self._local_mask or stop == g.npages):  # the whole entry
+                self._total -= int(self._counts[c])
+                self._free(c)
+            else:
+                self._clear_span(c, lo, hi)
+            return
         whole_lo = -(-start // g.pages_per_chunk)
         whole_hi = g.nchunks if stop == g.npages else stop // g.pages_per_chunk
         ends = self._range_ends(start, stop, whole_lo, whole_hi)
@@ -377,31 +433,26 @@ class PageFlags(PageMap):
 
     def _set_many(self, pfns: np.ndarray) -> None:
         shift, full = self._geometry.chunk_shift, self._full_addr
-        seen, missing, deferred = self._scratch(pfns.size)
-        added, k, d = _kernels.table_set_many(self._addrs, self._counts, pfns, shift, full,
-                                              seen, missing, deferred)
+        added, reached = _kernels.table_set_many(self._addrs, self._counts, pfns, 0, shift,
+                                                 full)
         self._total += int(added)
-        if k:  # pfns in None entries: give those chunks, then set the pfns left over
-            self._allocate(missing[:k])
-            added, _, _ = _kernels.table_set_many(self._addrs, self._counts,
-                                                  pfns[deferred[:d]], shift, full, seen,
-                                                  missing, deferred)
+        if reached < pfns.size:  # pfns in None entries from here: give them chunks
+            self._allocate(self._entries_at(pfns, reached, 0))
+            added, reached = _kernels.table_set_many(self._addrs, self._counts, pfns,
+                                                     reached, shift, full)
             self._total += int(added)
 
     def _clear_many(self, pfns: np.ndarray) -> None:
         shift, full = self._geometry.chunk_shift, self._full_addr
-        seen, shared, deferred = self._scratch(pfns.size)
         emptied = np.empty(min(pfns.size, self._geometry.nchunks), dtype=np.int64)
-        removed, k, d, e = _kernels.table_clear_many(
-            self._addrs, self._counts, pfns, shift, full, seen, shared, deferred, emptied)
+        removed, reached, e = _kernels.table_clear_many(
+            self._addrs, self._counts, pfns, 0, shift, full, emptied, 0)
         self._total -= int(removed)
-        if k:  # pfns in FULL entries: give those chunks a copy, then clear the rest
-            self._unshare(shared[:k])
-            again, _, _, e2 = _kernels.table_clear_many(
-                self._addrs, self._counts, pfns[deferred[:d]], shift, full, seen, shared,
-                deferred, emptied[e:])
-            self._total -= int(again)
-            e += e2
+        if reached < pfns.size:  # pfns in FULL entries from here: copy FULL into them
+            self._unshare(self._entries_at(pfns, reached, full))
+            removed, reached, e = _kernels.table_clear_many(
+                self._addrs, self._counts, pfns, reached, shift, full, emptied, e)
+            self._total -= int(removed)
         self._free_emptied(emptied[:e])
 
     def _free_emptied(self, chunk_nrs: np.ndarray) -> None:

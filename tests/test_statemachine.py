@@ -73,6 +73,29 @@ class PageFlagsMachine(ScanRules, RuleBasedStateMachine):
         self.flat.clear_range(start, stop)
         self.model[start:stop] = False
 
+    def small_range(self, data):
+        """A range of at most two words, often starting at a word or chunk edge."""
+        n = self.geometry.npages
+        start = self.pfn(data)
+        length = data.draw(st.one_of(st.sampled_from([0, 1, 2, 63, 64, 65, 127, 128]),
+                                     st.integers(0, 130)))
+        return start, min(start + length, n)
+
+    def section(self, data):
+        """One whole chunk (the last one may be partial)."""
+        g = self.geometry
+        c = data.draw(st.integers(0, g.nchunks - 1))
+        return c * g.pages_per_chunk, min((c + 1) * g.pages_per_chunk, g.npages)
+
+    @rule(data=st.data(), value=st.booleans(), whole=st.booleans())
+    def write_small_range_or_section(self, data, value, whole):
+        start, stop = self.section(data) if whole else self.small_range(data)
+        for target in (self.flags, self.flat):
+            (target.set_range if value else target.clear_range)(start, stop)
+        self.model[start:stop] = value
+        window = self.model[start:stop]
+        assert self.flags.count(start, stop) == int(window.sum())
+
     @rule(data=st.data())
     def set_many(self, data):
         pfns = self.pfn_array(data)
