@@ -118,8 +118,8 @@ class PageFlags(PageMap):
         "_nallocated_cache",
         "_occupied",
         "_refs",
-        "_total",
         "_shift",
+        "_total",
         "_whole_chunks",
         "_zero_addr",
     )
