@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import array
 import gc
-import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,6 +43,7 @@ from conftest import (
     fill_nodes,
     record,
 )
+from first_use import FIRST_USE_SCRIPT, fresh_env
 
 from pageflags import FlatPageFlags, MemoryMap, PageFlags
 
@@ -345,36 +344,12 @@ def test_to_array(benchmark, dirty_maps, impl):
 
 BASELINE_SCRIPT = "import numba, numpy"
 
-#: A dozen basic operations once each, as a user's first script runs them.
-FIRST_USE_SCRIPT = """
-import numpy as np
-import pageflags
-a = pageflags.PageFlags()
-a.set(12345); a.test(12345); a.clear(12345)
-a.set_range(1 << 20, (1 << 20) + 100_000); a.clear_range(1 << 20, (1 << 20) + 10)
-a.count(0, 1 << 22)
-pfns = np.arange(1 << 24, (1 << 24) + 4096, 7, dtype=np.int64)
-a.set_many(pfns); a.test_many(pfns)
-a.find_next_set(0); a.to_array()
-b = pageflags.PageFlags(); b.set_range(5 << 20, 6 << 20)
-(a | b).any()
-"""
-
 FIRST_USE_SCRIPTS = {"numba+numpy": BASELINE_SCRIPT, "pageflags": FIRST_USE_SCRIPT}
 
 
 def run_fresh_python(code: str) -> None:
-    """Run ``code`` in a new interpreter that imports this checkout's pageflags.
-
-    Bytecode is cached (under the temp folder, not in the checkout) even where
-    ``PYTHONDONTWRITEBYTECODE`` is set: an installed package has its ``.pyc`` files,
-    and compiling pageflags' sources every run would add 40-100 ms that users never pay.
-    """
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.setdefault("PYTHONPYCACHEPREFIX", os.path.join(tempfile.gettempdir(), "bench-pycache"))
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env=env)
+    """Run ``code`` in a new interpreter that imports this checkout's pageflags."""
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env=fresh_env())
 
 
 @pytest.mark.parametrize("impl", FIRST_USE_SCRIPTS)
@@ -401,10 +376,7 @@ def per_call_times(run: dict) -> dict[str, dict[str, float]]:
 def calls_table(run: dict) -> str:
     """Markdown: best time per call of each implementation and pageflags' time ratios."""
     groups = per_call_times(run)
-    if not groups:
-        return ""
-    lines = ["| operation | pageflags | flat | pyroaring | pageflags / flat "
-             "| pageflags / pyroaring |", "|---|---|---|---|---|---|"]
+    lines = []
     for group, times in groups.items():
         if "numba+numpy" in times:
             continue
@@ -413,8 +385,11 @@ def calls_table(run: dict) -> str:
         ratios = [f"{ours / times[impl]:,.2f}" if ours and impl in times else ""
                   for impl in IMPLS[1:]]
         lines.append(f"| {group} | " + " | ".join(cells + ratios) + " |")
-    lines.append("\nTimes are per call (best round / calls in it); a ratio above 1 means"
-                 " pageflags takes longer.")
+    if lines:
+        lines[:0] = ["| operation | pageflags | flat | pyroaring | pageflags / flat "
+                     "| pageflags / pyroaring |", "|---|---|---|---|---|---|"]
+        lines.append("\nTimes are per call (best round / calls in it); a ratio above 1"
+                     " means pageflags takes longer.")
     first_use = next((t for t in groups.values() if "numba+numpy" in t), None)
     if first_use and "pageflags" in first_use:
         extra = first_use["pageflags"] - first_use["numba+numpy"]
