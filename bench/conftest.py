@@ -21,9 +21,27 @@ NODE_STARTS = np.arange(NODES, dtype=np.int64) * NODE_STRIDE
 NODE_STOPS = NODE_STARTS + NODE_PAGES
 SAMPLE = 16 * 1024 * 1024
 
+#: Tables to print after the run: functions of the run as pytest-benchmark saves it
+#: (``{"benchmarks": [...]}``, see ``bench/ratios.py``) that return text, or "".
+SUMMARIES: list = []
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow_bench: needs several GiB of memory")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Print the tables that benchmark modules appended to ``SUMMARIES``."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not session.benchmarks:
+        return
+    run = {"benchmarks": [bench.as_dict(include_data=False) for bench in session.benchmarks
+                          if not bench.has_error]}
+    for table in SUMMARIES:
+        text = table(run)
+        if text:
+            terminalreporter.write_sep("-", "ratios")
+            terminalreporter.write_line(text)
 
 
 @pytest.fixture(scope="session")
