@@ -26,7 +26,7 @@ import numpy as np
 
 from ._addresses import data_addresses
 
-__all__ = ["full_chunk", "new_chunks", "read_into", "zero_chunk"]
+__all__ = ["address_of", "full_chunk", "new_chunks", "read_into", "zero_chunk"]
 
 _UINT64 = np.dtype(np.uint64)
 # Linux's UIO_MAXIOV: preadv takes at most this many buffers a call.
@@ -69,6 +69,17 @@ def new_chunks(count: int, words_per_chunk: int,
         memory = map(np.ndarray.tobytes, sources)
     chunks = np.fromiter(map(_view, memory), dtype=object, count=count)
     return chunks, data_addresses(chunks)
+
+
+def address_of(array: np.ndarray) -> int:
+    """The data address of one array, without a kernel (a map's constructor runs none).
+
+    Examples
+    --------
+    >>> chunk = zero_chunk(4); address_of(chunk) == chunk.ctypes.data
+    True
+    """
+    return array.__array_interface__["data"][0]
 
 
 @functools.cache

@@ -58,13 +58,12 @@ import numpy as np
 
 from . import _kernels, persist, roaring
 from ._addresses import chunk_objects, object_pointers
-from ._chunks import full_chunk, new_chunks, zero_chunk
+from ._chunks import address_of, full_chunk, new_chunks, zero_chunk
 from .base import PageMap, writes
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 
 __all__ = ["PageFlags", "full_chunk"]
 
-_data_address = _kernels.data_address
 _LITTLE_ENDIAN = sys.byteorder == "little"
 
 
@@ -139,10 +138,10 @@ class PageFlags(PageMap):
         self._mirror_writes: np.ndarray | None = None
         #: The shared all-ones chunk; ``flags.table[c] is flags.FULL`` tests for it.
         self.FULL = full_chunk(geometry.words_per_chunk)
-        self._full_addr = int(_data_address(self.FULL))
+        self._full_addr = address_of(self.FULL)
         self._full_box = _boxed(self.FULL)
         # What kernels read for a None entry when they would rather not branch.
-        self._zero_addr = int(_data_address(zero_chunk(geometry.words_per_chunk)))
+        self._zero_addr = address_of(zero_chunk(geometry.words_per_chunk))
         # Chunks [0, _whole_chunks) are complete; a partial last one is never FULL.
         self._whole_chunks = geometry.npages >> geometry.chunk_shift
         # Single-page calls read these as plain ints, not through the geometry.
@@ -513,7 +512,7 @@ class PageFlags(PageMap):
         tail = np.zeros(g.words_per_chunk, dtype=np.uint64)
         if self._whole_chunks < g.nchunks:
             _kernels.flat_set_range(tail, 0, g.last_chunk_pages)
-            ones[-1] = _data_address(tail)
+            ones[-1] = address_of(tail)
         return self._combine_into(_kernels.OP_XOR, ones, PageFlags(g))
 
     def _combine_into(self, op: int, addrs_b: np.ndarray, result: PageFlags) -> PageFlags:
