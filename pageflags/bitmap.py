@@ -783,8 +783,9 @@ class PageFlags(PageMap):
                  "address shadow disagrees with the chunks in the table")
         ordered = np.sort(real)
         _require(bool(np.all(ordered[1:] != ordered[:-1])), "two entries share one chunk")
-        occupied = np.packbits(addrs != 0, bitorder="little")
-        occupied.resize(self._occupied.nbytes)
+        occupied = np.zeros(self._occupied.nbytes, dtype=np.uint8)
+        packed = np.packbits(addrs != 0, bitorder="little")
+        occupied[:packed.size] = packed
         _require(np.array_equal(occupied.view(np.uint64), self._occupied),
                  "occupied bitmap disagrees with the table")
         _require(self._total == int(counts.sum(dtype=np.int64)),
