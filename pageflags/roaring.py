@@ -123,6 +123,18 @@ def to_roaring64_bytes(flags: PageFlags) -> bytes:
     return out.tobytes()
 
 
+def _byte_array(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """The bytes of ``data`` as a C-contiguous ``uint8`` array, copied only if strided.
+
+    A strided buffer (``memoryview(b)[::2]``) is as much bytes-like as a plain one;
+    ``np.frombuffer`` alone would refuse it with a ``BufferError``.
+    """
+    if isinstance(data, np.ndarray):
+        return np.ascontiguousarray(data).view(np.uint8).ravel()
+    view = memoryview(data)  # TypeError for what has no buffer, as np.frombuffer says
+    return np.frombuffer(view if view.c_contiguous else view.tobytes(), dtype=np.uint8)
+
+
 def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
                          geometry: Geometry | int) -> PageFlags:
     """A PageFlags map of ``geometry`` holding the values of a Roaring64 serialization.
@@ -147,8 +159,7 @@ def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
     """
 
     g = as_geometry(geometry)
-    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else \
-        np.ascontiguousarray(data).view(np.uint8).ravel()
+    buf = _byte_array(data)
     empty = np.empty(0, dtype=np.int64)
     error, pos, n, _ = _kernels.roaring_parse(buf, False, empty, empty, empty, empty)
     if error:
