@@ -50,7 +50,6 @@ import pickle
 import re
 import shutil
 import struct
-import sys
 import tempfile
 import threading
 import tracemalloc
@@ -910,24 +909,6 @@ def test_roaring_reader_takes_a_strided_memoryview():
     spread[::2] = data
     flags = PageFlags.from_roaring64_bytes(memoryview(bytes(spread))[::2], 1 << 20)
     assert flags.to_array().tolist() == [5, 70_000]
-
-
-def _trace_everything(frame, event, arg):
-    return _trace_everything
-
-
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "PageFlags._check_structure resizes a packbits result in place "
-    "(occupied.resize, refcheck on): under sys.settrace (a debugger, Hypothesis' "
-    "explain phase, coverage's Python tracer) the frame holds a second reference "
-    "and validate() raises ValueError on any map whose nchunks is not a multiple of 64"))
-def test_validate_under_a_tracer():
-    flags = PageFlags(Geometry(28, 12, 11, 65536))  # 32 chunks: packbits gives 4 bytes of 8
-    sys.settrace(_trace_everything)
-    try:
-        flags.validate()
-    finally:
-        sys.settrace(None)
 
 
 def _header(phys: int, page_shift: int, chunk_shift: int, npages: int) -> bytes:
