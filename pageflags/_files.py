@@ -1,4 +1,4 @@
-"""File plumbing for saved maps: whole reads and writes, overlapped batches, replacing.
+"""File plumbing for saved maps: opening, whole I/O, overlapped batches, replacing.
 
 Two things here are about speed, and both are about what the OS does behind a plain
 loop:
@@ -14,21 +14,212 @@ loop:
   for 64 MiB here, when the caller asked for no fsync.  The exchange is as atomic
   (the target names the old file, then the new one) and skips that heuristic.
   Elsewhere, or when the file system refuses the exchange, it is ``os.replace``.
+
+The rest is about what may stand where a file is read or written:
+
+* :func:`open_regular` opens only regular files: a FIFO (or a socket, a device) is
+  refused before anything reads from it, so that a reader never blocks on one.
+* A save replaces only a regular file (or creates one where nothing is):
+  :func:`swap_into_place` refuses, and puts back, whatever else it found at the target.
+* Temporary files are named ``.{target}.{host}.{pid}.{random}.pgf-tmp``: the target's
+  name, a tag of the host and PID namespace (:func:`writer_tag`), the writing
+  process's pid and eight random hex digits.  :func:`remove_stale_temps` removes, for
+  one target, those whose tag is this host's and whose pid no longer runs here; it
+  leaves everything else (other hosts' files on a shared folder, live writers, a
+  dead writer's pid that a new process has taken, names of any other form).
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
+import re
+import secrets
+import socket
+import stat
 import sys
 import threading
+import zlib
 from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any
 
-__all__ = ["fsync_folder", "overlapped", "preadv_exact", "read_exact", "swap_into_place",
+__all__ = ["create_temp", "fsync_folder", "not_a_regular_file", "open_regular", "overlapped",
+           "read_exact", "remove_stale_temps", "swap_into_place",
            "write_all"]
+
+
+# --- what stands at a path -------------------------------------------------------
+
+_KINDS = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"),
+          (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+          (stat.S_ISLNK, "symlink"))
+
+
+def not_a_regular_file(path: str, mode: int) -> OSError:
+    """The error for ``path`` holding what ``mode`` says, which is not a regular file.
+
+    ``IsADirectoryError`` for a folder; otherwise ``OSError`` (``EINVAL``) naming the
+    kind.
+
+    Examples
+    --------
+    >>> import stat
+    >>> str(not_a_regular_file("x", stat.S_IFIFO))
+    "[Errno 22] not a regular file but a FIFO: 'x'"
+    >>> type(not_a_regular_file("x", stat.S_IFDIR)).__name__
+    'IsADirectoryError'
+    """
+    if stat.S_ISDIR(mode):
+        return IsADirectoryError(errno.EISDIR, "is a folder, not a regular file", path)
+    kind = next((name for test, name in _KINDS if test(mode)), "special file")
+    return OSError(errno.EINVAL, f"not a regular file but a {kind}", path)
+
+
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_NOCTTY = getattr(os, "O_NOCTTY", 0)
+
+
+def open_regular(path: str) -> int:
+    """A read-only descriptor of the regular file ``path`` (blocking, as usual).
+
+    Anything else raises (:func:`not_a_regular_file`) before a byte is read: a FIFO
+    would block a reader forever, a device never ends.  ``path`` is looked at first
+    (so that a device is not even opened), then opened with ``O_NONBLOCK`` (opening a
+    FIFO does not wait for a writer) and the opened file checked again, so that one
+    swapped in between is refused too.  A missing file raises ``FileNotFoundError``.
+    """
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise not_a_regular_file(path, mode)
+    fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | _O_NOCTTY)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise not_a_regular_file(path, mode)
+        if _O_NONBLOCK:
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+# --- temporary files -------------------------------------------------------------
+
+TEMP_SUFFIX = ".pgf-tmp"
+# Room for ".{target}." plus "{tag}.{pid}.{random}" and the suffix in NAME_MAX (255).
+_TARGET_BYTES = 255 - 2 - (8 + 1 + 10 + 1 + 8) - len(TEMP_SUFFIX)
+_TEMP_TAIL = re.compile(r"([0-9a-f]{8})\.([1-9][0-9]{0,9})\.[0-9a-f]{8}"
+                        + re.escape(TEMP_SUFFIX), re.ASCII)
+
+
+@functools.cache
+def writer_tag() -> str:
+    """Eight hex digits naming this host and PID namespace, for temporary file names.
+
+    Pids mean something only where they were given out: a temporary file whose tag
+    differs came from another machine sharing the folder (or another container) and
+    is never judged by its pid here.
+    """
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except (OSError, AttributeError):
+        namespace = ""
+    return f"{zlib.crc32(f'{socket.gethostname()}/{namespace}'.encode()):08x}"
+
+
+def _temp_prefix(target: str) -> str:
+    # A very long target name is cut so the temporary name stays a valid name; two
+    # targets alike in their first 200-odd bytes then share stale-file clean-up.
+    encoded = os.fsencode(target)
+    if len(encoded) > _TARGET_BYTES:
+        target = os.fsdecode(encoded[:_TARGET_BYTES])
+    return f".{target}."
+
+
+def temp_name(target: str, tag: str, pid: int) -> str:
+    """A temporary file name for the file named ``target`` (a base name).
+
+    Examples
+    --------
+    >>> name = temp_name("map.pgf", "0123abcd", 42)
+    >>> name.startswith(".map.pgf.0123abcd.42."), name.endswith(".pgf-tmp")
+    (True, True)
+    >>> temp_writer(name, "map.pgf")
+    ('0123abcd', 42)
+    """
+    return f"{_temp_prefix(target)}{tag}.{pid}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+
+def temp_writer(name: str, target: str) -> tuple[str, int] | None:
+    """``(tag, pid)`` of the writer of ``name``, a temporary file of ``target``; or None.
+
+    None for every name :func:`temp_name` cannot give for ``target``.
+    """
+    prefix = _temp_prefix(target)
+    if not name.startswith(prefix):
+        return None
+    match = _TEMP_TAIL.fullmatch(name, len(prefix))
+    return None if match is None else (match.group(1), int(match.group(2)))
+
+
+def create_temp(folder: str, target: str) -> tuple[int, str]:
+    """``(fd, path)`` of a new, empty, mode-0600 temporary file for ``target`` in ``folder``."""
+    tag, pid = writer_tag(), os.getpid()
+    while True:
+        path = os.path.join(folder, temp_name(target, tag, pid))
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path
+        except FileExistsError:  # 2^-32: draw again
+            continue
+
+
+def writer_alive(pid: int) -> bool:
+    """Whether process ``pid`` may still be running here (True when unsure)."""
+    if os.name != "posix":  # os.kill(pid, 0) would terminate it on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError, ValueError):  # EPERM: alive, someone else's
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str, target: str) -> list[str]:
+    """Remove the temporary files of ``target`` in ``folder`` left by dead writers.
+
+    Only regular files named as :func:`temp_name` names them for ``target``, with
+    this host's :func:`writer_tag` and the pid of a process that no longer exists,
+    are removed.  A pid reused since then keeps its file until that process ends;
+    errors (an unreadable folder, a file another user owns) leave files where they
+    are.  Returns the paths removed.
+    """
+    tag, me = writer_tag(), os.getpid()
+    removed = []
+    try:
+        with os.scandir(folder) as entries:
+            stale = [entry.path for entry in entries
+                     if (writer := temp_writer(entry.name, target)) is not None
+                     and writer[0] == tag and writer[1] != me
+                     and entry.is_file(follow_symlinks=False)
+                     and not writer_alive(writer[1])]
+    except OSError:
+        return removed
+    for path in stale:
+        try:
+            os.unlink(path)
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
+
+
+# --- whole reads and writes ------------------------------------------------------
 
 
 def write_all(fd: int, buffer: Any) -> None:
@@ -51,31 +242,6 @@ def read_exact(fd: int, nbytes: int, on_short: Callable[[], Exception]) -> bytes
         parts.append(part)
         nbytes -= len(part)
     return b"".join(parts)
-
-
-def preadv_exact(fd: int, buffers: list, nbytes: int, offset: int,
-                 on_short: Callable[[], Exception]) -> None:
-    """Fill ``buffers`` (``nbytes`` in all) in order from the file at ``offset``.
-
-    ``pread``-style: the file offset does not move, so a helper thread can read while
-    the caller holds the same descriptor.
-    """
-    done = os.preadv(fd, buffers, offset)
-    if done == nbytes:
-        return
-    # The OS may move fewer bytes than asked (signals, huge requests): finish by hand.
-    for buffer in buffers:
-        view = memoryview(buffer).cast("B")
-        skip = min(done, view.nbytes)
-        done -= skip
-        offset += skip
-        view = view[skip:]
-        while view:
-            got = os.preadv(fd, [view], offset)
-            if got <= 0:
-                raise on_short()
-            view = view[got:]
-            offset += got
 
 
 def overlapped(nbatches: int, first: Callable[[int], None], second: Callable[[int], None],
@@ -183,6 +349,13 @@ _renameat2 = _find_renameat2()
 def swap_into_place(tmp: str, path: str) -> None:
     """Atomically make ``path`` name the file ``tmp``; the old file is removed.
 
+    Only a regular file is replaced.  Whatever else is at ``path`` (a folder, a
+    FIFO, a symlink put there since the caller looked) raises
+    :func:`not_a_regular_file` and stays at ``path``; ``tmp`` is then left for the
+    caller to remove.  After an exchange that is the check of what came back, and
+    a second exchange puts it back; where ``os.replace`` stands in, it refuses a
+    folder itself but would replace other kinds, which the caller checks first.
+
     Examples
     --------
     >>> import os, tempfile
@@ -199,9 +372,24 @@ def swap_into_place(tmp: str, path: str) -> None:
         done = _renameat2(_AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(path),
                           _RENAME_EXCHANGE)
         if done == 0:
+            mode = os.lstat(tmp).st_mode  # what path named until now
+            if not stat.S_ISREG(mode):
+                _exchange_back(tmp, path)
+                raise not_a_regular_file(path, mode)
             os.unlink(tmp)  # the old file, now under the temporary name
             return
         code = ctypes.get_errno()
         if code not in _NO_EXCHANGE:
             raise OSError(code, os.strerror(code), path)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except IsADirectoryError:
+        raise not_a_regular_file(path, stat.S_IFDIR) from None
+
+
+def _exchange_back(tmp: str, path: str) -> None:
+    if _renameat2(_AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(path),
+                  _RENAME_EXCHANGE) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{os.strerror(code)}: what stood at the target is now "
+                      f"at {tmp!r}", path)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from numpy.typing import ArrayLike
 
 from . import _kernels
 from ._args import check_pfn_array
+from ._files import open_regular
 from ._sizes import format_size, parse_size
 from .base import writes
 from .bitmap import PageFlags
@@ -47,11 +49,24 @@ __all__ = ["MemoryMap", "PreallocatedPageFlags", "ALLOC_MODES"]
 ALLOC_MODES = ("lazy", "present", "all")
 NO_NODE = -1
 
-_IOMEM_LINE = re.compile(r"(\s*)([0-9a-fA-F]+)-([0-9a-fA-F]+) : (.*?)\s*")
+# The name is taken whole and stripped after: ``(.*?)\s*`` here backtracks in time
+# quadratic in a run of blanks inside a name.
+_IOMEM_LINE = re.compile(r"(\s*)([0-9a-fA-F]+)-([0-9a-fA-F]+) : (.*)")
 # Hot-plugged RAM is named after its driver: "System RAM (virtio_mem)", "(kmem)".
 _SYSTEM_RAM = re.compile(r"System RAM(?: \(.*\))?")
-_MEMORY_DIR = re.compile(r"memory(\d+)")
-_NODE_LINK = re.compile(r"node(\d+)")
+# ASCII digits only: int() would take other scripts' digits too.
+_MEMORY_DIR = re.compile(r"memory([0-9]+)", re.ASCII)
+_NODE_LINK = re.compile(r"node([0-9]+)", re.ASCII)
+#: The largest NUMA node number a map holds (section_nodes() keeps them as int32;
+#: Linux's own limit, MAX_NUMNODES, is 1024).
+MAX_NODE = int(np.iinfo(np.int32).max)
+# Block numbers past 2^63 cannot be a block of any geometry; longer digit strings
+# are refused before int() (which refuses more than 4300 digits with its own error).
+_MAX_DIGITS = 20
+# Reads of a path stop past these sizes: a sysfs attribute is at most one page
+# (64 KiB on any architecture), /proc/iomem a few KiB even on large machines.
+_SYSFS_MAX_BYTES = 64 << 10
+_IOMEM_MAX_BYTES = 64 << 20
 _SYSFS_MEMORY = "/sys/devices/system/memory"
 DEFAULT_GEOMETRY = Geometry()  # frozen, so one shared default is safe
 _SYSFS_STATES = {"online": True, "offline": False, "going-offline": False}
@@ -324,9 +339,11 @@ class MemoryMap:
         Parameters
         ----------
         text_or_path : str or path-like, default "/proc/iomem"
-            The file's text (a str holding a newline or ``" : "``) or its path.
-        geometry : Geometry, default Geometry()
-            The address space; a range past its end is an error, not clipped.
+            The file's text (a str holding a newline or ``" : "``) or its path,
+            which must name a regular file of at most 64 MiB.
+        geometry : Geometry or int, default Geometry()
+            The address space (an int is a page count, as for ``MemoryMap``); a
+            range past its end is an error, not clipped.
 
         Raises
         ------
@@ -334,6 +351,10 @@ class MemoryMap:
             Naming the line, for a malformed line, ``end < start``, overlapping RAM
             ranges or RAM past the geometry; also for input with no ``System RAM``
             and for the all-zero addresses that non-root readers are shown.
+            Naming the path, for a file that cannot be read, is not a regular file
+            (a FIFO is refused without reading from it) or is too large.
+        TypeError
+            For a ``geometry`` that is neither a Geometry nor a page count.
 
         Examples
         --------
@@ -349,6 +370,7 @@ class MemoryMap:
         >>> mm.ranges.tolist()       # 0x9fbff rounds down to page 0x9f
         [[1, 159], [256, 786432], [1048576, 4456448]]
         """
+        geometry = as_geometry(geometry)
         text, source = _read_text(text_or_path)
         page = geometry.page_size
         starts: list[int] = []
@@ -363,6 +385,7 @@ class MemoryMap:
             if match is None:
                 raise ValueError(f"{label}: expected 'start-end : name' in hex")
             indent, lo, hi, name = match.groups()
+            name = name.rstrip()
             start, end = int(lo, 16), int(hi, 16)
             lines += 1
             zeros += start == end == 0
@@ -399,8 +422,9 @@ class MemoryMap:
         ----------
         root : str or path-like, default "/sys/devices/system/memory"
             The tree's root.
-        geometry : Geometry, default Geometry()
-            The address space; a block past its end is an error.
+        geometry : Geometry or int, default Geometry()
+            The address space (an int is a page count); a block past its end is
+            an error.
         include_offline : bool, default False
             Count offline blocks as present too (memory that is plugged in).
 
@@ -408,8 +432,13 @@ class MemoryMap:
         ------
         ValueError
             Naming the file, for an unreadable or malformed ``block_size_bytes``,
-            ``phys_index`` or ``state``, a block past the geometry, or a tree with
-            no memory blocks.
+            ``phys_index`` or ``state`` (each must be a regular file of at most
+            64 KiB, as sysfs attributes are: a FIFO is refused without reading from
+            it), a block size larger than the geometry, a block past it, two
+            directories of one block (``memory1`` and ``memory01``), a node number
+            above :data:`MAX_NODE`, or a tree with no memory blocks.
+        TypeError
+            For a ``geometry`` that is neither a Geometry nor a page count.
 
         Examples
         --------
@@ -423,6 +452,7 @@ class MemoryMap:
         >>> MemoryMap.from_sysfs(root).ranges.tolist()
         [[0, 32768], [65536, 98304]]
         """
+        geometry = as_geometry(geometry)
         root = Path(root)
         size_file = root / "block_size_bytes"
         block_bytes = _read_hex(size_file)
@@ -430,11 +460,19 @@ class MemoryMap:
                 block_bytes % geometry.page_size):
             raise ValueError(f"{size_file}: block size {block_bytes:#x} is not a power of "
                              f"two of whole {geometry.page_size}-byte pages")
+        if block_bytes > geometry.memory_bytes:
+            raise ValueError(f"{size_file}: block size {block_bytes:#x} is larger than "
+                             f"the {geometry.phys_addr_bits}-bit address space")
         block_pages = block_bytes // geometry.page_size
-        dirs = sorted((int(m.group(1)), entry) for entry in _listdir(root)
-                      if (m := _MEMORY_DIR.fullmatch(entry.name)) and entry.is_dir())
+        dirs = sorted(((_number(m.group(1), entry.path, "block"), entry)
+                       for entry in _listdir(root)
+                       if (m := _MEMORY_DIR.fullmatch(entry.name)) and entry.is_dir()),
+                      key=lambda pair: (pair[0], pair[1].name))
         if not dirs:
             raise ValueError(f"{root}: no memoryN block directories")
+        for (number, first), (again, second) in pairwise(dirs):
+            if number == again:
+                raise ValueError(f"{first.path} and {second.path}: both are block {number}")
         starts: list[int] = []
         nodes: list[int] = []
         labels: list[str] = []
@@ -451,7 +489,8 @@ class MemoryMap:
             if state not in _SYSFS_STATES:
                 raise ValueError(f"{state_file}: unknown state {state!r}")
             if _SYSFS_STATES[state] or include_offline:
-                links = [int(m.group(1)) for sub in _listdir(Path(entry))
+                links = [_number(m.group(1), sub.path, "node", MAX_NODE)
+                         for sub in _listdir(Path(entry))
                          if (m := _NODE_LINK.fullmatch(sub.name))]
                 if len(links) > 1:
                     raise ValueError(f"{entry.path}: links to several nodes {links}")
@@ -695,6 +734,9 @@ def _canonical(starts: np.ndarray, stops: np.ndarray, nodes: np.ndarray,
     if np.any(nodes < NO_NODE):
         bad = int(np.flatnonzero(nodes < NO_NODE)[0])
         raise ValueError(f"{labels[bad]}: node {nodes[bad]} is negative")
+    if np.any(nodes > MAX_NODE):
+        bad = int(np.flatnonzero(nodes > MAX_NODE)[0])
+        raise ValueError(f"{labels[bad]}: node {nodes[bad]} is above {MAX_NODE}")
     empty = np.flatnonzero(stops <= starts)
     if empty.size:
         i = int(empty[0])
@@ -738,12 +780,31 @@ def _read_text(text_or_path: str | os.PathLike) -> tuple[str, str]:
         return text_or_path, "iomem text"
     if not isinstance(text_or_path, (str, os.PathLike)):
         raise TypeError(f"expected text or a path, got {type(text_or_path).__name__}")
-    return _read(Path(text_or_path)), str(text_or_path)
+    return _read(Path(text_or_path), _IOMEM_MAX_BYTES), str(text_or_path)
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, limit: int = _SYSFS_MAX_BYTES) -> str:
+    """The text of the regular file ``path``, of at most ``limit`` bytes.
+
+    Anything else (missing, unreadable, a FIFO or device, larger, not UTF-8) raises
+    ValueError naming ``path``; a FIFO is refused before anything reads from it.
+    """
     try:
-        return path.read_text()
+        fd = open_regular(str(path))
+        try:
+            parts, size = [], 0
+            while size <= limit:
+                part = os.read(fd, min(1 << 16, limit + 1 - size))
+                if not part:
+                    break
+                parts.append(part)
+                size += len(part)
+        finally:
+            os.close(fd)
+        if size > limit:
+            raise ValueError(f"{path}: more than {limit} bytes, too large to be "
+                             f"what it should be")
+        return b"".join(parts).decode()
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: cannot read ({err})") from err
 
@@ -754,6 +815,16 @@ def _read_hex(path: Path) -> int:
         return int(text, 16)
     except ValueError:
         raise ValueError(f"{path}: expected a hex number, got {text!r}") from None
+
+
+def _number(digits: str, path: str | os.PathLike, what: str,
+            limit: int | None = None) -> int:
+    """The decimal ``digits`` of a sysfs name; ValueError naming ``path`` above ``limit``."""
+    if len(digits) > _MAX_DIGITS or (limit is not None and int(digits) > limit):
+        shown = digits if len(digits) <= 40 else f"{digits[:20]}...({len(digits)} digits)"
+        bound = f" (at most {limit})" if limit is not None else ""
+        raise ValueError(f"{path}: {what} number {shown} is too large{bound}")
+    return int(digits)
 
 
 def _listdir(path: Path) -> list[os.DirEntry]:

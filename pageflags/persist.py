@@ -46,12 +46,39 @@ allocated chunks (and its runs), never the address space: a 52-bit map with one
 chunk is 4 KiB and change.  The checksum covers the whole file, so
 ``head -c -8 FILE | xxhsum`` (XXH64 is its default) recomputes it outside Python.
 
-Loading checks, in order, before it builds anything: the size can hold a header,
-the magic, the version, the reserved bytes, the geometry limits, that the file size
-equals what the header implies, the checksum, the entry runs and numbers, that no
-bit lies past ``npages``, and the total count; then it builds the map and runs
-:meth:`~pageflags.PageFlags.validate`.  Each failure raises :class:`FormatError`
-naming the file and the check.
+Loading opens only a regular file (a FIFO, socket or device raises ``OSError``
+before anything reads from it, a folder ``IsADirectoryError``), then checks, in
+order, before it builds anything: the size can hold a header, the magic, the
+version, the reserved bytes, the geometry limits, that the file size equals what the
+header implies, that the map fits in memory (below), the checksum, the entry runs
+and numbers, that no bit lies past ``npages``, and the total count; then it builds
+the map and runs :meth:`~pageflags.PageFlags.validate`.  Each failure raises
+:class:`FormatError` naming the file and the check.
+
+What loading allocates
+----------------------
+Every count in the header is justified by the file's size before anything is
+allocated: the runs, entry numbers and chunks must fill the file exactly, so what
+they take grows with the file.  The table does not: a map's table has an entry per
+chunk of its geometry, present or not (:func:`load_cost`: about 32 bytes an entry
+at the peak of a load, 20 once built), so a 72-byte file of an empty 52-bit map
+honestly asks for 1 GiB.  What no file size can justify is checked against the
+machine: a load whose table and chunks would take more than the memory available
+now (``MemAvailable``) raises :class:`FormatError` (check ``"memory"``) naming the
+geometry and the bytes, before allocating any of it; where the available memory
+cannot be known, running out while building raises the same error.  Unpickling
+(:func:`restore`) applies the same rule.
+
+Paths, and what may stand at the target
+---------------------------------------
+Paths are ``str``, ``bytes`` or ``os.PathLike`` everywhere; messages and
+:attr:`FormatError.path` give them as ``str`` (``os.fsdecode``).  A save follows
+symlinks and writes the file a link names (creating it if the link dangles).  It
+replaces only a regular file, or creates one where nothing is: a folder (or a link
+to one, or a name ending in a separator) raises ``IsADirectoryError``, a FIFO,
+socket or device raises ``OSError``, and in each case nothing is written and the
+target is left as it was, also when it changes kind during the save (the swap puts
+back what it finds, see ``_files.py``).
 
 Crash safety: a save writes a temporary file in the target's folder, fsyncs it, puts
 it in the target's place in one atomic step (an exchange of the two names, then the
@@ -60,6 +87,12 @@ why) and fsyncs the folder, so the target is at every moment the old file or the
 one.  Any exception (``KeyboardInterrupt`` included) removes the temporary file and
 leaves the target untouched.  Writing uses raw file descriptors, so there is no
 user-space buffer to flush before the fsync.
+
+A process killed during a save (``kill -9``, a power loss) cannot remove its
+temporary file.  Those are named ``.{target}.{host}.{pid}.{random}.pgf-tmp``, and
+each save first removes the ones of its own target left by writers of this host
+whose pid no longer runs (``_files.remove_stale_temps``); other hosts' files in a
+shared folder, live writers' files and anything else are left alone.
 
 Pickling (``pickle``, ``copy.deepcopy`` through ``copy()``) uses the same parts: the
 geometry, the ``FULL`` runs, the allocated entry numbers and one ``(A, words)``
@@ -81,9 +114,11 @@ Examples
 from __future__ import annotations
 
 import os
+import stat as _stat
 import struct
 import sys
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -91,13 +126,24 @@ import numpy as np
 
 from . import _kernels
 from ._chunks import IOV_MAX, new_chunks, read_into
-from ._files import fsync_folder, overlapped, read_exact, swap_into_place, write_all
+from ._files import (
+    create_temp,
+    fsync_folder,
+    not_a_regular_file,
+    open_regular,
+    overlapped,
+    read_exact,
+    remove_stale_temps,
+    swap_into_place,
+    write_all,
+)
+from ._sizes import format_size
 from .geometry import Geometry
 
 if TYPE_CHECKING:
     from .bitmap import PageFlags
 
-__all__ = ["FormatError", "load", "save"]
+__all__ = ["FormatError", "load", "load_cost", "save"]
 
 MAGIC = b"\x89PGFLAG\n"
 VERSION = 1
@@ -112,6 +158,12 @@ _BATCH_BYTES = 2 << 20
 # Staging buffers a save cycles through: gathering may run this many batches ahead
 # of writing.
 _SAVE_BUFFERS = 3
+# What building a map costs (measured with tracemalloc, tests check it): a table
+# entry is 8 + 8 + 4 bytes (object, address, count) and 1/8 of an occupied bit, and
+# building it (FULL marks, structure check) takes ~10 more at the peak; a chunk is
+# its words plus an ndarray object and ~200 bytes of bookkeeping while loading.
+_ENTRY_BYTES = 32
+_CHUNK_OVERHEAD = 320
 
 
 class FormatError(ValueError):
@@ -258,8 +310,7 @@ def restore(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
             data: np.ndarray) -> PageFlags:
     """Inverse of :func:`reduce`; a malformed state raises :class:`FormatError`."""
     where = "<pickled PageFlags>"
-    _require(isinstance(geometry, Geometry), where, "geometry",
-             f"not a Geometry: {type(geometry).__name__}")
+    geometry = _checked_geometry(geometry, where)
     for name, array, ndim in (("runs", runs, 2), ("allocated", allocated, 1),
                               ("data", data, 2)):
         _require(isinstance(array, np.ndarray) and array.dtype == np.uint64
@@ -267,11 +318,69 @@ def restore(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
                  f"{name} is not a {ndim}-d uint64 array")
     _require(runs.shape[1] == 2 and data.shape == (allocated.size, geometry.words_per_chunk),
              where, "shapes and dtypes", "runs or data of the wrong shape")
+    ensure_loadable(geometry, allocated.size, where)
     runs, allocated = check_entries(geometry, runs, allocated, where)
-    chunks, addrs = new_chunks(allocated.size, geometry.words_per_chunk, iter(data))
-    check_tail(geometry, allocated, chunks, where)
-    counts = popcounts(addrs, geometry.chunk_shift)
-    return assemble(geometry, runs, allocated, chunks, addrs, counts, where)
+    with _out_of_memory(geometry, allocated.size, where):
+        chunks, addrs = new_chunks(allocated.size, geometry.words_per_chunk, iter(data))
+        check_tail(geometry, allocated, chunks, where)
+        counts = popcounts(addrs, geometry.chunk_shift)
+        return assemble(geometry, runs, allocated, chunks, addrs, counts, where)
+
+
+def _checked_geometry(geometry: object, where: str) -> Geometry:
+    """``geometry`` checked anew: unpickling a Geometry skips its own checks."""
+    _require(isinstance(geometry, Geometry), where, "geometry",
+             f"not a Geometry: {type(geometry).__name__}")
+    fields = getattr(geometry, "__dict__", {})
+    try:
+        return Geometry(*(fields.get(name) for name in
+                          ("phys_addr_bits", "page_shift", "chunk_shift", "npages")))
+    except (TypeError, ValueError) as exc:
+        raise FormatError(where, "geometry", str(exc)) from None
+
+
+# --- what a map costs ----------------------------------------------------------------
+
+def load_cost(geometry: Geometry, nchunks: int) -> int:
+    """Bytes loading (or unpickling) a map of ``geometry`` with ``nchunks`` chunks takes.
+
+    The peak, table and chunks together; the table alone is about 32 bytes an entry.
+
+    Examples
+    --------
+    >>> from pageflags import Geometry
+    >>> load_cost(Geometry(52), 0) >> 20                # 2^25 entries
+    1024
+    """
+    return _ENTRY_BYTES * geometry.nchunks + nchunks * (geometry.chunk_bytes
+                                                        + _CHUNK_OVERHEAD)
+
+
+def _too_big(geometry: Geometry, nchunks: int, where: str, detail: str) -> FormatError:
+    return FormatError(where, "memory",
+                       f"{geometry!r} ({geometry.nchunks} entries) with {nchunks} chunks "
+                       f"takes {format_size(load_cost(geometry, nchunks))} to load, "
+                       f"{detail}")
+
+
+def ensure_loadable(geometry: Geometry, nchunks: int, where: str) -> None:
+    """:class:`FormatError` (check ``"memory"``) unless the map fits the memory available."""
+    from .memmap import _available_bytes  # memmap imports bitmap, which imports us
+
+    free = _available_bytes()
+    if free is not None and load_cost(geometry, nchunks) > free:
+        raise _too_big(geometry, nchunks, where,
+                       f"more than the {format_size(free)} available")
+
+
+@contextmanager
+def _out_of_memory(geometry: Geometry, nchunks: int, where: str) -> Iterator[None]:
+    """Turns a ``MemoryError`` while building into :class:`FormatError` (check "memory")."""
+    try:
+        yield
+    except MemoryError:
+        raise _too_big(geometry, nchunks, where,
+                       "more than this machine could allocate") from None
 
 
 # --- files -------------------------------------------------------------------------
@@ -355,30 +464,54 @@ def xxh64_digest(state: np.ndarray) -> int:
     return int(_kernels.xxh64_digest(state, _SEED))
 
 
-def _file_mode(path: str) -> int:
+def _fspath(path: str | bytes | os.PathLike) -> str:
+    """``path`` as a ``str`` (bytes through ``os.fsdecode``, which round-trips)."""
+    return os.fsdecode(os.fspath(path))
+
+
+def _target_mode(path: str, given: str) -> int:
+    """The mode the new file gets: the replaced file's, or what open() would give.
+
+    Anything but a regular file at ``path`` raises, naming ``given``.
+    """
     try:
-        return os.stat(path).st_mode & 0o7777
+        info = os.lstat(path)
     except FileNotFoundError:
         # Process-wide, but only for the instant of two calls.
         umask = os.umask(0o022)
         os.umask(umask)
         return 0o666 & ~umask
+    if not _stat.S_ISREG(info.st_mode):
+        raise not_a_regular_file(given, info.st_mode)
+    return info.st_mode & 0o7777
 
 
-def save(flags: PageFlags, path: str | os.PathLike, *, sync: bool = True) -> None:
+def save(flags: PageFlags, path: str | bytes | os.PathLike, *, sync: bool = True) -> None:
     """Write ``flags`` to ``path`` atomically; see the module docstring for the layout.
 
     Parameters
     ----------
     flags : PageFlags
         The map; it must not change while it is being saved.
-    path : str or os.PathLike
-        The file.  A symlink is followed: its target is replaced.
+    path : str, bytes or os.PathLike
+        The file: a regular file, replaced, or nothing, created.  A symlink is
+        followed: its target is replaced.  Anything else raises (below).
     sync : bool, default True
         fsync the file before it replaces the target, and the folder after.
         ``False`` still never leaves a torn file after a crash of the process, but
         after a power loss the file may be the old one, the new one, or one that
         :func:`load` refuses with a :class:`FormatError`.
+
+    Raises
+    ------
+    IsADirectoryError
+        ``path`` is a folder, a symlink to one, or ends in a path separator.
+    OSError
+        ``path`` is a FIFO, socket or device (``EINVAL``), or writing failed.  In
+        every case nothing at ``path`` has changed and no temporary file is left.
+
+    Before it writes, a save removes this target's temporary files left by dead
+    writers (see the module docstring).
 
     Examples
     --------
@@ -386,8 +519,12 @@ def save(flags: PageFlags, path: str | os.PathLike, *, sync: bool = True) -> Non
     >>> persist.save(PageFlags(1 << 20), "map.pgf")            # doctest: +SKIP
     """
     _little_endian_host()
+    given = _fspath(path)
+    if given.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)):
+        raise not_a_regular_file(given, _stat.S_IFDIR)
     # Through a symlink to the file it names, as np.save does, not over the link.
-    path = os.path.realpath(os.fspath(path))
+    path = os.path.realpath(given)
+    mode = _target_mode(path, given)
     g = flags.geometry
     runs = np.ascontiguousarray(full_runs(flags), dtype="<u8")
     allocated = allocated_entries(flags)
@@ -398,42 +535,54 @@ def save(flags: PageFlags, path: str | os.PathLike, *, sync: bool = True) -> Non
         runs.shape[0], allocated.size, flags.count(), bytes(16)), dtype=np.uint64)
     state = xxh64_start((header, runs, allocated))
 
-    folder = os.path.dirname(os.path.abspath(path))
-    mode = _file_mode(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
-                               suffix=".tmp")
+    folder, name = os.path.split(path)
+    remove_stale_temps(folder, name)
+    fd, tmp = create_temp(folder, name)
     try:
         for part in (header, runs, allocated):
             write_all(fd, part)
         _write_chunks(fd, chunk_addrs, g.words_per_chunk, state)
         write_all(fd, np.array([xxh64_digest(state)], dtype="<u8"))
-        if hasattr(os, "fchmod"):  # mkstemp makes 0600; give what open() would
+        if hasattr(os, "fchmod"):  # made 0600; give what open() would
             os.fchmod(fd, mode)
         if sync:
             os.fsync(fd)
         os.close(fd)
         fd = -1
-        swap_into_place(tmp, path)
+        try:
+            swap_into_place(tmp, path)
+        except IsADirectoryError:
+            raise not_a_regular_file(given, _stat.S_IFDIR) from None
     except BaseException:
         if fd >= 0:
             os.close(fd)
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:  # gone already; never a folder swapped back to tmp (unlink)
             pass
         raise
     if sync:
         fsync_folder(folder)
 
 
-def load(path: str | os.PathLike) -> PageFlags:
+def load(path: str | bytes | os.PathLike) -> PageFlags:
     """Read a map written by :func:`save`, checking everything before building it.
+
+    Parameters
+    ----------
+    path : str, bytes or os.PathLike
+        A regular file.
 
     Raises
     ------
     FormatError
-        Any check fails (see the module docstring); the message names the file
-        and the check.  An unreadable file raises ``OSError`` as usual.
+        Any check fails (see the module docstring), including a map too large for
+        the memory available (check ``"memory"``); the message names the file and
+        the check.
+    OSError
+        An unreadable file, as usual; also anything not a regular file (a folder:
+        ``IsADirectoryError``; a FIFO, socket or device: ``EINVAL``), refused
+        without reading from it.
 
     Examples
     --------
@@ -442,9 +591,12 @@ def load(path: str | os.PathLike) -> PageFlags:
     0
     """
     _little_endian_host()
-    path = os.fspath(path)
-    with open(path, "rb", buffering=0) as f:
-        return _load_fd(f.fileno(), os.fstat(f.fileno()).st_size, path)
+    path = _fspath(path)
+    fd = open_regular(path)
+    try:
+        return _load_fd(fd, os.fstat(fd).st_size, path)
+    finally:
+        os.close(fd)
 
 
 def _load_fd(fd: int, size: int, path: str) -> PageFlags:
@@ -468,7 +620,15 @@ def _load_fd(fd: int, size: int, path: str) -> PageFlags:
     expected = least + 16 * nruns + 8 * nalloc + nalloc * geometry.chunk_bytes
     _require(size == expected, path, "size",
              f"{size} bytes, the header implies {expected}")
+    ensure_loadable(geometry, nalloc, path)
+    with _out_of_memory(geometry, nalloc, path):
+        return _load_parts(fd, size, path, raw, geometry, nruns, nalloc, total)
 
+
+def _load_parts(fd: int, size: int, path: str, raw: bytes, geometry: Geometry,
+                nruns: int, nalloc: int, total: int) -> PageFlags:
+    """The rest of a load, once the header's counts are justified and fit memory."""
+    ended_early = partial(_ended_early, path)
     header = np.frombuffer(raw, dtype=np.uint64)
     runs = np.frombuffer(read_exact(fd, 16 * nruns, ended_early),
                          dtype="<u8").reshape(nruns, 2)

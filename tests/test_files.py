@@ -43,29 +43,6 @@ def test_write_all_finishes_short_writes(tmp_path, monkeypatch):
     assert (tmp_path / "out").read_bytes() == np.arange(10, dtype=np.uint64).tobytes()
 
 
-@pytest.mark.parametrize("most", [None, 1, 3, 1000])
-def test_preadv_exact_fills_every_buffer_from_the_offset(tmp_path, monkeypatch, most):
-    path = tmp_path / "data"
-    path.write_bytes(bytes(range(256)))
-    if most is not None:  # the OS moves at most this many bytes a call
-        real = os.preadv
-
-        def short(fd, buffers, offset):
-            return real(fd, [memoryview(buffers[0]).cast("B")[:most]], offset)
-
-        monkeypatch.setattr(os, "preadv", short)
-    buffers = [bytearray(10), bytearray(1), bytearray(30)]
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        _files.preadv_exact(fd, buffers, 41, 5, Short)
-        assert os.lseek(fd, 0, os.SEEK_CUR) == 0       # the file offset did not move
-        with pytest.raises(Short):
-            _files.preadv_exact(fd, [bytearray(10), bytearray(10)], 20, 240, Short)
-    finally:
-        os.close(fd)
-    assert b"".join(buffers) == bytes(range(5, 46))
-
-
 # --- overlapped ------------------------------------------------------------------
 
 def trace_run(nbatches: int, ahead: int, **fail):
@@ -199,3 +176,131 @@ def test_swap_raises_other_errors_and_changes_nothing(tmp_path, monkeypatch):
 def test_fsync_folder_ignores_a_folder_it_cannot_open(tmp_path):
     _files.fsync_folder(str(tmp_path))
     _files.fsync_folder(str(tmp_path / "absent"))
+
+
+def test_swap_refuses_a_directory_target_and_changes_nothing(tmp_path):
+    (tmp_path / "map.pgf").mkdir()
+    (tmp_path / "map.pgf" / "inside").write_bytes(b"keep")
+    write(tmp_path / "t", b"new")
+    with pytest.raises(IsADirectoryError) as info:
+        _files.swap_into_place(str(tmp_path / "t"), str(tmp_path / "map.pgf"))
+    assert info.value.filename == str(tmp_path / "map.pgf")
+    assert (tmp_path / "map.pgf" / "inside").read_bytes() == b"keep"
+    assert (tmp_path / "t").read_bytes() == b"new"      # the caller removes it
+
+
+@pytest.mark.parametrize("code", [errno.EINVAL, None])
+def test_swap_without_the_exchange_refuses_a_directory_target(tmp_path, monkeypatch, code):
+    def refuse(*args):
+        ctypes.set_errno(code)
+        return -1
+
+    monkeypatch.setattr(_files, "_renameat2", None if code is None else refuse)
+    (tmp_path / "map.pgf").mkdir()
+    write(tmp_path / "t", b"new")
+    with pytest.raises(IsADirectoryError) as info:
+        _files.swap_into_place(str(tmp_path / "t"), str(tmp_path / "map.pgf"))
+    assert info.value.filename == str(tmp_path / "map.pgf")
+    assert (tmp_path / "map.pgf").is_dir()
+
+
+def test_swap_refuses_a_fifo_that_took_the_targets_place(tmp_path):
+    if _files._renameat2 is None:
+        pytest.skip("no renameat2 in this C library")
+    os.mkfifo(tmp_path / "map.pgf")
+    write(tmp_path / "t", b"new")
+    with pytest.raises(OSError, match="FIFO"):
+        _files.swap_into_place(str(tmp_path / "t"), str(tmp_path / "map.pgf"))
+    assert os.path.exists(tmp_path / "t")
+    assert not (tmp_path / "map.pgf").is_file()
+
+
+# --- open_regular ------------------------------------------------------------------
+
+def test_open_regular_opens_a_regular_file_blocking(tmp_path):
+    write(tmp_path / "f", b"data")
+    fd = _files.open_regular(str(tmp_path / "f"))
+    try:
+        assert os.get_blocking(fd)
+        assert os.read(fd, 10) == b"data"
+    finally:
+        os.close(fd)
+
+
+def test_open_regular_refuses_others_before_reading(tmp_path, monkeypatch):
+    import socket
+
+    os.mkfifo(tmp_path / "fifo")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "sock"))
+        for name, kind in (("fifo", "FIFO"), ("sock", "socket")):
+            with pytest.raises(OSError, match=f"not a regular file but a {kind}") as info:
+                _files.open_regular(str(tmp_path / name))
+            assert info.value.errno == errno.EINVAL
+            assert info.value.filename == str(tmp_path / name)
+    with pytest.raises(IsADirectoryError):
+        _files.open_regular(str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        _files.open_regular(str(tmp_path / "absent"))
+
+
+def test_open_regular_checks_what_it_opened_not_only_what_it_saw(tmp_path, monkeypatch):
+    # A file replaced by a FIFO between the stat and the open is still refused,
+    # and the open itself does not block (O_NONBLOCK).
+    write(tmp_path / "x", b"data")
+    real_open = os.open
+
+    def swap_then_open(path, flags, *args):
+        os.unlink(path)
+        os.mkfifo(path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", swap_then_open)
+    with pytest.raises(OSError, match="FIFO"):
+        _files.open_regular(str(tmp_path / "x"))
+
+
+# --- temporary file names ----------------------------------------------------------
+
+def test_temp_names_parse_back_only_for_their_own_target():
+    tag = _files.writer_tag()
+    name = _files.temp_name("map.pgf", tag, 1234)
+    assert name.startswith(".map.pgf.") and name.endswith(_files.TEMP_SUFFIX)
+    assert _files.temp_writer(name, "map.pgf") == (tag, 1234)
+    assert _files.temp_writer(name, "map") is None
+    assert _files.temp_writer(name, "map.pgf.x") is None
+    assert _files.temp_writer(_files.temp_name("map.pgf.1.2", tag, 5), "map.pgf") is None
+    for bad in (".map.pgf.tmp", ".map.pgf.abcd.12.ffffffff" + _files.TEMP_SUFFIX,
+                f".map.pgf.{tag}.0.ffffffff{_files.TEMP_SUFFIX}",
+                f".map.pgf.{tag}.-1.ffffffff{_files.TEMP_SUFFIX}",
+                f".map.pgf.{tag}.12.ffffffff.tmp"):
+        assert _files.temp_writer(bad, "map.pgf") is None
+
+
+def test_temp_names_of_long_targets_fit_a_file_name():
+    long = "m" * 255
+    name = _files.temp_name(long, _files.writer_tag(), 4_194_304)
+    assert len(os.fsencode(name)) <= 255
+    assert _files.temp_writer(name, long) == (_files.writer_tag(), 4_194_304)
+
+
+def test_create_temp_makes_a_new_private_file(tmp_path):
+    fd, path = _files.create_temp(str(tmp_path), "map.pgf")
+    os.close(fd)
+    assert os.path.dirname(path) == str(tmp_path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert _files.temp_writer(os.path.basename(path), "map.pgf") == (
+        _files.writer_tag(), os.getpid())
+
+
+def test_writers_are_alive_unless_the_os_says_they_are_gone(monkeypatch):
+    assert _files.writer_alive(os.getpid())
+    assert _files.writer_alive(1)                  # init: alive, maybe not ours to signal
+    child = __import__("subprocess").Popen(["true"])
+    child.wait()
+    assert not _files.writer_alive(child.pid)
+    assert _files.writer_alive(1 << 80)            # not a pid this OS has: keep its file
+
+
+def test_remove_stale_temps_ignores_an_unreadable_folder(tmp_path):
+    assert _files.remove_stale_temps(str(tmp_path / "absent"), "map.pgf") == []

@@ -521,3 +521,147 @@ def test_repr():
     mm = MemoryMap.synthetic("2 TiB", seed=1)
     assert repr(mm) == f"MemoryMap({len(mm.ranges)} ranges, 2 TiB in 8 nodes, 46-bit)"
 
+
+
+# --- what the readers refuse -----------------------------------------------------
+
+def finishes_within(seconds, call, fifo=None):
+    """``call()`` on a thread; fails when still running after ``seconds``."""
+    import os
+    import threading
+
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed back below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        if fifo is not None:  # release the blocked reader
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(seconds)
+        pytest.fail(f"still blocked after {seconds} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+@pytest.mark.parametrize("name", ["block_size_bytes", "memory1/phys_index", "memory1/state"])
+def test_sysfs_refuses_a_fifo_without_blocking(tmp_path, name):
+    import os
+
+    root = make_tree(tmp_path / "memory", SECTION, [(0, "online", 0), (1, "online", 0)])
+    (root / name).unlink()
+    os.mkfifo(root / name)
+    with pytest.raises(ValueError, match=f"{name}: cannot read.*not a regular file.*FIFO"):
+        finishes_within(10, lambda: MemoryMap.from_sysfs(root, geometry=SMALL),
+                        fifo=root / name)
+
+
+def test_iomem_refuses_a_fifo_path_without_blocking(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "iomem")
+    with pytest.raises(ValueError, match=r"cannot read.*not a regular file.*FIFO"):
+        finishes_within(10, lambda: MemoryMap.from_iomem(tmp_path / "iomem"),
+                        fifo=tmp_path / "iomem")
+    with pytest.raises(ValueError, match="cannot read"):
+        MemoryMap.from_iomem(tmp_path)
+
+
+def test_iomem_refuses_a_file_too_large_to_be_iomem(tmp_path, monkeypatch):
+    monkeypatch.setattr(memmap_module, "_IOMEM_MAX_BYTES", 100)
+    path = tmp_path / "iomem"
+    path.write_text(IOMEM)
+    with pytest.raises(ValueError, match="more than 100 bytes"):
+        MemoryMap.from_iomem(path)
+
+
+def test_sysfs_refuses_an_attribute_larger_than_a_page(tmp_path):
+    root = make_tree(tmp_path / "memory", SECTION, [(0, "online", 0)])
+    (root / "memory0" / "state").write_text("online\n" + " " * (1 << 20))
+    with pytest.raises(ValueError, match=r"memory0/state: .*more than"):
+        MemoryMap.from_sysfs(root, geometry=SMALL)
+
+
+def test_iomem_names_with_long_runs_of_spaces_parse_in_linear_time():
+    import time
+
+    text = "00000000-0fffffff : System RAM\n10000000-1fffffff : x" + " " * 200_000 + "y\n"
+    start = time.perf_counter()
+    assert MemoryMap.from_iomem(text).ranges.tolist() == [[0, 0x10000]]
+    assert time.perf_counter() - start < 5
+    spaced = "00000000-0fffffff : System RAM   \n"     # trailing blanks still stripped
+    assert MemoryMap.from_iomem(spaced).present_pages == 0x10000
+
+
+def test_sysfs_refuses_two_directories_of_one_block(tmp_path):
+    root = make_tree(tmp_path / "memory", SECTION, [(0, "online", 0), (1, "online", 0)])
+    (root / "memory00").mkdir()
+    (root / "memory00" / "phys_index").write_text("00000000\n")
+    (root / "memory00" / "state").write_text("online\n")
+    with pytest.raises(ValueError, match=r"memory0 and .*memory00: both are block 0"):
+        MemoryMap.from_sysfs(root, geometry=SMALL)
+
+
+@pytest.mark.parametrize("node", [2**64 - 1, 2**31, 10**30])
+def test_sysfs_refuses_a_node_number_that_does_not_fit(tmp_path, node):
+    root = make_tree(tmp_path / "memory", SECTION, [(0, "online", None)])
+    (root / "memory0" / f"node{node}").symlink_to(root)
+    with pytest.raises(ValueError, match=rf"memory0/node{node}: node number .* too large"):
+        MemoryMap.from_sysfs(root, geometry=SMALL)
+
+
+def test_sysfs_takes_the_largest_node_number_that_fits(tmp_path):
+    root = make_tree(tmp_path / "memory", SECTION, [(0, "online", None)])
+    (root / "memory0" / f"node{2**31 - 1}").symlink_to(root)
+    assert MemoryMap.from_sysfs(root, geometry=SMALL).nodes.tolist() == [2**31 - 1]
+
+
+def test_sysfs_refuses_a_block_number_of_hundreds_of_digits(tmp_path):
+    root = make_tree(tmp_path / "memory", SECTION, [(0, "online", 0)])
+    (root / ("memory" + "9" * 240)).mkdir()
+    with pytest.raises(ValueError, match=r"memory9999.*block number .* too large"):
+        MemoryMap.from_sysfs(root, geometry=SMALL)
+
+
+def test_sysfs_ignores_non_ascii_digits(tmp_path):
+    root = make_tree(tmp_path / "memory", SECTION, [(0, "online", 0)])
+    (root / "memory\u0663").mkdir()                         # ARABIC-INDIC DIGIT THREE
+    assert MemoryMap.from_sysfs(root, geometry=SMALL).sections().tolist() == [0]
+
+
+@pytest.mark.parametrize("size", [1 << 64, SMALL.memory_bytes * 2])
+def test_sysfs_blames_a_huge_block_size_on_block_size_bytes(tmp_path, size):
+    root = make_tree(tmp_path / "memory", size, [(0, "online", 0)])
+    with pytest.raises(ValueError, match=r"block_size_bytes: block size .* larger than "
+                                         r"the 40-bit address space"):
+        MemoryMap.from_sysfs(root, geometry=SMALL)
+
+
+def test_sysfs_takes_a_block_as_large_as_the_address_space(tmp_path):
+    root = make_tree(tmp_path / "memory", SMALL.memory_bytes, [(0, "online", 0)])
+    assert MemoryMap.from_sysfs(root, geometry=SMALL).present_pages == SMALL.npages
+
+
+@pytest.mark.parametrize("reader", ["iomem", "sysfs"])
+def test_readers_refuse_a_bad_geometry_clearly(tmp_path, reader):
+    root = make_tree(tmp_path / "memory", SECTION, [(0, "online", 0)])
+
+    def read(geometry):
+        if reader == "iomem":
+            return MemoryMap.from_iomem(IOMEM, geometry=geometry)
+        return MemoryMap.from_sysfs(root, geometry=geometry)
+
+    for bad in ("46", 4.5, None, True):
+        with pytest.raises(TypeError, match="expected a Geometry or a page count"):
+            read(bad)
+    # A page count is a geometry, as everywhere else: 5 pages hold no RAM here.
+    with pytest.raises(ValueError, match="address space"):
+        read(5)
+    assert read(1 << 30).geometry == Geometry.from_npages(1 << 30)

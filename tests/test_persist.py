@@ -9,6 +9,7 @@ import pickle
 import shutil
 import struct
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pageflags import FormatError, Geometry, PageFlags, _chunks, _files, _kernels, persist
+from pageflags import memmap as memmap_module
 
 # 4 chunks of one 64-page word each: a whole file is about 130 bytes, so every
 # offset of it can be truncated and flipped in well under a second.
@@ -422,3 +424,309 @@ def test_malformed_pickled_state_raises(change, check):
     with pytest.raises(FormatError) as info:
         persist.restore(*state.values())
     assert info.value.check == check
+
+
+# --- what may stand at the target, and what load opens ---------------------------
+
+def finishes_within(seconds: float, call, fifo=None):
+    """Run ``call()`` on a thread; return its result or raise what it raised.
+
+    Fails the test when it is still running after ``seconds``; a reader blocked on
+    the FIFO ``fifo`` is then released by opening and closing its writing end.
+    """
+    import threading
+
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed back below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        if fifo is not None:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(seconds)
+        pytest.fail(f"still blocked after {seconds} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def test_save_onto_a_directory_refuses_and_moves_nothing(tmp_path):
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    (folder / "inside").write_bytes(b"keep")
+    with pytest.raises(IsADirectoryError) as info:
+        PageFlags(TINY).save(folder)
+    assert info.value.filename == str(folder)
+    assert os.listdir(tmp_path) == ["maps"]
+    assert folder.is_dir() and (folder / "inside").read_bytes() == b"keep"
+
+
+def test_save_onto_a_symlink_to_a_directory_refuses(tmp_path):
+    (tmp_path / "maps").mkdir()
+    link = tmp_path / "link.pgf"
+    link.symlink_to(tmp_path / "maps")
+    with pytest.raises(IsADirectoryError) as info:
+        PageFlags(TINY).save(link)
+    assert info.value.filename == str(link)
+    assert sorted(os.listdir(tmp_path)) == ["link.pgf", "maps"]
+    assert link.is_symlink() and os.listdir(tmp_path / "maps") == []
+
+
+def test_save_to_a_name_ending_in_a_separator_refuses(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        PageFlags(TINY).save(str(tmp_path / "new") + os.sep)
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_onto_a_fifo_refuses_without_blocking(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match=r"not a regular file.*FIFO") as info:
+        finishes_within(10, lambda: PageFlags(TINY).save(fifo))
+    assert info.value.filename == str(fifo)
+    assert os.listdir(tmp_path) == ["fifo"]
+    assert stat_kind(fifo) == "fifo"
+
+
+def stat_kind(path) -> str:
+    import stat
+    mode = os.lstat(path).st_mode
+    return "fifo" if stat.S_ISFIFO(mode) else "dir" if stat.S_ISDIR(mode) else "file"
+
+
+def test_save_through_a_dangling_symlink_creates_its_target(tmp_path):
+    link = tmp_path / "link.pgf"
+    link.symlink_to(tmp_path / "later.pgf")
+    flags = PageFlags(TINY)
+    flags.set(3)
+    flags.save(link)
+    assert link.is_symlink()
+    assert PageFlags.load(tmp_path / "later.pgf") == flags
+
+
+def test_a_directory_made_while_saving_is_put_back(tmp_path, monkeypatch):
+    # The target is checked before writing; one that becomes a folder before the
+    # swap is swapped back and refused.
+    path = tmp_path / "m.pgf"
+    PageFlags(TINY).save(path)
+    real_swap = persist.swap_into_place
+
+    def swap_after_a_folder_appears(tmp, target):
+        os.unlink(target)
+        os.mkdir(target)
+        (tmp_path / "m.pgf" / "inside").write_bytes(b"keep")
+        real_swap(tmp, target)
+
+    monkeypatch.setattr(persist, "swap_into_place", swap_after_a_folder_appears)
+    with pytest.raises(IsADirectoryError):
+        PageFlags(TINY).save(path)
+    assert os.listdir(tmp_path) == ["m.pgf"]
+    assert (path / "inside").read_bytes() == b"keep"
+
+
+@pytest.mark.parametrize("kind", [bytes, str, "pathlib"])
+def test_save_and_load_take_str_bytes_and_path_like(tmp_path, kind):
+    where = tmp_path / "m.pgf"
+    path = {bytes: os.fsencode(where), str: str(where), "pathlib": where}[kind]
+    flags = PageFlags(TINY)
+    flags.set_many([3, 200])
+    flags.save(path)
+    persist.save(flags, path, sync=False)
+    assert PageFlags.load(path) == flags == persist.load(path)
+    assert os.listdir(tmp_path) == ["m.pgf"]
+    where.write_bytes(b"not a map")
+    error = load_error(path)
+    assert error.path == str(where)           # a str in messages, whatever was given
+    assert str(error).startswith(str(where) + ": ")
+
+
+def test_save_and_load_refuse_what_is_not_a_path(tmp_path):
+    with pytest.raises(TypeError):
+        PageFlags(TINY).save(3)
+    with pytest.raises(TypeError):
+        PageFlags.load(None)
+
+
+def test_load_of_a_fifo_refuses_without_blocking(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match=r"not a regular file.*FIFO") as info:
+        finishes_within(10, lambda: PageFlags.load(fifo), fifo=fifo)
+    assert not isinstance(info.value, FormatError)
+    assert info.value.filename == str(fifo)
+
+
+def test_load_of_a_directory_or_a_device_refuses(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        PageFlags.load(tmp_path)
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(OSError, match=r"not a regular file.*character device"):
+            finishes_within(10, lambda: PageFlags.load("/dev/zero"))
+
+
+# --- what loading allocates ------------------------------------------------------
+
+# 2^26 entries: a table of 1.3 GiB for a 72-byte file.
+WIDE = Geometry(44, 12, 6)
+
+
+def test_an_empty_file_of_a_huge_geometry_is_refused_before_allocating(tmp_path, monkeypatch):
+    import tracemalloc
+
+    path = tmp_path / "wide.pgf"
+    forge(path, {"phys": WIDE.phys_addr_bits, "page_shift": WIDE.page_shift,
+                 "chunk_shift": WIDE.chunk_shift, "npages": WIDE.npages})
+    assert os.path.getsize(path) == 72
+    monkeypatch.setattr(memmap_module, "_available_bytes", lambda: 512 << 20)
+    tracemalloc.start()
+    try:
+        error = load_error(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    assert error.check == "memory"
+    assert "Geometry(phys_addr_bits=44" in error.detail and "GiB" in error.detail
+
+
+@pytest.mark.parametrize("fields", [
+    {"phys": 64, "page_shift": 4, "chunk_shift": 6, "npages": 1 << 60},   # 2^54 entries
+    {"phys": 60, "page_shift": 0, "chunk_shift": 6, "npages": 1 << 60},
+    {"phys": 52, "page_shift": 0, "chunk_shift": 6, "npages": 1 << 52},
+])
+def test_geometries_no_machine_holds_are_format_errors(tmp_path, fields):
+    path = tmp_path / "huge.pgf"
+    forge(path, fields)
+    assert load_error(path).check == "memory"
+
+
+def test_a_file_whose_chunks_do_not_fit_is_refused(tmp_path, monkeypatch):
+    # Chunks are justified by the file's size, and must fit memory too (a sparse
+    # file can be any size).
+    flags = PageFlags(Geometry(32))
+    flags.set_many(np.arange(0, flags.npages, 1 << 15))    # 32 chunks of 4 KiB
+    flags.save(tmp_path / "m.pgf")
+    monkeypatch.setattr(memmap_module, "_available_bytes", lambda: 64 << 10)
+    error = load_error(tmp_path / "m.pgf")
+    assert error.check == "memory" and "32 chunks" in error.detail
+
+
+def test_an_unknown_amount_of_memory_still_gives_a_format_error(tmp_path, monkeypatch):
+    path = tmp_path / "huge.pgf"
+    forge(path, {"phys": 64, "page_shift": 4, "chunk_shift": 6, "npages": 1 << 60})
+    monkeypatch.setattr(memmap_module, "_available_bytes", lambda: None)
+    assert load_error(path).check == "memory"
+
+
+@pytest.mark.parametrize(("geometry", "shape"), [
+    (Geometry(40, 12, 8), "empty"),               # 2^20 entries
+    (Geometry(40, 12, 8), "full"),
+    (Geometry(40, 12, 8), "chunks"),
+    (Geometry(40), "chunks"),                     # 4 KiB chunks
+])
+def test_the_memory_estimate_covers_what_a_load_takes(tmp_path, geometry, shape):
+    import tracemalloc
+
+    flags = PageFlags(geometry)
+    if shape == "full":
+        flags.set_range(0, geometry.npages)
+    elif shape == "chunks":
+        flags.set_many(np.arange(4000) * geometry.pages_per_chunk + 1)
+    flags.save(tmp_path / "m.pgf")
+    state = pickle.loads(pickle.dumps(persist.reduce(flags)[1]))
+    nalloc = flags.stats()["allocated"]
+    del flags
+    for how in (lambda: PageFlags.load(tmp_path / "m.pgf"), lambda: persist.restore(*state)):
+        tracemalloc.start()
+        try:
+            loaded = how()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak <= persist.load_cost(geometry, nalloc)
+        del loaded
+
+
+def test_restore_bounds_the_table_it_builds(monkeypatch):
+    monkeypatch.setattr(memmap_module, "_available_bytes", lambda: 512 << 20)
+    with pytest.raises(FormatError) as info:
+        persist.restore(WIDE, np.zeros((0, 2), np.uint64), np.zeros(0, np.uint64),
+                        np.zeros((0, WIDE.words_per_chunk), np.uint64))
+    assert info.value.check == "memory"
+
+
+def test_restore_revalidates_an_unpickled_geometry():
+    # Unpickling a frozen dataclass sets its fields without __post_init__.
+    bogus = object.__new__(Geometry)
+    bogus.__dict__.update(phys_addr_bits=200, page_shift=0, chunk_shift=6, npages=1 << 200)
+    state = pickle.dumps((bogus, np.zeros((0, 2), np.uint64), np.zeros(0, np.uint64),
+                          np.zeros((0, 1), np.uint64)))
+    with pytest.raises(FormatError) as info:
+        persist.restore(*pickle.loads(state))
+    assert info.value.check == "geometry"
+
+
+# --- temporary files ---------------------------------------------------------------
+
+def dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_temporary_files_have_a_recognisable_name(tmp_path, monkeypatch):
+    seen = []
+    real_swap = persist.swap_into_place
+    monkeypatch.setattr(persist, "swap_into_place",
+                        lambda tmp, path: seen.append(tmp) or real_swap(tmp, path))
+    PageFlags(TINY).save(tmp_path / "m.pgf")
+    name = os.path.basename(seen[0])
+    assert name.startswith(".m.pgf.") and name.endswith(_files.TEMP_SUFFIX)
+    assert _files.temp_writer(name, "m.pgf") == (_files.writer_tag(), os.getpid())
+
+
+def test_save_removes_stale_temporary_files_of_dead_writers(tmp_path):
+    tag, dead, alive = _files.writer_tag(), dead_pid(), os.getpid()
+    stale = tmp_path / _files.temp_name("m.pgf", tag, dead)
+    live = tmp_path / _files.temp_name("m.pgf", tag, alive)
+    elsewhere = tmp_path / _files.temp_name("m.pgf", "0badc0de" if tag != "0badc0de"
+                                            else "0badc0df", dead)
+    other_target = tmp_path / _files.temp_name("other.pgf", tag, dead)
+    old_style = tmp_path / ".m.pgf.k2j4x9a1.tmp"            # no writer in the name
+    lookalike = tmp_path / (".m.pgf.x." + stale.name[len(".m.pgf."):])
+    keep = [live, elsewhere, other_target, old_style, lookalike]
+    for path in (stale, *keep):
+        path.write_bytes(b"partial")
+    PageFlags(TINY).save(tmp_path / "m.pgf", sync=False)
+    assert sorted(os.listdir(tmp_path)) == sorted(["m.pgf", *(p.name for p in keep)])
+
+
+def test_a_folder_named_like_a_stale_temporary_file_stays(tmp_path):
+    (tmp_path / _files.temp_name("m.pgf", _files.writer_tag(), dead_pid())).mkdir()
+    PageFlags(TINY).save(tmp_path / "m.pgf")
+    assert len(os.listdir(tmp_path)) == 2
+
+
+def test_a_save_killed_midway_is_cleaned_up_by_the_next_save(tmp_path):
+    script = (
+        "import os, signal, sys\n"
+        "from pageflags import PageFlags, persist\n"
+        "def die(tmp, path):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "persist.swap_into_place = die\n"
+        "PageFlags(1 << 20).save(sys.argv[1])\n")
+    path = tmp_path / "m.pgf"
+    for _ in range(3):  # each save removes what the one before left
+        done = subprocess.run([sys.executable, "-c", script, str(path)],
+                              cwd=os.path.dirname(os.path.dirname(persist.__file__)))
+        assert done.returncode == -9
+        assert len(os.listdir(tmp_path)) == 1
+    PageFlags(TINY).save(path)
+    assert os.listdir(tmp_path) == ["m.pgf"]
