@@ -659,7 +659,7 @@ class PageFlags(PageMap):
         return persist.reduce(self)
 
     # --- files and interchange (persist.py, roaring.py) -----------------------------
-    def save(self, path: str | os.PathLike, *, sync: bool = True) -> None:
+    def save(self, path: str | bytes | os.PathLike, *, sync: bool = True) -> None:
         """Write the map to ``path`` atomically (temporary file, fsync, replace).
 
         The file holds the geometry, the ``FULL`` runs and only the allocated
@@ -667,9 +667,11 @@ class PageFlags(PageMap):
 
         Parameters
         ----------
-        path : str or os.PathLike
-            The file to write; its folder must exist.  An existing file is replaced
-            only once the new one is complete.
+        path : str, bytes or os.PathLike
+            The file to write; its folder must exist.  An existing regular file (or
+            the file a symlink names) is replaced only once the new one is complete;
+            a directory raises ``IsADirectoryError`` and a FIFO, socket or device
+            ``OSError``, before anything is written.
         sync : bool, default True
             fsync the file and its folder.  ``False`` still never leaves a torn file
             after a process crash, but after a power loss the file may be the old
@@ -687,14 +689,18 @@ class PageFlags(PageMap):
         persist.save(self, path, sync=sync)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> PageFlags:
+    def load(cls, path: str | bytes | os.PathLike) -> PageFlags:
         """Read a map written by :meth:`save`, checking everything before building it.
 
         Raises
         ------
         pageflags.FormatError
-            The file is truncated, corrupt or not a pageflags file; the message
-            names the file and the failed check.
+            The file is truncated, corrupt or not a pageflags file, or the map it
+            holds would not fit the memory available (check ``"memory"``); the
+            message names the file and the failed check.
+        OSError
+            The file cannot be opened or is not a regular file (a FIFO is refused,
+            not waited on).
 
         Examples
         --------
