@@ -122,6 +122,26 @@ def to_roaring64_bytes(flags: PageFlags) -> bytes:
     return out.tobytes()
 
 
+def _byte_buffer(data: object) -> np.ndarray:
+    """``data`` as a contiguous 1-D ``uint8`` array; a strided buffer is copied."""
+    if isinstance(data, np.ndarray):
+        if type(data) is not np.ndarray and not isinstance(data, np.memmap):
+            raise TypeError("data must be bytes-like or a plain uint8 array, got "
+                            f"{type(data).__name__}")
+        if data.dtype != np.uint8:  # other dtypes would be read as their raw bytes
+            raise TypeError(f"data must be a uint8 array, got {data.dtype} (pass "
+                            "arr.view(np.uint8) to mean its bytes)")
+        return np.ascontiguousarray(data).ravel()
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"data must be bytes-like or a uint8 array, got "
+                        f"{type(data).__name__}") from None
+    if not view.c_contiguous:  # a slice with a step: NumPy cannot view it in place
+        view = memoryview(view.tobytes())
+    return np.frombuffer(view, dtype=np.uint8)
+
+
 def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
                          geometry: Geometry | int) -> PageFlags:
     """A PageFlags map of ``geometry`` holding the values of a Roaring64 serialization.
@@ -147,8 +167,7 @@ def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
     from .bitmap import _new_chunks
 
     g = as_geometry(geometry)
-    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else \
-        np.ascontiguousarray(data).view(np.uint8).ravel()
+    buf = _byte_buffer(data)
     empty = np.empty(0, dtype=np.int64)
     error, pos, n, _ = _kernels.roaring_parse(buf, False, empty, empty, empty, empty)
     if error:

@@ -53,7 +53,7 @@ def test_parse_size_rejects_others(text):
         parse_size(text)
 
 
-@pytest.mark.parametrize("bad", [2.0, True, None, [1]])
+@pytest.mark.parametrize("bad", [2.0, True, None, [1], np.timedelta64(4096), np.bool_(True)])
 def test_parse_size_rejects_non_sizes(bad):
     with pytest.raises(TypeError):
         parse_size(bad)
@@ -348,6 +348,31 @@ def test_synthetic_hole_can_be_kept():
 def test_synthetic_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MemoryMap.synthetic(**kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"total": 2**100}, ValueError, r"does not fit a 46-bit address space \(it holds 64 TiB\)"),
+    ({"total": "99999999999999999999999PiB"}, ValueError, "does not fit a 46-bit"),
+    ({"nodes": 2**100}, ValueError, r"nodes must be <= 524288"),
+    ({"nodes": 1.5}, TypeError, "nodes must be an integer"),
+    ({"nodes": True}, TypeError, "nodes must be an integer"),
+    ({"seed": -1}, ValueError, "seed must be >= 0"),
+    ({"seed": 1.5}, TypeError, "seed must be an integer"),
+    ({"seed": None}, TypeError, "seed must be an integer"),
+    ({"pieces": (1.5, 3)}, TypeError, "pieces must be an integer"),
+    ({"pieces": 2}, TypeError, "pieces must be a pair"),
+    ({"pieces": (0, 3)}, ValueError, "pieces must satisfy"),
+    ({"total": np.timedelta64(1 << 30)}, TypeError, "size must be a str or an integer"),
+])
+def test_synthetic_names_the_bad_argument(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        MemoryMap.synthetic(**{"total": "64 GiB", **kwargs})
+
+
+def test_synthetic_takes_numpy_integers_and_a_page_count_geometry():
+    mm = MemoryMap.synthetic(np.int64(1 << 30), np.uint8(2), seed=np.int32(3),
+                             geometry=1 << 24, pieces=(np.int8(1), 2))
+    assert mm.present_bytes == 1 << 30 and mm.geometry.npages == 1 << 24
 
 
 # --- sections, to_flags and the allocation modes --------------------------------------
