@@ -228,9 +228,10 @@ def int_array(name: str, values: object) -> np.ndarray:
 
 
 def _first_outside(flat: np.ndarray, low: int, high: int) -> int:
-    """Index of the first value of ``flat`` (a NumPy or object array) outside [low, high)."""
+    """Index of the first value of ``flat`` (a NumPy or object array) outside
+    [low, high), or -1."""
     values = flat.tolist()
-    return next(i for i, v in enumerate(values) if not low <= v < high)
+    return next((i for i, v in enumerate(values) if not low <= v < high), -1)
 
 
 def check_pfn_array(pfns: object, npages: int, what: str = "pfn") -> np.ndarray:
@@ -309,8 +310,12 @@ def check_words(name: str, words: object) -> np.ndarray:
     arr = int_array(name, words)
     if arr.ndim != 1:
         raise TypeError(f"{name} must be a 1-D integer array, got shape {arr.shape}")
-    if arr.dtype == object:
+    if arr.dtype == object:  # ints past int64 beside small ones: fine if all fit uint64
         bad = _first_outside(arr, 0, _UINT64_END)
+        if bad < 0:
+            return np.array(arr.tolist(), dtype=np.uint64)
+        if arr[bad] < 0:
+            raise ValueError(f"{name} must be >= 0: {name}[{bad}] is {arr[bad]}")
         raise ValueError(f"{name}[{bad}] = {arr[bad]} does not fit 64 bits")
     if arr.dtype.kind == "i" and arr.size and int(arr.min()) < 0:
         bad = int(np.flatnonzero(arr < 0)[0])

@@ -131,6 +131,9 @@ def test_check_words_refuses_negative_and_oversized_words():
             check_words("words", bad)
     with pytest.raises(ValueError, match="does not fit 64 bits"):
         check_words("words", [2**64])
+    with pytest.raises(ValueError, match=r"must be >= 0: words\[1\] is -1"):
+        check_words("words", [2**64 - 1, -1])
+    assert check_words("words", [5, 2**64 - 1]).tolist() == [5, 2**64 - 1]
     with pytest.raises(TypeError, match="1-D"):
         check_words("words", [[1]])
 
