@@ -1309,9 +1309,10 @@ def _collect_set(words, lo, hi, base, out, k):
 def _collect_all(words, base, out, k):
     """Append ``base + bit`` for every set bit of ``words`` to ``out[k:]``; return k.
 
-    The caller guarantees room for every set bit plus 3: positions are written four
-    at a time past each word's last set bit (cttz(0) is 64), so no word pays a
-    mispredicted exit or a room check (CRoaring's bitset_extract_setbits).
+    The caller guarantees room for every set bit plus 4: positions are written four
+    at a time past each word's last set bit (cttz(0) is 64; a word with no bit set
+    after the last one set still writes four), so no word pays a mispredicted exit
+    or a room check (CRoaring's bitset_extract_setbits).
     """
     for i in range(words.size):
         w = words[i]
@@ -1571,7 +1572,7 @@ def table_collect(addrs, counts, start, stop, chunk_shift, full_addr, out):
             k += n
             if n < hi - lo:
                 return k, base + lo + n
-        elif lo == 0 and hi == pages_per_chunk and counts[c] + 3 <= room - k:
+        elif lo == 0 and hi == pages_per_chunk and counts[c] + 4 <= room - k:
             k = _collect_all(chunk_words(a, wpc), base, out, k)
         else:
             k, resume = _collect_set(chunk_words(a, wpc), lo, hi, base, out, k)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-import numpy as np
+from ._args import check_at_least, is_integer
 
 __all__ = ["format_size", "human_size", "parse_size"]
 
@@ -43,14 +43,10 @@ def parse_size(size: str | int) -> int:
     ...
     ValueError: size '2 TB': unknown unit 'TB' (use B, KiB, MiB, GiB, TiB or PiB)
     """
-    if isinstance(size, (bool, np.bool_)):
-        raise TypeError(f"size must be a str or an integer, got {size!r}")
-    if isinstance(size, (int, np.integer)):
-        if size < 0:
-            raise ValueError(f"size must be >= 0, got {size}")
-        return int(size)
     if not isinstance(size, str):
-        raise TypeError(f"size must be a str or an integer, got {type(size).__name__}")
+        if not is_integer(size):
+            raise TypeError(f"size must be a str or an integer, got {type(size).__name__}")
+        return check_at_least("size", size, 0)
     match = _SIZE.fullmatch(size)
     if match is None:
         raise ValueError(f"size {size!r}: expected a number and a unit such as '2 TiB'")

@@ -23,9 +23,12 @@ from ._args import (
     check_index,
     check_pfn,
     check_pfn_array,
+    check_pfn_array_shaped,
     check_position,
     check_range,
     check_ranges,
+    check_words,
+    plain_array,
 )
 from .geometry import Geometry, as_geometry
 
@@ -266,8 +269,7 @@ class PageMap:
         >>> flags = PageFlags(1 << 20); flags.set(2); flags.test_many([1, 2])
         array([False,  True])
         """
-        shape = np.shape(pfns)
-        flat = check_pfn_array(pfns, self.npages)
+        flat, shape = check_pfn_array_shaped(pfns, self.npages)
         out = np.empty(flat.size, dtype=bool)
         if flat.size:
             self._test_many(flat, out)
@@ -629,7 +631,7 @@ class PageMap:
         >>> flags.to_array(), flags.to_bool(99, 103)
         (array([100, 102]), array([False,  True, False,  True]))
         """
-        mask = np.asarray(mask)
+        mask = plain_array("mask", mask)
         if mask.dtype != np.bool_ or mask.ndim != 1:
             raise TypeError(f"mask must be a 1-D bool array, got {mask.dtype} {mask.shape}")
         start = check_index("start", start)
@@ -658,7 +660,7 @@ class PageMap:
         >>> PageFlags.from_words(np.array([0b101], dtype=np.uint64), 64, 1 << 20).to_array()
         array([64, 66])
         """
-        words = np.asarray(words)
+        words = check_words("words", words)
         start = check_index("start", start)
         flags = cls(_default_geometry(geometry, start, 64 * words.size))
         flags.put_words(start, words)
@@ -706,14 +708,11 @@ class PageMap:
 
         The inverse of :meth:`to_words`: ``start`` is a multiple of 64, the window
         ends at or before ``npages`` or in its last word, whose bits past ``npages``
-        must be clear.  Rejected calls change nothing.
+        must be clear.  Words of a signed dtype must not be negative (``ValueError``:
+        view them as ``uint64`` to mean their bits).  Rejected calls change nothing.
         """
         start = check_position("start", start, self.npages)
-        words = np.asarray(words)
-        if words.dtype.kind not in "iu" or words.ndim != 1:
-            raise TypeError(f"words must be a 1-D integer array, got {words.dtype} "
-                            f"{words.shape}")
-        words = words.astype(np.uint64, copy=False)
+        words = check_words("words", words)
         stop = min(start + 64 * words.size, self.npages)
         if start + 64 * words.size - stop >= 64:
             raise IndexError(f"{words.size} words from {start} pass npages {self.npages}")

@@ -29,6 +29,9 @@ from . import experiments
 from ._sizes import human_size
 from .geometry import Geometry, capacity
 
+#: The file ``--plot FOLDER`` writes in the folder.
+PLOT_NAME = "hotplug.png"
+
 
 class UsageError(Exception):
     """A bad option or size: reported in one line, exit status 2."""
@@ -45,7 +48,9 @@ def _check_common(args: argparse.Namespace) -> None:
         raise UsageError(f"--nodes must be >= 1, got {args.nodes}")
     if not 0.0 <= args.density <= 1.0:
         raise UsageError(f"--density must be in [0, 1], got {args.density}")
-    for option in ("repeat", "events", "batch"):
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    for option in ("repeat", "walk", "events", "batch"):
         value = getattr(args, option, None)
         if value is not None and value < 1:
             raise UsageError(f"--{option} must be >= 1, got {value}")
@@ -68,25 +73,45 @@ def run_scan(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_hotplug(args: argparse.Namespace) -> dict[str, Any]:
     _check_common(args)
-    if args.plot:  # fail before minutes of work, not after
-        _need_matplotlib()
-        folder = Path(args.plot).resolve().parent
-        if not folder.is_dir():
-            raise UsageError(f"--plot {args.plot}: no folder {folder}")
+    plot = _plot_path(args.plot) if args.plot else None  # fail before the run, not after
     result = experiments.hotplug(args.phys_bits, args.memory, args.nodes,
                                  events=args.events, batch=args.batch, seed=args.seed,
                                  density=args.density, flat=not args.no_flat)
-    if args.plot:
-        experiments.plot_hotplug(result).savefig(args.plot, dpi=100)
-        result["plot"] = str(args.plot)
+    if plot is not None:
+        experiments.plot_hotplug(result).savefig(plot, format=plot.suffix[1:].lower(),
+                                                 dpi=100)
+        result["plot"] = str(plot)
     return result
 
 
-def _need_matplotlib() -> None:
+def _plot_path(option: str) -> Path:
+    """The file ``--plot`` names, checked: a folder gets ``PLOT_NAME`` inside it, a
+    name without a suffix gets ``.png``, and matplotlib must write the format."""
+    path = Path(option)
+    if path.is_dir():
+        path = path / PLOT_NAME
+    elif not path.suffix:
+        path = path.with_name(path.name + ".png")
+    formats = _plot_formats()
+    if path.suffix[1:].lower() not in formats:
+        raise UsageError(f"--plot {option}: matplotlib cannot write {path.suffix!r} files "
+                         f"(use one of {', '.join('.' + f for f in sorted(formats))})")
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise UsageError(f"--plot {option}: no folder {folder}")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--plot {option}: folder {folder} is not writable")
+    return path
+
+
+def _plot_formats() -> set[str]:
+    """File suffixes matplotlib can save to, without a display."""
     try:
-        import matplotlib  # noqa: F401  (only to see whether it is installed)
+        import matplotlib  # noqa: F401  (fails first when matplotlib is missing)
+        from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install matplotlib") from None
+    return set(FigureCanvasBase.get_supported_filetypes())
 
 
 def _format_seconds(seconds: float) -> str:
@@ -240,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     job["hotplug"].add_argument("--batch", type=int, default=256,
                                 help="events between two measurements")
     job["hotplug"].add_argument("--plot", metavar="FILE.png", help=(
-        "draw memory and scan time against events (needs matplotlib)"))
+        "draw memory and scan time against events (needs matplotlib); the suffix picks "
+        f"the format (.png, .pdf, .svg, ...), a folder gets {PLOT_NAME} in it"))
     info = sub.add_parser("info", help="geometry and costs of a physical address space")
     info.add_argument("--phys-bits", type=int, default=46)
     info.add_argument("--page-shift", type=int, default=12)

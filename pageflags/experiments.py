@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import memmap
+from ._args import check_at_least, check_fraction
 from ._sizes import format_size, human_size, parse_size
 from .bitmap import PageFlags
 from .flat import FlatPageFlags
@@ -80,8 +81,7 @@ class _Progress:
 def _machine(phys_addr_bits: int, memory: str | int, nodes: int, seed: int) -> MemoryMap:
     """The synthetic machine; ``ValueError`` when the memory does not fit."""
     nbytes = parse_size(memory)
-    if isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)) or nodes < 1:
-        raise ValueError(f"nodes must be >= 1, got {nodes!r}")
+    nodes = check_at_least("nodes", nodes, 1)
     geometry = Geometry(phys_addr_bits)
     if nbytes < nodes * geometry.page_size:
         raise ValueError(f"memory {format_size(nbytes)} is less than a page per node")
@@ -115,17 +115,18 @@ class _Setup(NamedTuple):
     dirty_pfns: np.ndarray
 
 
-def _setup(phys_addr_bits: int, memory: str | int, nodes: int, seed: int, density: float,
-           flat: bool, flat_maps: int, progress: bool | None, **counts: int) -> _Setup:
-    """What both jobs start with: checked arguments, the machine, the dirty pages.
+def _counts(**counts: object) -> list[int]:
+    """Integer arguments that must be >= 1, by name: checked, as Python ints (the
+    results are JSON), in the order given."""
+    return [check_at_least(name, value, 1) for name, value in counts.items()]
 
-    ``counts`` are integer arguments that must be >= 1, by name.
+
+def _setup(phys_addr_bits: int, memory: str | int, nodes: int, seed: int, density: float,
+           flat: bool, flat_maps: int, progress: bool | None) -> _Setup:
+    """What both jobs start with: the machine and the dirty pages.
+
+    The jobs check their counts and ``seed`` first, with :func:`_counts`.
     """
-    for name, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value!r}")
-    if not 0.0 <= density <= 1.0:
-        raise ValueError(f"density must be in [0, 1], got {density}")
     say = _Progress(progress)
     say("simulating the machine")
     mm = _machine(phys_addr_bits, memory, nodes, seed)
@@ -246,9 +247,14 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
     >>> r["agree"], r["present_pages"] == 1 << 18, r["times"][2]["operation"]
     (True, True, 'count')
     """
+    # Every check before the machine is built, not minutes later.
+    nodes, repeat, walk = _counts(nodes=nodes, repeat=repeat, walk=walk)
+    seed = check_at_least("seed", seed, 0)
+    density = check_fraction("density", density)
+    if workers is not None:
+        check_at_least("workers", workers, 1)
     say, mm, with_flat, note, rng, dirty_pfns = _setup(
-        phys_addr_bits, memory, nodes, seed, density, flat, 2, progress,
-        repeat=repeat, walk=walk)
+        phys_addr_bits, memory, nodes, seed, density, flat, 2, progress)
     g = mm.geometry
     nprobes = min(1 << 22, max(dirty_pfns.size, 1 << 16))
     anywhere = rng.integers(0, g.npages, nprobes)
@@ -383,9 +389,11 @@ def hotplug(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 
     >>> r["added"] + r["removed"], r["batches"]["events"], r["agree"]
     (300, [100, 200, 300], True)
     """
+    nodes, events, batch = _counts(nodes=nodes, events=events, batch=batch)
+    seed = check_at_least("seed", seed, 0)
+    density = check_fraction("density", density)
     say, mm, with_flat, note, _, dirty_pfns = _setup(
-        phys_addr_bits, memory, nodes, seed, density, flat, len(MAPS), progress,
-        events=events, batch=batch)
+        phys_addr_bits, memory, nodes, seed, density, flat, len(MAPS), progress)
     g = mm.geometry
 
     hp = Hotplug(mm)

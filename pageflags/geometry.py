@@ -9,10 +9,9 @@ leaf size used by the kernel's ``memory_bm``, TuxOnIce and x86-64 sparsemem alik
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
 
-import numpy as np
+from ._args import check_at_least, check_index, is_integer
 
 __all__ = ["DEFAULT_GEOMETRY", "Geometry", "as_geometry", "capacity"]
 
@@ -36,18 +35,9 @@ def capacity(top_entries: int, chunk_bytes: int, page_size: int) -> int:
     >>> capacity(512, 128 * 1024, 4096) == 2 * 1024**4  # 512 x 128 KiB x 8 x 4 KiB
     True
     """
-    for name, value in (("top_entries", top_entries), ("chunk_bytes", chunk_bytes),
-                        ("page_size", page_size)):
-        value = operator.index(value)
-        if value < 0:
-            raise ValueError(f"{name} must be >= 0, got {value}")
-    return int(top_entries) * int(chunk_bytes) * 8 * int(page_size)
-
-
-def _check_int(name: str, value: object) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    return int(value)
+    return (check_at_least("top_entries", top_entries, 0)
+            * check_at_least("chunk_bytes", chunk_bytes, 0) * 8
+            * check_at_least("page_size", page_size, 0))
 
 
 @dataclass(frozen=True)
@@ -81,9 +71,9 @@ class Geometry:
     npages: int = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        phys = _check_int("phys_addr_bits", self.phys_addr_bits)
-        page_shift = _check_int("page_shift", self.page_shift)
-        chunk_shift = _check_int("chunk_shift", self.chunk_shift)
+        phys = check_index("phys_addr_bits", self.phys_addr_bits)
+        page_shift = check_index("page_shift", self.page_shift)
+        chunk_shift = check_index("chunk_shift", self.chunk_shift)
         if not 0 <= page_shift <= MAX_PAGE_SHIFT:
             raise ValueError(f"page_shift must be in [0, {MAX_PAGE_SHIFT}], got {page_shift}")
         if chunk_shift < MIN_CHUNK_SHIFT:
@@ -101,7 +91,7 @@ class Geometry:
             raise ValueError(
                 f"phys_addr_bits - page_shift must be <= {MAX_PFN_BITS}, got {pfn_bits}")
         limit = 1 << pfn_bits
-        npages = limit if self.npages is None else _check_int("npages", self.npages)
+        npages = limit if self.npages is None else check_index("npages", self.npages)
         if not 1 <= npages <= limit:
             raise ValueError(
                 f"npages must be in [1, {limit}] for a {phys}-bit space, got {npages}")
@@ -120,9 +110,17 @@ class Geometry:
         >>> g.nchunks, g.npages, g.phys_addr_bits
         (4, 100000, 29)
         """
-        npages = _check_int("npages", npages)
-        if npages < 1:
-            raise ValueError(f"npages must be >= 1, got {npages}")
+        npages = check_at_least("npages", npages, 1)
+        page_shift = check_index("page_shift", page_shift)
+        chunk_shift = check_index("chunk_shift", chunk_shift)
+        if not 0 <= page_shift <= MAX_PAGE_SHIFT:
+            raise ValueError(f"page_shift must be in [0, {MAX_PAGE_SHIFT}], got {page_shift}")
+        limit_bits = min(MAX_PFN_BITS, MAX_PHYS_ADDR_BITS - page_shift)
+        if npages > 1 << limit_bits:
+            raise ValueError(
+                f"npages must be <= 2**{limit_bits} with page_shift {page_shift} "
+                f"(pfns stay exact in int64 and addresses in {MAX_PHYS_ADDR_BITS} bits), "
+                f"got {npages}")
         phys = page_shift + max(1, (npages - 1).bit_length())
         return cls(phys, page_shift, chunk_shift, npages)
 
@@ -170,7 +168,7 @@ class Geometry:
     # Conversions.
     def addr_to_pfn(self, addr: int) -> int:
         """Page frame number holding byte address ``addr`` (``addr >> page_shift``)."""
-        addr = _check_int("addr", addr)
+        addr = check_index("addr", addr)
         if not 0 <= addr < self.memory_bytes:
             raise IndexError(f"address {addr:#x} outside [0, {self.memory_bytes:#x})")
         return addr >> self.page_shift
@@ -185,13 +183,13 @@ class Geometry:
 
     def chunk_to_pfn(self, chunk_nr: int) -> int:
         """First pfn of chunk ``chunk_nr``."""
-        chunk_nr = _check_int("chunk_nr", chunk_nr)
+        chunk_nr = check_index("chunk_nr", chunk_nr)
         if not 0 <= chunk_nr < self.nchunks:
             raise IndexError(f"chunk_nr {chunk_nr} outside [0, {self.nchunks})")
         return chunk_nr << self.chunk_shift
 
     def _checked_pfn(self, pfn: int) -> int:
-        pfn = _check_int("pfn", pfn)
+        pfn = check_index("pfn", pfn)
         if not 0 <= pfn < self.npages:
             raise IndexError(f"pfn {pfn} outside [0, {self.npages})")
         return pfn
@@ -212,11 +210,10 @@ def as_geometry(geometry_or_npages: Geometry | int) -> Geometry:
     """A Geometry as given, or one built with :meth:`Geometry.from_npages`."""
     if isinstance(geometry_or_npages, Geometry):
         return geometry_or_npages
-    if isinstance(geometry_or_npages, (bool, np.bool_)) or not isinstance(
-            geometry_or_npages, (int, np.integer)):
+    if not is_integer(geometry_or_npages):
         raise TypeError("expected a Geometry or a page count, got "
                         f"{type(geometry_or_npages).__name__}")
-    return Geometry.from_npages(int(geometry_or_npages))
+    return Geometry.from_npages(int(geometry_or_npages))  # type: ignore[call-overload]
 
 
 #: x86-64 with 4-level paging: 46-bit physical addresses, 4 KiB pages, 128 MiB chunks.

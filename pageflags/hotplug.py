@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._args import check_at_least, check_fraction, check_pair, int_array, plain_array
 from .base import writing
 from .bitmap import PageFlags
 from .geometry import Geometry
@@ -340,6 +341,17 @@ class Hotplug:
         numpy.ndarray
             ``n`` events of :data:`TRACE_DTYPE`, for :meth:`run`.
 
+        Raises
+        ------
+        TypeError
+            For an ``n``, ``seed`` or ``burst`` bound that is not an integer, or a
+            ``remove_fraction`` that is not a number.
+        ValueError
+            For a negative ``n`` or ``seed``, a ``burst`` not ``1 <= least <= most``
+            or a ``remove_fraction`` outside ``[0, 1]``.
+        MemoryError
+            When a trace of ``n`` events would not fit the memory available.
+
         Examples
         --------
         >>> hp = Hotplug(MemoryMap.synthetic("64 GiB", nodes=2, phys_addr_bits=40))
@@ -347,13 +359,11 @@ class Hotplug:
         >>> trace.size, set(trace["op"].tolist()) <= {-1, 1}
         (100, True)
         """
-        lo, hi = burst
-        if not 1 <= lo <= hi:
-            raise ValueError(f"burst must satisfy 1 <= least <= most, got {burst}")
-        if not 0 <= remove_fraction <= 1:
-            raise ValueError(f"remove_fraction must be in [0, 1], got {remove_fraction}")
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+        n = check_at_least("n", n, 0)
+        seed = check_at_least("seed", seed, 0)
+        lo, hi = check_pair("burst", burst, 1)
+        remove_fraction = check_fraction("remove_fraction", remove_fraction)
+        ensure_fits(n * TRACE_DTYPE.itemsize, f"a trace of {n} events")
         rng = np.random.default_rng(seed)
         present = self._present._addrs != 0
         node_ids = np.unique(self._node_of)
@@ -423,8 +433,7 @@ class Hotplug:
         ([200, 400, 600], ('present', 'dirty'))
         """
         ops, nrs = self._check_trace(trace)
-        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-            raise ValueError(f"batch must be a positive integer, got {batch!r}")
+        batch = check_at_least("batch", batch, 1)
         probes = default_probes() if probe is None else dict(probe)
         maps = {PRESENT: self._present, **self._maps}
         names = list(maps)
@@ -465,15 +474,16 @@ class Hotplug:
 
     def _check_trace(self, trace: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(ops, sections)`` of a trace that applies cleanly from the current state."""
-        names = getattr(getattr(trace, "dtype", None), "names", None) or ()
-        if "op" not in names or "section" not in names:
+        if not isinstance(trace, np.ndarray) or not {"op", "section"} <= set(
+                trace.dtype.names or ()):
             raise TypeError("trace must be a structured array with 'op' and 'section' "
                             "fields (see Hotplug.events)")
-        ops = np.asarray(trace["op"]).ravel().astype(np.int64)
+        trace = plain_array("trace", trace)
+        ops = int_array("trace['op']", trace["op"]).ravel().astype(np.int64)
         bad = np.flatnonzero((ops != ADD) & (ops != REMOVE))
         if bad.size:
             raise ValueError(f"trace event {bad[0]}: op {ops[bad[0]]} is not +1 or -1")
-        nrs = check_sections(np.asarray(trace["section"]).ravel(), self._geometry.nchunks)
+        nrs = check_sections(trace["section"], self._geometry.nchunks)
         present = self._present._addrs != 0
         # One NumPy step per run of equal ops: within a run no section may repeat,
         # and every section must be in the state its op expects.

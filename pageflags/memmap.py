@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _kernels
-from ._args import check_pfn_array
+from ._args import check_at_least, check_pair, check_pfn_array, int_array
 from ._files import open_regular
 from ._sizes import format_size, parse_size
 from .base import writes
@@ -287,7 +287,7 @@ class MemoryMap:
     def __init__(self, ranges: ArrayLike, nodes: ArrayLike | None = None,
                  geometry: Geometry = DEFAULT_GEOMETRY) -> None:
         self._geometry = as_geometry(geometry)
-        arr = np.asarray(ranges)
+        arr = int_array("ranges", ranges)
         if arr.size == 0:
             arr = np.empty((0, 2), dtype=np.int64)
         if arr.ndim != 2 or arr.shape[1] != 2:
@@ -296,11 +296,11 @@ class MemoryMap:
         if nodes is None:
             node_arr = np.full(arr.shape[0], NO_NODE, dtype=np.int64)
         else:
-            node_arr = np.asarray(nodes)
-            if node_arr.size == 0:
-                node_arr = node_arr.astype(np.int64)
-            if node_arr.dtype.kind not in "iu":
-                raise TypeError(f"nodes must have an integer dtype, got {node_arr.dtype}")
+            node_arr = int_array("nodes", nodes)
+            if node_arr.dtype == object or (node_arr.dtype == np.uint64 and node_arr.size
+                                            and int(node_arr.max()) >= 1 << 63):
+                big = max(int(v) for v in node_arr.ravel())
+                raise ValueError(f"node {big} does not fit: nodes are at most 2**31 - 1")
             if node_arr.shape != (arr.shape[0],):
                 raise ValueError(f"nodes must have shape ({arr.shape[0]},), "
                                  f"got {node_arr.shape}")
@@ -534,8 +534,11 @@ class MemoryMap:
         Raises
         ------
         ValueError
-            For a bad size or unit, a total not a whole number of pages, or memory
-            that does not fit the strides of the address space.
+            For a bad size or unit, a total not a whole number of pages, memory
+            that does not fit the address space or its strides, fewer than one node
+            or more nodes than sections, a negative seed, or bad ``pieces``.
+        TypeError
+            For a count, seed or piece that is not an integer (bools included).
 
         Examples
         --------
@@ -545,16 +548,21 @@ class MemoryMap:
         >>> mm.sections().size     # 2 TiB of 128 MiB sections
         16384
         """
-        geometry = Geometry(phys_addr_bits) if geometry is None else geometry
+        geometry = Geometry(phys_addr_bits) if geometry is None else as_geometry(geometry)
         nbytes = parse_size(total)
-        if isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)) or nodes < 1:
-            raise ValueError(f"nodes must be a positive integer, got {nodes!r}")
-        lo_pieces, hi_pieces = pieces
-        if not 1 <= lo_pieces <= hi_pieces:
-            raise ValueError(f"pieces must satisfy 1 <= least <= most, got {pieces}")
+        nodes = check_at_least("nodes", nodes, 1)
+        seed = check_at_least("seed", seed, 0)
+        lo_pieces, hi_pieces = check_pair("pieces", pieces, 1)
         if nbytes % geometry.page_size:
             raise ValueError(f"total {total!r} is not a whole number of "
                              f"{geometry.page_size}-byte pages")
+        if nbytes > geometry.memory_bytes:  # before any arithmetic that needs int64
+            raise ValueError(f"total {format_size(nbytes)} does not fit a "
+                             f"{geometry.phys_addr_bits}-bit address space (it holds "
+                             f"{format_size(geometry.memory_bytes)})")
+        if nodes > geometry.nchunks:
+            raise ValueError(f"nodes must be <= {geometry.nchunks}, the sections of a "
+                             f"{geometry.phys_addr_bits}-bit space, got {nodes}")
         pages = nbytes // geometry.page_size
         ppc = geometry.pages_per_chunk
         stride = (geometry.npages // nodes) // ppc * ppc

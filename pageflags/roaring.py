@@ -123,16 +123,24 @@ def to_roaring64_bytes(flags: PageFlags) -> bytes:
     return out.tobytes()
 
 
-def _byte_array(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
-    """The bytes of ``data`` as a C-contiguous ``uint8`` array, copied only if strided.
-
-    A strided buffer (``memoryview(b)[::2]``) is as much bytes-like as a plain one;
-    ``np.frombuffer`` alone would refuse it with a ``BufferError``.
-    """
+def _byte_buffer(data: object) -> np.ndarray:
+    """``data`` as a contiguous 1-D ``uint8`` array; a strided buffer is copied."""
     if isinstance(data, np.ndarray):
-        return np.ascontiguousarray(data).view(np.uint8).ravel()
-    view = memoryview(data)  # TypeError for what has no buffer, as np.frombuffer says
-    return np.frombuffer(view if view.c_contiguous else view.tobytes(), dtype=np.uint8)
+        if type(data) is not np.ndarray and not isinstance(data, np.memmap):
+            raise TypeError("data must be bytes-like or a plain uint8 array, got "
+                            f"{type(data).__name__}")
+        if data.dtype != np.uint8:  # other dtypes would be read as their raw bytes
+            raise TypeError(f"data must be a uint8 array, got {data.dtype} (pass "
+                            "arr.view(np.uint8) to mean its bytes)")
+        return np.ascontiguousarray(data).ravel()
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"data must be bytes-like or a uint8 array, got "
+                        f"{type(data).__name__}") from None
+    if not view.c_contiguous:  # a slice with a step: NumPy cannot view it in place
+        view = memoryview(view.tobytes())
+    return np.frombuffer(view, dtype=np.uint8)
 
 
 def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
@@ -159,7 +167,7 @@ def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
     """
 
     g = as_geometry(geometry)
-    buf = _byte_array(data)
+    buf = _byte_buffer(data)
     empty = np.empty(0, dtype=np.int64)
     error, pos, n, _ = _kernels.roaring_parse(buf, False, empty, empty, empty, empty)
     if error:

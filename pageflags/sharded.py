@@ -39,6 +39,7 @@ from ._args import (
     check_at_least,
     check_index,
     check_pfn_array,
+    check_pfn_array_shaped,
     check_position,
     check_range,
     check_ranges,
@@ -261,7 +262,7 @@ class ShardedPageFlags:
 
     def test_many(self, pfns: ArrayLike) -> np.ndarray:
         """Whether each page of ``pfns`` is set, as a bool array in the caller's order."""
-        shape = np.shape(pfns)
+        pfns, shape = check_pfn_array_shaped(pfns, self.npages)
         order, pieces, pfns = self._split(pfns)
         out = np.zeros(pfns.size, dtype=bool)
         asked = [(lo, hi, self._submit(_shard_tasks.call, self._futures[index], "test_many",

@@ -4,6 +4,7 @@ Each bad call must raise the documented exception and leave the map unchanged.
 """
 
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -11,19 +12,38 @@ from conftest import PARTIAL
 
 N = PARTIAL.npages
 
+
+class Tagged(np.ndarray):
+    """An ndarray subclass the checks know nothing about."""
+
+
+def matrix(rows):
+    """``np.matrix(rows)`` without its PendingDeprecationWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        return np.matrix(rows)
+
+
 BAD_PFNS = [(-1, IndexError), (N, IndexError), (1 << 70, IndexError),
             (np.int64(-5), IndexError), (np.uint64(N), IndexError),
             (1.0, TypeError), (np.float64(3), TypeError), (True, TypeError),
-            (np.bool_(False), TypeError), ("3", TypeError), (None, TypeError)]
+            (np.bool_(False), TypeError), ("3", TypeError), (None, TypeError),
+            (np.timedelta64(7), TypeError), (np.datetime64(7, "s"), TypeError)]
 
 BAD_RANGES = [((-1, 5), IndexError), ((0, N + 1), IndexError), ((N + 1, N + 2), IndexError),
               ((10, 5), ValueError), ((N, 0), ValueError), ((0.0, 5), TypeError),
-              ((0, 5.5), TypeError), ((False, 5), TypeError), (("0", 5), TypeError)]
+              ((0, 5.5), TypeError), ((False, 5), TypeError), (("0", 5), TypeError),
+              ((np.timedelta64(0), 5), TypeError), ((0, np.timedelta64(5)), TypeError)]
 
 BAD_ARRAYS = [(np.array([1.0, 2.0]), TypeError), (np.array([True]), TypeError),
               (["a"], TypeError), ([1, 2.5], TypeError), (np.array([1, -1]), IndexError),
               (np.array([N]), IndexError), (np.array([2**64 - 1], dtype=np.uint64), IndexError),
-              (np.array([0, 2**63], dtype=np.uint64), IndexError), ([[0, N]], IndexError)]
+              (np.array([0, 2**63], dtype=np.uint64), IndexError), ([[0, N]], IndexError),
+              ([True, 3], TypeError), ([3, np.True_], TypeError), ([[1], [False]], TypeError),
+              (np.array([3], dtype="m8[s]"), TypeError), ([[1, 2], [3]], TypeError),
+              ([2**100], IndexError), ([-1, 2**64 - 1], IndexError),
+              (np.ma.array([1, 2], mask=[False, True]), TypeError),
+              (np.arange(3).view(Tagged), TypeError)]
 
 
 @pytest.fixture
@@ -188,3 +208,65 @@ def test_racing_writers_never_lose_a_bit(map_type):
     flags.validate()
     assert flags.count() == pfns.size
     assert flags.test_many(pfns).all()
+@pytest.mark.parametrize("method", ["set_many", "clear_many", "test_many"])
+def test_masked_array_refused_even_after_a_memmap(populated, method, tmp_path):
+    # A memmap is a plain array on a file; a masked one must never lose its mask.
+    pfns = np.memmap(tmp_path / "pfns", dtype=np.int64, mode="w+", shape=2)
+    pfns[:] = [5, 6]
+    getattr(populated, method)(pfns)
+    before = populated.copy()
+    masked = np.ma.array([7, 8], mask=[False, True])
+    for _ in range(2):
+        with pytest.raises(TypeError, match=r"MaskedArray; pass \.compressed\(\)"):
+            getattr(populated, method)(masked)
+    unchanged(populated, before)
+
+
+def test_memmap_pfns_work_like_an_array(populated, tmp_path):
+    pfns = np.memmap(tmp_path / "pfns", dtype=np.uint32, mode="w+", shape=(2, 2))
+    pfns[:] = [[1, 2], [3, 70_000]]
+    populated.set_many(pfns)
+    assert populated.test_many(pfns).tolist() == [[True, True], [True, True]]
+
+
+@pytest.mark.parametrize("method", ["set_many", "clear_many", "test_many"])
+def test_matrix_is_refused_with_a_type_error(populated, method):
+    before = populated.copy()
+    with pytest.raises(TypeError, match="plain NumPy array, got matrix"):
+        getattr(populated, method)(matrix([[1, 2]]))
+    unchanged(populated, before)
+
+
+def test_a_bool_in_a_list_is_not_pfn_1(map_type):
+    flags = map_type(PARTIAL)
+    with pytest.raises(TypeError, match="not bools"):
+        flags.set_many([True, 3])
+    with pytest.raises(TypeError, match="not bools"):
+        map_type.from_ranges([0, False], [5, 9], PARTIAL)
+    with pytest.raises(TypeError, match="must be an integer"):
+        flags.set(np.timedelta64(7))
+    assert flags.count() == 0
+
+
+@pytest.mark.parametrize("words, error", [
+    (np.array([-1], dtype=np.int8), ValueError), ([-1], ValueError),
+    (np.array([1, -(2**63)], dtype=np.int64), ValueError), ([2**64], ValueError),
+    (np.ma.array([1], mask=[True]), TypeError), (matrix([[1]]), TypeError),
+    ([True], TypeError), (np.array([1.0]), TypeError)])
+def test_put_words_refuses_words_that_would_wrap(populated, words, error):
+    before = populated.copy()
+    with pytest.raises(error):
+        populated.put_words(0, words)
+    with pytest.raises(error):
+        type(populated).from_words(words, 0, PARTIAL)
+    unchanged(populated, before)
+
+
+def test_put_words_takes_signed_words_that_are_not_negative(populated):
+    populated.put_words(64, np.array([5], dtype=np.int8))
+    assert populated.to_words(64, 128).tolist() == [5]
+
+
+def test_from_bool_refuses_a_masked_mask(map_type):
+    with pytest.raises(TypeError, match="MaskedArray"):
+        map_type.from_bool(np.ma.array([True, True], mask=[False, True]), 0, PARTIAL)

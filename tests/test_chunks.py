@@ -40,7 +40,7 @@ def test_read_into_fills_every_chunk_from_the_offset(tmp_path, monkeypatch, most
 
         monkeypatch.setattr(_chunks, "_preadv", short)
     chunks, addrs = _chunks.new_chunks(3, 2)
-    past_the_end, past_addrs = _chunks.new_chunks(2, 2)  # held while read into
+    _held, past_addrs = _chunks.new_chunks(2, 2)  # held while read into
     fd = os.open(path, os.O_RDONLY)
     try:
         _chunks.read_into(fd, addrs, 16, 5, Short)

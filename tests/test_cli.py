@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from pageflags import experiments
@@ -129,6 +130,54 @@ def test_hotplug_plot_writes_a_png(capsys, tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_plot_into_a_folder_or_without_a_suffix_reports_the_file_written(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    assert main(["hotplug", *HOTPLUG, "--plot", str(tmp_path)]) == 0
+    written = tmp_path / "hotplug.png"
+    assert f"plot written to {written}\n" in capsys.readouterr().out
+    assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["hotplug", *HOTPLUG, "--json", "--plot", str(tmp_path / "run")]) == 0
+    assert json.loads(capsys.readouterr().out)["plot"] == str(tmp_path / "run.png")
+    assert (tmp_path / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_format_is_checked_before_the_run(capsys, monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+
+    def no_run(*args, **kwargs):
+        """Stands in for the experiment, which must not run."""
+        raise AssertionError("the experiment ran before the plot path was checked")
+
+    monkeypatch.setattr(experiments, "hotplug", no_run)
+    for name in ("x.zzz", "x.PNGG"):
+        assert main(["hotplug", *HOTPLUG, "--plot", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "matplotlib cannot write" in err and ".png" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"seed": -1}, ValueError, "seed must be >= 0"),
+    ({"seed": 0.5}, TypeError, "seed must be an integer"),
+    ({"repeat": 1.5}, TypeError, "repeat must be an integer"),
+    ({"walk": True}, TypeError, "walk must be an integer"),
+    ({"density": "0.1"}, TypeError, "density must be a number"),
+    ({"nodes": np.timedelta64(2)}, TypeError, "nodes must be an integer"),
+    ({"workers": 0}, ValueError, "workers must be >= 1"),
+])
+def test_experiments_name_the_bad_argument(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        experiments.scan(**{"phys_addr_bits": 34, "memory": "1 GiB", "nodes": 2,
+                            "progress": False, **kwargs})
+
+
+def test_experiments_take_numpy_integers():
+    r = experiments.hotplug(36, "4 GiB", np.int64(2), events=np.int64(100),
+                            batch=np.int32(50), seed=np.uint8(1), flat=False, progress=False)
+    assert r["batches"]["events"] == [50, 100]
+    assert json.loads(json.dumps(r))["batch"] == 50  # the result stays JSON-ready
+
+
 def test_plot_without_matplotlib_is_a_one_line_error(capsys, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
     path = tmp_path / "hotplug.png"
@@ -162,6 +211,12 @@ def test_info_shows_the_seed_capacity(capsys):
     (["hotplug", "--batch", "-1"], "--batch must be >= 1"),
     (["hotplug", "--memory", "1PiB"], "does not fit a 46-bit"),
     (["hotplug", "--plot"], "expected one argument"),
+    (["scan", "--memory", "99999999999999999999999PiB"], "does not fit a 46-bit"),
+    (["hotplug", "--memory", "99999999999999999999999PiB"], "does not fit a 46-bit"),
+    (["scan", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["hotplug", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["scan", "--walk", "0"], "--walk must be >= 1"),
+    (["hotplug", *HOTPLUG, "--plot", "x.zzz"], "--plot x.zzz: matplotlib cannot write '.zzz'"),
     (["hotplug", *HOTPLUG, "--plot", "/nonexistent/dir/x.png"], "no folder /nonexistent/dir"),
     (["info", "--chunk-shift", "3"], "chunk_shift must be >= 6"),
     (["frobnicate"], "invalid choice"),
@@ -179,7 +234,8 @@ def test_python_dash_m_runs_the_command():
     done = subprocess.run([sys.executable, "-m", "pageflags", "info", "--phys-bits", "40"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0 and "phys_addr_bits" in done.stdout
-    for bad in (["scan", "--memory", "x"], ["hotplug", "--memory", "999TiB"]):
+    for bad in (["scan", "--memory", "x"], ["hotplug", "--memory", "999TiB"],
+                ["scan", "--memory", "99999999999999999999999PiB"]):
         done = subprocess.run([sys.executable, "-m", "pageflags", *bad],
                               capture_output=True, text=True, check=False)
         assert done.returncode != 0 and "Traceback" not in done.stderr

@@ -27,6 +27,9 @@ def test_seed_capacity_sum_is_two_tebibytes():
         capacity(-1, 4096, 4096)
     with pytest.raises(TypeError):
         capacity(1.5, 4096, 4096)
+    for bad in (True, np.timedelta64(512)):
+        with pytest.raises(TypeError, match="top_entries must be an integer"):
+            capacity(bad, 4096, 4096)
 
 
 def test_five_level_paging_space():
@@ -72,7 +75,8 @@ def test_invalid_geometry_raises_value_error(kwargs):
 
 
 @pytest.mark.parametrize("kwargs", [{"page_shift": 12.0}, {"phys_addr_bits": True},
-                                    {"npages": "10"}])
+                                    {"npages": "10"}, {"npages": np.timedelta64(10)},
+                                    {"chunk_shift": np.bool_(True)}])
 def test_geometry_rejects_non_integers(kwargs):
     with pytest.raises(TypeError):
         Geometry(**kwargs)
@@ -85,12 +89,39 @@ def test_geometry_is_a_value():
     assert Geometry(np.int64(40)).phys_addr_bits == 40
 
 
+@pytest.mark.parametrize("npages, page_shift, limit", [
+    (2**61, 12, 52), (2**53, 12, 52), (2**61, 0, 60), (2**100, 12, 52)])
+def test_from_npages_past_the_limit_talks_about_npages(npages, page_shift, limit):
+    with pytest.raises(ValueError, match=rf"npages must be <= 2\*\*{limit} with page_shift "
+                                         rf"{page_shift}.*got {npages}"):
+        Geometry.from_npages(npages, page_shift=page_shift)
+    assert Geometry.from_npages(2**limit, page_shift=page_shift).npages == 2**limit
+
+
+@pytest.mark.parametrize("kwargs, name", [({"page_shift": 12.0}, "page_shift"),
+                                          ({"chunk_shift": "15"}, "chunk_shift"),
+                                          ({"page_shift": 41}, "page_shift")])
+def test_from_npages_names_the_bad_shift(kwargs, name):
+    with pytest.raises((TypeError, ValueError), match=f"^{name} must be"):
+        Geometry.from_npages(100, **kwargs)
+
+
+def test_conversions_refuse_timedelta_and_bool():
+    g = Geometry(40)
+    for call in (g.pfn_to_addr, g.pfn_to_chunk, g.chunk_to_pfn, g.addr_to_pfn):
+        for bad in (np.timedelta64(1), True):
+            with pytest.raises(TypeError):
+                call(bad)
+
+
 def test_as_geometry():
     g = Geometry(40)
     assert as_geometry(g) is g
     assert as_geometry(1000).npages == 1000
     with pytest.raises(TypeError):
         as_geometry(1000.0)
+    with pytest.raises(TypeError):
+        as_geometry(np.timedelta64(1000))
     with pytest.raises(ValueError):
         as_geometry(0)
 

@@ -328,6 +328,51 @@ def test_run_records_each_batch_and_matches_a_model():
     assert len(calls) == 4 * 2
 
 
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"n": 1.5}, TypeError, "n must be an integer, got float 1.5"),
+    ({"n": True}, TypeError, "n must be an integer"),
+    ({"n": np.timedelta64(10)}, TypeError, "n must be an integer"),
+    ({"n": 2**100}, MemoryError, "a trace of"),
+    ({"seed": -1}, ValueError, "seed must be >= 0"),
+    ({"seed": 1.5}, TypeError, "seed must be an integer"),
+    ({"burst": (1.5, 3)}, TypeError, "burst must be an integer"),
+    ({"burst": 4}, TypeError, "burst must be a pair"),
+    ({"remove_fraction": "0.5"}, TypeError, "remove_fraction must be a number"),
+    ({"remove_fraction": float("nan")}, ValueError, "remove_fraction must be in"),
+])
+def test_events_names_the_bad_argument(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        two_nodes().events(**{"n": 10, **kwargs})
+
+
+def test_events_take_numpy_integers():
+    hp = two_nodes()
+    assert hp.events(np.int64(10), seed=np.uint8(2), burst=(np.int8(1), 3)).size == 10
+
+
+def test_run_refuses_a_trace_or_batch_that_is_not_integers():
+    hp = two_nodes()
+    model = Model(hp)
+    trace = hp.events(20, seed=3)
+    floats = np.zeros(trace.size, dtype=[("op", np.float64), ("section", np.float64)])
+    floats["op"], floats["section"] = trace["op"], trace["section"]
+    floats["op"][0] = 1.5 * trace["op"][0]  # would truncate to a valid op
+    for bad in (floats, np.ma.array(trace)):
+        with pytest.raises(TypeError):
+            hp.run(bad, progress=False)
+    for batch in (1.5, True, np.timedelta64(4)):
+        with pytest.raises(TypeError, match="batch must be an integer"):
+            hp.run(trace, batch=batch, progress=False)
+    model.check(hp)
+
+
+def test_sections_mixing_bools_are_refused():
+    hp = Hotplug(G)
+    with pytest.raises(TypeError, match="not bools"):
+        hp.add_sections([True, 3])
+    assert hp.sections().size == 0
+
+
 def test_run_checks_the_whole_trace_first():
     hp = two_nodes()
     hp.new_map("dirty")

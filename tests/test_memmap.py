@@ -53,7 +53,7 @@ def test_parse_size_rejects_others(text):
         parse_size(text)
 
 
-@pytest.mark.parametrize("bad", [2.0, True, None, [1]])
+@pytest.mark.parametrize("bad", [2.0, True, None, [1], np.timedelta64(4096), np.bool_(True)])
 def test_parse_size_rejects_non_sizes(bad):
     with pytest.raises(TypeError):
         parse_size(bad)
@@ -348,6 +348,31 @@ def test_synthetic_hole_can_be_kept():
 def test_synthetic_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MemoryMap.synthetic(**kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"total": 2**100}, ValueError, r"does not fit a 46-bit address space \(it holds 64 TiB\)"),
+    ({"total": "99999999999999999999999PiB"}, ValueError, "does not fit a 46-bit"),
+    ({"nodes": 2**100}, ValueError, r"nodes must be <= 524288"),
+    ({"nodes": 1.5}, TypeError, "nodes must be an integer"),
+    ({"nodes": True}, TypeError, "nodes must be an integer"),
+    ({"seed": -1}, ValueError, "seed must be >= 0"),
+    ({"seed": 1.5}, TypeError, "seed must be an integer"),
+    ({"seed": None}, TypeError, "seed must be an integer"),
+    ({"pieces": (1.5, 3)}, TypeError, "pieces must be an integer"),
+    ({"pieces": 2}, TypeError, "pieces must be a pair"),
+    ({"pieces": (0, 3)}, ValueError, "pieces must satisfy"),
+    ({"total": np.timedelta64(1 << 30)}, TypeError, "size must be a str or an integer"),
+])
+def test_synthetic_names_the_bad_argument(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        MemoryMap.synthetic(**{"total": "64 GiB", **kwargs})
+
+
+def test_synthetic_takes_numpy_integers_and_a_page_count_geometry():
+    mm = MemoryMap.synthetic(np.int64(1 << 30), np.uint8(2), seed=np.int32(3),
+                             geometry=1 << 24, pieces=(np.int8(1), 2))
+    assert mm.present_bytes == 1 << 30 and mm.geometry.npages == 1 << 24
 
 
 # --- sections, to_flags and the allocation modes --------------------------------------
@@ -665,3 +690,20 @@ def test_readers_refuse_a_bad_geometry_clearly(tmp_path, reader):
     with pytest.raises(ValueError, match="address space"):
         read(5)
     assert read(1 << 30).geometry == Geometry.from_npages(1 << 30)
+
+
+@pytest.mark.parametrize(("nodes", "error"), [
+    (np.array([2**64 - 1], dtype=np.uint64), ValueError),   # not -1, "unknown"
+    ([2**70], ValueError),
+    (np.ma.masked_array([0], mask=[True]), TypeError),
+    ([True], TypeError),
+])
+def test_constructor_refuses_nodes_that_would_change_meaning(nodes, error):
+    with pytest.raises(error):
+        MemoryMap([[0, 32768]], nodes=nodes, geometry=Geometry(40))
+
+
+@pytest.mark.parametrize("ranges", [[[True, 5]], np.ma.masked_array([[0, 5]], mask=[[1, 0]])])
+def test_constructor_refuses_ranges_that_would_change_meaning(ranges):
+    with pytest.raises(TypeError):
+        MemoryMap(ranges, geometry=Geometry(40))

@@ -110,6 +110,19 @@ def test_input_kinds_accepted():
         assert PageFlags.from_roaring64_bytes(form, flags.geometry) == flags
 
 
+def test_strided_buffers_are_copied_and_other_dtypes_refused():
+    flags = random_map(Geometry(36), 4)
+    data = flags.to_roaring64_bytes()
+    doubled = np.repeat(np.frombuffer(data, dtype=np.uint8), 2)
+    assert PageFlags.from_roaring64_bytes(memoryview(doubled.tobytes())[::2],
+                                          flags.geometry) == flags
+    assert PageFlags.from_roaring64_bytes(doubled[::2], flags.geometry) == flags
+    for bad in (np.frombuffer(data[:8], dtype=np.int64), np.ma.array(np.frombuffer(
+            data, dtype=np.uint8)), "not bytes", 8):
+        with pytest.raises(TypeError, match="data must be"):
+            PageFlags.from_roaring64_bytes(bad, flags.geometry)
+
+
 def test_values_past_npages_are_refused():
     data = BitMap64([5, 1 << 20]).serialize()
     with pytest.raises(FormatError) as info:

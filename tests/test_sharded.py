@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -210,6 +211,24 @@ def test_bad_input_changes_nothing(client):
     for bad in (0, 100, 128 + 1):
         with pytest.raises(ValueError, match="multiple of 128"):
             ShardedPageFlags(G, bad, client)
+
+
+def test_arrays_that_only_look_like_integers_are_refused(client):
+    sharded, _ = both(client)
+    sharded.set_range(0, 10)
+    before = sharded.futures
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        matrix = np.matrix([[1, 2]])
+    for bad in (matrix, np.ma.array([1, 2], mask=[False, True]), [True, 3],
+                np.array([3], dtype="m8[s]")):
+        for method in ("set_many", "clear_many", "test_many"):
+            with pytest.raises(TypeError):
+                getattr(sharded, method)(bad)
+    with pytest.raises(TypeError):
+        sharded.set_range(np.timedelta64(0), 5)
+    assert sharded.futures == before and sharded.count() == 10
+    assert sharded.test_many([[0], [11]]).tolist() == [[True], [False]]
 
 
 def test_default_shards_and_repr(client):
