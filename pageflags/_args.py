@@ -124,12 +124,12 @@ def check_range(start: object, stop: object, npages: int) -> tuple[int, int]:
         stop = npages
     elif type(stop) is not int:
         stop = check_index("stop", stop)
+    if 0 <= start <= stop <= npages:  # the common case, in one comparison chain
+        return start, stop
     for name, value in (("start", start), ("stop", stop)):
         if not 0 <= value <= npages:
             raise IndexError(f"{name} {value} outside [0, {npages}]")
-    if start > stop:
-        raise ValueError(f"start {start} > stop {stop}")
-    return start, stop
+    raise ValueError(f"start {start} > stop {stop}")
 
 
 def check_position(name: str, value: object, npages: int) -> int:

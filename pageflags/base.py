@@ -86,11 +86,12 @@ class PageMap:
     once; a read while another thread writes may see the write half done.
     """
 
-    __slots__ = ("_geometry", "_writer")
+    __slots__ = ("_geometry", "_npages", "_writer")
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __init__(self, geometry: Geometry) -> None:
         self._geometry = geometry
+        self._npages = geometry.npages  # read on every single-page call
         self._writer = threading.RLock()
 
     def __getstate__(self) -> tuple[None, dict[str, Any]]:
@@ -115,7 +116,6 @@ class PageMap:
         return self._geometry.npages
 
     # --- single pages --------------------------------------------------------------
-    @writes
     def set(self, pfn: int) -> None:
         """Set page ``pfn``.
 
@@ -126,9 +126,10 @@ class PageMap:
         >>> flags.set(4096); flags.test(4096), 4096 in flags
         (True, True)
         """
-        self._set_one(check_pfn(pfn, self.npages))
+        if type(pfn) is not int or not 0 <= pfn < self._npages:
+            pfn = check_pfn(pfn, self._npages)
+        self._exclusive(self._set_one, pfn)
 
-    @writes
     def clear(self, pfn: int) -> None:
         """Clear page ``pfn``.
 
@@ -138,7 +139,9 @@ class PageMap:
         >>> flags = PageFlags(1 << 20); flags.set(7); flags.clear(7); flags.test(7)
         False
         """
-        self._clear_one(check_pfn(pfn, self.npages))
+        if type(pfn) is not int or not 0 <= pfn < self._npages:
+            pfn = check_pfn(pfn, self._npages)
+        self._exclusive(self._clear_one, pfn)
 
     def test(self, pfn: int) -> bool:
         """Whether page ``pfn`` is set.
@@ -149,10 +152,22 @@ class PageMap:
         >>> PageFlags(1 << 20).test(0)
         False
         """
-        return self._test(check_pfn(pfn, self.npages))
+        if type(pfn) is not int or not 0 <= pfn < self._npages:
+            pfn = check_pfn(pfn, self._npages)
+        return self._test(pfn)
 
-    def __contains__(self, pfn: object) -> bool:
-        return self.test(pfn)  # type: ignore[arg-type]
+    __contains__ = test
+
+    def _exclusive(self, write: Callable[..., None], *args: int) -> None:
+        """``write(*args)`` as the map's only writer: :func:`writes` for single calls,
+        with one frame less (they run millions of times in loops)."""
+        writer = self._writer
+        if not writer.acquire(False):
+            raise concurrent_write_error(self)
+        try:
+            write(*args)
+        finally:
+            writer.release()
 
     def _set_one(self, pfn: int) -> None:
         self._set_range(pfn, pfn + 1)
@@ -161,7 +176,6 @@ class PageMap:
         self._clear_range(pfn, pfn + 1)
 
     # --- ranges --------------------------------------------------------------------
-    @writes
     def set_range(self, start: int, stop: int) -> None:
         """Set pages ``[start, stop)``.
 
@@ -171,11 +185,10 @@ class PageMap:
         >>> flags = PageFlags(1 << 20); flags.set_range(100, 200); flags.count()
         100
         """
-        start, stop = check_range(start, stop, self.npages)
+        start, stop = check_range(start, stop, self._npages)
         if start < stop:
-            self._set_range(start, stop)
+            self._exclusive(self._set_range, start, stop)
 
-    @writes
     def clear_range(self, start: int, stop: int) -> None:
         """Clear pages ``[start, stop)``.
 
@@ -186,9 +199,9 @@ class PageMap:
         >>> flags.clear_range(10, 1000); flags.count()
         10
         """
-        start, stop = check_range(start, stop, self.npages)
+        start, stop = check_range(start, stop, self._npages)
         if start < stop:
-            self._clear_range(start, stop)
+            self._exclusive(self._clear_range, start, stop)
 
     def count(self, start: int = 0, stop: int | None = None) -> int:
         """Pages set in ``[start, stop)`` (the whole map by default).
@@ -200,7 +213,7 @@ class PageMap:
         >>> flags.count(), flags.count(32, 100)
         (64, 32)
         """
-        start, stop = check_range(start, stop, self.npages)
+        start, stop = check_range(start, stop, self._npages)
         return self._count(start, stop) if start < stop else 0
 
     def any(self, start: int = 0, stop: int | None = None) -> bool:
@@ -212,7 +225,7 @@ class PageMap:
         >>> flags = PageFlags(1 << 20); flags.set(5); flags.any(), flags.any(6)
         (True, False)
         """
-        start, stop = check_range(start, stop, self.npages)
+        start, stop = check_range(start, stop, self._npages)
         return self._any(start, stop) if start < stop else False
 
     def all(self, start: int = 0, stop: int | None = None) -> bool:
@@ -224,7 +237,7 @@ class PageMap:
         >>> flags = PageFlags(1 << 20); flags.set_range(0, 10); flags.all(0, 10)
         True
         """
-        start, stop = check_range(start, stop, self.npages)
+        start, stop = check_range(start, stop, self._npages)
         return self._count(start, stop) == stop - start if start < stop else True
 
     # --- arrays of pfns ------------------------------------------------------------
@@ -241,7 +254,7 @@ class PageMap:
         >>> flags = PageFlags(1 << 20); flags.set_many(np.array([3, 1, 3])); flags.count()
         2
         """
-        pfns = check_pfn_array(pfns, self.npages)
+        pfns = check_pfn_array(pfns, self._npages)
         if pfns.size:
             self._set_many(pfns)
 
@@ -256,7 +269,7 @@ class PageMap:
         >>> flags.count()
         2
         """
-        pfns = check_pfn_array(pfns, self.npages)
+        pfns = check_pfn_array(pfns, self._npages)
         if pfns.size:
             self._clear_many(pfns)
 
@@ -269,7 +282,7 @@ class PageMap:
         >>> flags = PageFlags(1 << 20); flags.set(2); flags.test_many([1, 2])
         array([False,  True])
         """
-        flat, shape = check_pfn_array_shaped(pfns, self.npages)
+        flat, shape = check_pfn_array_shaped(pfns, self._npages)
         out = np.empty(flat.size, dtype=bool)
         if flat.size:
             self._test_many(flat, out)
@@ -310,8 +323,8 @@ class PageMap:
         >>> flags.find_next_set(0), flags.find_next_set(11), flags.find_next_set(500_001)
         (10, 500000, -1)
         """
-        start = check_position("start", start, self.npages)
-        return self._find_next_set(start) if start < self.npages else -1
+        start = check_position("start", start, self._npages)
+        return self._find_next_set(start) if start < self._npages else -1
 
     def find_next_clear(self, start: int = 0) -> int:
         """The lowest clear pfn ``>= start``, or -1.
@@ -323,8 +336,8 @@ class PageMap:
         >>> flags.find_next_clear(0), flags.find_next_clear(100_001)
         (100000, 100001)
         """
-        start = check_position("start", start, self.npages)
-        return self._find_next_clear(start) if start < self.npages else -1
+        start = check_position("start", start, self._npages)
+        return self._find_next_clear(start) if start < self._npages else -1
 
     def find_prev_set(self, start: int) -> int:
         """The highest set pfn ``<= start`` (start is inclusive), or -1.
@@ -339,8 +352,8 @@ class PageMap:
         >>> flags.find_prev_set(20), flags.find_prev_set(19), flags.find_prev_set(9)
         (20, 10, -1)
         """
-        start = check_position("start", start, self.npages)
-        return self._find_prev_set(min(start + 1, self.npages))
+        start = check_position("start", start, self._npages)
+        return self._find_prev_set(min(start + 1, self._npages))
 
     def min(self) -> int:
         """The lowest set pfn, or -1 when none is set.
@@ -364,7 +377,7 @@ class PageMap:
         >>> flags = PageFlags(1 << 20); flags.set(flags.npages - 1); flags.max()
         1048575
         """
-        return self._find_prev_set(self.npages)
+        return self._find_prev_set(self._npages)
 
     # --- iteration -----------------------------------------------------------------
     def to_array(self, start: int = 0, stop: int | None = None) -> np.ndarray:
@@ -377,7 +390,7 @@ class PageMap:
         >>> flags.to_array(), flags.to_array(6, 100)
         (array([    5,     6,     7, 70000]), array([6, 7]))
         """
-        start, stop = check_range(start, stop, self.npages)
+        start, stop = check_range(start, stop, self._npages)
         out = np.empty(self._count(start, stop) if start < stop else 0, dtype=np.int64)
         if out.size:
             written, _ = self._collect(start, stop, out)
@@ -399,7 +412,7 @@ class PageMap:
         >>> [a.tolist() for a in flags.iter_arrays(max_len=2)]
         [[0, 1], [2, 3], [4]]
         """
-        start, stop = check_range(start, stop, self.npages)
+        start, stop = check_range(start, stop, self._npages)
         max_len = check_at_least("max_len", max_len, 1)
         return self._iter_arrays(start, stop, max_len)
 
@@ -424,7 +437,7 @@ class PageMap:
         >>> starts, stops = flags.runs(); starts.tolist(), stops.tolist()
         ([3, 9], [6, 10])
         """
-        start, stop = check_range(start, stop, self.npages)
+        start, stop = check_range(start, stop, self._npages)
         none = np.empty(0, dtype=np.int64)
         n = self._runs(start, stop, none, none, False) if start < stop else 0
         starts = np.empty(n, dtype=np.int64)
@@ -444,7 +457,7 @@ class PageMap:
         >>> flags.rank(5), flags.rank(6), flags.select(flags.rank(9))
         (1, 2, 9)
         """
-        pfn = check_position("pfn", pfn, self.npages)
+        pfn = check_position("pfn", pfn, self._npages)
         return self._count(0, pfn) if pfn else 0
 
     def select(self, k: int) -> int:
@@ -458,7 +471,7 @@ class PageMap:
         8
         """
         k = check_index("k", k)
-        total = self._count(0, self.npages)
+        total = self._count(0, self._npages)
         if not 0 <= k < total:
             raise IndexError(f"k {k} outside [0, {total})")
         return self._select(k)
@@ -675,9 +688,9 @@ class PageMap:
         >>> flags = PageFlags(1 << 20); flags.set(2); flags.to_bool(0, 4)
         array([False, False,  True, False])
         """
-        start, stop = check_range(start, stop, self.npages)
+        start, stop = check_range(start, stop, self._npages)
         lo = start & ~63
-        hi = min(-(-stop // 64) * 64, self.npages)
+        hi = min(-(-stop // 64) * 64, self._npages)
         words = self._get_words(lo, hi) if lo < hi else np.empty(0, dtype=np.uint64)
         bits = np.unpackbits(words.astype("<u8").view(np.uint8), bitorder="little")
         return bits[start - lo:stop - lo].astype(bool)
@@ -698,7 +711,7 @@ class PageMap:
         >>> words[1] = 1; flags.put_words(64, words); flags.to_array()
         array([ 64,  66, 128])
         """
-        start, stop = check_range(start, stop, self.npages)
+        start, stop = check_range(start, stop, self._npages)
         self._check_word_window(start, stop)
         return self._get_words(start, stop) if start < stop else np.empty(0, np.uint64)
 
@@ -711,21 +724,21 @@ class PageMap:
         must be clear.  Words of a signed dtype must not be negative (``ValueError``:
         view them as ``uint64`` to mean their bits).  Rejected calls change nothing.
         """
-        start = check_position("start", start, self.npages)
+        start = check_position("start", start, self._npages)
         words = check_words("words", words)
-        stop = min(start + 64 * words.size, self.npages)
+        stop = min(start + 64 * words.size, self._npages)
         if start + 64 * words.size - stop >= 64:
-            raise IndexError(f"{words.size} words from {start} pass npages {self.npages}")
+            raise IndexError(f"{words.size} words from {start} pass npages {self._npages}")
         self._check_word_window(start, stop)
         if stop - start < 64 * words.size and words[-1] >> np.uint64(stop & 63):
-            raise ValueError(f"bits past npages {self.npages} set in the last word")
+            raise ValueError(f"bits past npages {self._npages} set in the last word")
         if words.size:
             self._put_words(start, words)
 
     def _check_word_window(self, start: int, stop: int) -> None:
-        if start % 64 or (stop % 64 and stop != self.npages):
+        if start % 64 or (stop % 64 and stop != self._npages):
             raise ValueError(f"window [{start}, {stop}) is not 64-aligned (a stop may "
-                             f"also be npages {self.npages})")
+                             f"also be npages {self._npages})")
 
     # --- to implement ------------------------------------------------------------------
     @property

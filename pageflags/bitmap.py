@@ -108,7 +108,9 @@ class PageFlags(PageMap):
     __slots__ = (
         "FULL",
         "_addrs",
+        "_addrs_view",
         "_counts",
+        "_counts_view",
         "_full_addr",
         "_full_box",
         "_local_mask",
@@ -116,6 +118,7 @@ class PageFlags(PageMap):
         "_mirror_writes",
         "_nallocated_cache",
         "_occupied",
+        "_occupied_view",
         "_refs",
         "_shift",
         "_total",
@@ -132,6 +135,10 @@ class PageFlags(PageMap):
         self._counts = np.zeros(n, dtype=np.int32)
         # Bit c is set when entry c is not None: searches cross holes 64 entries a word.
         self._occupied = np.zeros(-(-n // 64), dtype=np.uint64)
+        # The same memory as Python-int views, for writes to one entry.
+        self._addrs_view = memoryview(self._addrs)
+        self._counts_view = memoryview(self._counts)
+        self._occupied_view = memoryview(self._occupied)
         self._total = 0
         self._nallocated_cache: int | None = 0  # reset by _store, counted on demand
         self._mirror: np.ndarray | None = None  # ``table``, made on first use
@@ -156,9 +163,12 @@ class PageFlags(PageMap):
         """
         # Addresses first: the references they replace go last, so no address is
         # ever left pointing at a chunk the map no longer holds.
-        if type(where) is int:
-            _kernels.table_store_one(self._addrs, self._counts, self._occupied, where,
-                                     addrs, counts)
+        if type(where) is int:  # memoryviews: no NumPy scalar, no kernel to dispatch
+            self._addrs_view[where] = addrs
+            self._counts_view[where] = counts
+            word, bit = where >> 6, 1 << (where & 63)
+            occupied = self._occupied_view
+            occupied[word] = occupied[word] | bit if addrs else occupied[word] & ~bit
             self._nallocated_cache = None
             self._refs[where] = chunks
             if self._mirror_writes is not None:
@@ -359,7 +369,7 @@ class PageFlags(PageMap):
             self._unshare(np.array([c]))
             removed = _kernels.table_clear_span(*args)
         self._total -= removed
-        if removed and self._counts[c] == 0:
+        if removed and not self._counts_view[c]:
             self._free(c)
 
     def _range_ends(self, start: int, stop: int, whole_lo: int, whole_hi: int) -> list[int]:
@@ -376,7 +386,7 @@ class PageFlags(PageMap):
         if (stop - 1) >> shift == c:
             lo, hi = start - (c << shift), stop - (c << shift)
             if hi - lo > self._local_mask:  # the whole chunk
-                self._total += hi - lo - int(self._counts[c])
+                self._total += hi - lo - self._counts_view[c]
                 self._fill(c)
             else:
                 self._set_span(c, lo, hi)
@@ -406,7 +416,7 @@ class PageFlags(PageMap):
         if (stop - 1) >> shift == c:
             lo, hi = start - (c << shift), stop - (c << shift)
             if lo == 0 and (hi > self._local_mask or stop == g.npages):  # the whole entry
-                self._total -= int(self._counts[c])
+                self._total -= self._counts_view[c]
                 self._free(c)
             else:
                 self._clear_span(c, lo, hi)
