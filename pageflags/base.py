@@ -77,6 +77,27 @@ def writes(method: _Method) -> _Method:
     return exclusive  # type: ignore[return-value]
 
 
+def _single_page_write(primitive: str, doc: str) -> Callable[[PageMap, int], None]:
+    """A public single-page write: the int check and the writer guard inline, then the
+    subclass's ``primitive``.  Each layer of call costs as much as the write itself,
+    and these run millions of times in loops, so there is no other frame."""
+    def write(self: PageMap, pfn: int) -> None:
+        if type(pfn) is not int or not 0 <= pfn < self._npages:
+            pfn = check_pfn(pfn, self._npages)
+        writer = self._writer
+        if not writer.acquire(False):
+            raise concurrent_write_error(self)
+        try:
+            getattr(self, primitive)(pfn)
+        finally:
+            writer.release()
+
+    write.__doc__ = doc
+    write.__name__ = primitive[1:-4]
+    write.__qualname__ = f"PageMap.{write.__name__}"
+    return write
+
+
 class PageMap:
     """One bit per page over the pages of a :class:`~pageflags.Geometry`.
 
@@ -116,8 +137,7 @@ class PageMap:
         return self._geometry.npages
 
     # --- single pages --------------------------------------------------------------
-    def set(self, pfn: int) -> None:
-        """Set page ``pfn``.
+    set = _single_page_write("_set_one", """Set page ``pfn``.
 
         Examples
         --------
@@ -125,23 +145,16 @@ class PageMap:
         >>> flags = PageFlags(1 << 20)
         >>> flags.set(4096); flags.test(4096), 4096 in flags
         (True, True)
-        """
-        if type(pfn) is not int or not 0 <= pfn < self._npages:
-            pfn = check_pfn(pfn, self._npages)
-        self._exclusive(self._set_one, pfn)
+        """)
 
-    def clear(self, pfn: int) -> None:
-        """Clear page ``pfn``.
+    clear = _single_page_write("_clear_one", """Clear page ``pfn``.
 
         Examples
         --------
         >>> from pageflags import PageFlags
         >>> flags = PageFlags(1 << 20); flags.set(7); flags.clear(7); flags.test(7)
         False
-        """
-        if type(pfn) is not int or not 0 <= pfn < self._npages:
-            pfn = check_pfn(pfn, self._npages)
-        self._exclusive(self._clear_one, pfn)
+        """)
 
     def test(self, pfn: int) -> bool:
         """Whether page ``pfn`` is set.

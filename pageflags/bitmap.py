@@ -48,6 +48,7 @@ ranges) which entries must first become private chunks, allocates them or copies
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import threading
@@ -65,6 +66,9 @@ from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 __all__ = ["PageFlags", "full_chunk"]
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
+#: Writes inside one entry of at most this many pages run in Python on the chunk's
+#: bytes; longer ones run a kernel.
+_SPAN_BITS = 1024
 
 
 #: Algebra over at least this many computed chunks runs on Numba's thread pool when
@@ -122,6 +126,7 @@ class PageFlags(PageMap):
         "_refs",
         "_shift",
         "_total",
+        "_views",
         "_whole_chunks",
         "_zero_addr",
     )
@@ -135,6 +140,9 @@ class PageFlags(PageMap):
         self._counts = np.zeros(n, dtype=np.int32)
         # Bit c is set when entry c is not None: searches cross holes 64 entries a word.
         self._occupied = np.zeros(-(-n // 64), dtype=np.uint64)
+        # Writable byte views of private chunks, made by single-entry writes and
+        # dropped by _store whenever their entry changes (so never left dangling).
+        self._views: dict[int, memoryview] = {}
         # The same memory as Python-int views, for writes to one entry.
         self._addrs_view = memoryview(self._addrs)
         self._counts_view = memoryview(self._counts)
@@ -170,10 +178,13 @@ class PageFlags(PageMap):
             occupied = self._occupied_view
             occupied[word] = occupied[word] | bit if addrs else occupied[word] & ~bit
             self._nallocated_cache = None
+            self._views.pop(where, None)
             self._refs[where] = chunks
             if self._mirror_writes is not None:
                 self._mirror_writes[where] = chunks
             return
+        if self._views:
+            self._views.clear()
         self._addrs[where] = addrs
         self._counts[where] = counts
         self._nallocated_cache = None
@@ -309,7 +320,11 @@ class PageFlags(PageMap):
             base = c << shift
             if chunk is self.FULL:
                 return stop - start
-            return int(_kernels.flat_count_range(chunk, start - base, stop - base))
+            lo, hi = start - base, stop - base
+            if hi - lo <= _SPAN_BITS and _LITTLE_ENDIAN:
+                bits = int.from_bytes(chunk.base[lo >> 3:(hi + 7) >> 3], "little") >> (lo & 7)
+                return (bits & ((1 << (hi - lo)) - 1)).bit_count()
+            return int(_kernels.flat_count_range(chunk, lo, hi))
         if start == 0 and stop == self._geometry.npages:
             return self._total
         return int(_kernels.table_count_range(self._addrs, self._counts, start, stop,
@@ -344,16 +359,66 @@ class PageFlags(PageMap):
     # --- writes --------------------------------------------------------------------
     # A write inside one entry (a page, a small range, a whole section) costs one
     # kernel call and no NumPy call: single calls in Python loops are what users write.
+    # A single page: one byte of the chunk's view, read and written as a Python int.
     def _set_one(self, pfn: int) -> None:
-        local = pfn & self._local_mask
-        self._set_span(pfn >> self._shift, local, local + 1)
+        c, local = pfn >> self._shift, pfn & self._local_mask
+        view = self._views.get(c) or self._view(c, 0)
+        if view is None or not _LITTLE_ENDIAN:
+            if view is not None:
+                self._set_span(c, local, local + 1)
+            return
+        byte, bit = local >> 3, 1 << (local & 7)
+        old = view[byte]
+        if not old & bit:
+            view[byte] = old | bit
+            self._counts_view[c] += 1
+            self._total += 1
 
     def _clear_one(self, pfn: int) -> None:
-        local = pfn & self._local_mask
-        self._clear_span(pfn >> self._shift, local, local + 1)
+        c, local = pfn >> self._shift, pfn & self._local_mask
+        view = self._views.get(c) or self._view(c, self._full_addr)
+        if view is None or not _LITTLE_ENDIAN:
+            if view is not None:
+                self._clear_span(c, local, local + 1)
+            return
+        byte, bit = local >> 3, 1 << (local & 7)
+        old = view[byte]
+        if old & bit:
+            view[byte] = old & ~bit
+            left = self._counts_view[c] - 1
+            self._counts_view[c] = left
+            self._total -= 1
+            if not left:
+                self._free(c)
+
+    def _view(self, c: int, sought: int) -> memoryview | None:
+        """The writable bytes of entry ``c``'s private chunk, giving it one first when
+        the entry is ``sought`` (``None`` to set bits, ``FULL`` to clear them); None
+        when the entry already reads as wanted (``FULL`` to set, ``None`` to clear)."""
+        view = self._views.get(c)
+        if view is not None:
+            return view
+        address = self._addrs_view[c]
+        if address != sought and address in (0, self._full_addr):
+            return None
+        if address == sought:
+            (self._allocate if sought == 0 else self._unshare)(np.array([c]))
+            address = self._addrs_view[c]
+        # A view over the bytes object's memory, held privately: NumPy and users only
+        # ever see the read-only chunk array.
+        memory = (ctypes.c_ubyte * self._geometry.chunk_bytes).from_address(address)
+        view = self._views[c] = memoryview(memory).cast("B")
+        return view
 
     def _set_span(self, c: int, lo: int, hi: int) -> None:
         """Set local pages [lo, hi) of entry ``c`` (not the whole of it)."""
+        if hi - lo <= _SPAN_BITS and _LITTLE_ENDIAN:
+            view = self._view(c, 0)
+            if view is not None:
+                changed = _write_span(view, lo, hi, True)
+                self._counts_view[c] += changed
+                self._total += changed
+            return
         args = (self._addrs, self._counts, c, lo, hi, self._shift, self._full_addr)
         added = _kernels.table_set_span(*args)
         if added < 0:
@@ -363,13 +428,22 @@ class PageFlags(PageMap):
 
     def _clear_span(self, c: int, lo: int, hi: int) -> None:
         """Clear local pages [lo, hi) of entry ``c``, freeing it when it empties."""
-        args = (self._addrs, self._counts, c, lo, hi, self._shift, self._full_addr)
-        removed = _kernels.table_clear_span(*args)
-        if removed < 0:
-            self._unshare(np.array([c]))
+        if hi - lo <= _SPAN_BITS and _LITTLE_ENDIAN:
+            view = self._view(c, self._full_addr)
+            if view is None:
+                return
+            removed = _write_span(view, lo, hi, False)
+            left = self._counts_view[c] - removed
+            self._counts_view[c] = left
+        else:
+            args = (self._addrs, self._counts, c, lo, hi, self._shift, self._full_addr)
             removed = _kernels.table_clear_span(*args)
+            if removed < 0:
+                self._unshare(np.array([c]))
+                removed = _kernels.table_clear_span(*args)
+            left = self._counts_view[c]
         self._total -= removed
-        if removed and not self._counts_view[c]:
+        if removed and not left:
             self._free(c)
 
     def _range_ends(self, start: int, stop: int, whole_lo: int, whole_hi: int) -> list[int]:
@@ -822,6 +896,27 @@ class PageFlags(PageMap):
         _kernels.table_popcounts(self._addrs, self._geometry.chunk_shift, popcounts)
         bad = np.flatnonzero(popcounts != self._counts)
         _require(bad.size == 0, f"cached counts differ from popcounts at chunks {bad[:8]}")
+
+
+def _write_span(view: memoryview, lo: int, hi: int, value: bool) -> int:
+    """Set (or clear) bits [lo, hi) of the little-endian bytes ``view``; how many changed.
+
+    The bytes covering the span, as one Python int: for a few words this costs less
+    than dispatching a kernel.
+    """
+    first, last = lo >> 3, (hi + 7) >> 3
+    if last - first == 1:  # one byte (a single page, say): no int conversion
+        old = view[first]
+        mask = ((1 << (hi - lo)) - 1) << (lo & 7)
+        new = old | mask if value else old & ~mask
+        view[first] = new
+        return (new ^ old).bit_count()
+    old = int.from_bytes(view[first:last], "little")
+    mask = ((1 << (hi - lo)) - 1) << (lo & 7)
+    new = old | mask if value else old & ~mask
+    if new != old:
+        view[first:last] = new.to_bytes(last - first, "little")
+    return (new ^ old).bit_count()
 
 
 def _entry_numbers(where: Any, n: int) -> np.ndarray:
