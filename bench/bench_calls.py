@@ -266,7 +266,7 @@ def collect_garbage() -> None:
     gc.collect()
 
 
-def time_fresh(benchmark, impl: str, target: Callable, make: Callable, rounds: int = 3):
+def time_fresh(benchmark, impl: str, target: Callable, make: Callable, rounds: int = 7):
     """Time ``target(make())`` with a new map from ``make`` every round (untimed)."""
     def setup():
         gc.collect()

@@ -75,7 +75,7 @@ def prefetch(typingctx, address):
 
 
 #: How many pfns ahead the bulk kernels prefetch (tuned on random pfns over 2 TiB).
-PREFETCH_DISTANCE = 16
+PREFETCH_DISTANCE = 32
 
 
 @numba.njit(inline="always")
@@ -417,13 +417,26 @@ def table_entries_at(addrs, pfns, first, chunk_shift, sought, seen, out):
 
 
 @numba.njit(**_JIT)
-def table_set_many(addrs, counts, pfns, first, chunk_shift, full_addr):
+def table_mark_entries(pfns, first, chunk_shift, marks):
+    """``marks[c] = True`` for the entry of every pfn of ``pfns[first:]``.
+
+    Branch-free, for many pfns: twice as fast as :func:`table_entries_at`, but
+    Python then reads ``marks`` over the whole table.
+    """
+    for i in range(first, pfns.size):
+        marks[pfns[i] >> chunk_shift] = True
+
+
+@numba.njit(**_JIT)
+def table_set_many(addrs, counts, pfns, first, chunk_shift, full_addr, counted):
     """Set pfns ``pfns[first:]`` in order, stopping at the first in a ``None`` entry.
 
     Returns ``(pages added, index reached)``: ``pfns.size`` when done, else the pfn
     whose entry needs a chunk.  Python then gives chunks to the entries of the pfns
     left (:func:`table_entries_at`) and calls again from there, so a first build
-    costs one light pass more than a second, and the steady state nothing.
+    costs one light pass more than a second, and the steady state nothing.  With
+    ``counted`` false, ``counts`` and the pages added are left for
+    :func:`table_recount` (cheaper when the pfns outnumber the chunks' words).
     """
     wpc = 1 << (chunk_shift - 6)
     local_mask = (1 << chunk_shift) - 1
@@ -441,7 +454,9 @@ def table_set_many(addrs, counts, pfns, first, chunk_shift, full_addr):
         local = p & local_mask
         bit = ONE << np.uint64(local & 63)
         w = words[local >> 6]
-        if not (w & bit):
+        if not counted:
+            words[local >> 6] = w | bit
+        elif not (w & bit):
             words[local >> 6] = w | bit
             counts[c] += 1
             added += 1
@@ -449,12 +464,13 @@ def table_set_many(addrs, counts, pfns, first, chunk_shift, full_addr):
 
 
 @numba.njit(**_JIT)
-def table_clear_many(addrs, counts, pfns, first, chunk_shift, full_addr, emptied, e):
+def table_clear_many(addrs, counts, pfns, first, chunk_shift, full_addr, emptied, e,
+                     counted):
     """Clear pfns ``pfns[first:]`` in order, stopping at the first in a FULL entry.
 
     As :func:`table_set_many`, for entries that must first get a private copy of
     ``FULL``.  Chunks whose count drops to zero go to ``emptied[e:]`` for Python to
-    free.  Returns ``(pages removed, index reached, new e)``.
+    free (when ``counted``).  Returns ``(pages removed, index reached, new e)``.
     """
     wpc = 1 << (chunk_shift - 6)
     local_mask = (1 << chunk_shift) - 1
@@ -472,7 +488,9 @@ def table_clear_many(addrs, counts, pfns, first, chunk_shift, full_addr, emptied
         local = p & local_mask
         bit = ONE << np.uint64(local & 63)
         w = words[local >> 6]
-        if w & bit:
+        if not counted:
+            words[local >> 6] = w & ~bit
+        elif w & bit:
             words[local >> 6] = w & ~bit
             counts[c] -= 1
             removed += 1
@@ -542,6 +560,19 @@ def table_popcounts(addrs, chunk_shift, out):
             out[c] = 0
             continue
         out[c] = _popcount_all(chunk_words(a, wpc))
+
+
+@numba.njit(**_JIT)
+def table_recount(addrs, counts, chunk_shift, full_addr):
+    """Set every private chunk's count from its bits; return the map's total."""
+    wpc = 1 << (chunk_shift - 6)
+    total = 0
+    for c in range(addrs.size):
+        a = addrs[c]
+        if a != NULL and a != full_addr:
+            counts[c] = _popcount_all(chunk_words(a, wpc))
+        total += counts[c]
+    return total
 
 
 @numba.njit(**_JIT)

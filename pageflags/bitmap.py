@@ -77,6 +77,11 @@ _SPAN_BITS = 1024
 PARALLEL_MIN_CHUNKS: int | None = 2048
 
 
+#: Bulk writes of at least this many pfns may skip counting bits per pfn and recount
+#: the chunks instead (see ``PageFlags._counted``).
+RECOUNT_MIN_PFNS = 1 << 20
+
+
 #: test_many samples this many pfns; when the share of them in ``None`` entries is
 #: within these bounds, the kinds are too mixed to predict and the branch-free
 #: kernel runs (measured: 3x faster on a hotplug layout, 1.5x slower on a sparse one).
@@ -219,6 +224,10 @@ class PageFlags(PageMap):
         """Entries (each once) of ``pfns[first:]`` whose address is ``sought``."""
         n = self._geometry.nchunks
         # np.zeros and np.empty map pages lazily: only what the kernel touches costs.
+        if pfns.size - first > n // 8:  # many pfns: mark them all, then read the marks
+            marks = np.zeros(n, dtype=bool)
+            _kernels.table_mark_entries(pfns, first, self._shift, marks)
+            return np.flatnonzero(marks & (self._addrs == np.uint64(sought)))
         seen = np.zeros(n, dtype=bool)
         out = np.empty(min(pfns.size - first, n), dtype=np.int64)
         k = _kernels.table_entries_at(self._addrs, pfns, first, self._geometry.chunk_shift,
@@ -514,29 +523,50 @@ class PageFlags(PageMap):
         if emptied:
             self._free(np.array(emptied))
 
+    def _counted(self, npfns: int) -> bool:
+        """Whether a bulk write of ``npfns`` pfns should count bits as it goes, or
+        leave the counts to one :func:`table_recount` (when the pfns outnumber the
+        words of the chunks it would read)."""
+        if npfns < RECOUNT_MIN_PFNS:
+            return True
+        g = self._geometry
+        return npfns * 8 < self._nallocated * g.words_per_chunk + g.nchunks
+
     def _set_many(self, pfns: np.ndarray) -> None:
-        shift, full = self._geometry.chunk_shift, self._full_addr
+        shift, full = self._shift, self._full_addr
+        counted = self._counted(pfns.size)
         added, reached = _kernels.table_set_many(self._addrs, self._counts, pfns, 0, shift,
-                                                 full)
+                                                 full, counted)
         self._total += int(added)
         if reached < pfns.size:  # pfns in None entries from here: give them chunks
             self._allocate(self._entries_at(pfns, reached, 0))
+            again = self._counted(pfns.size - reached)
             added, reached = _kernels.table_set_many(self._addrs, self._counts, pfns,
-                                                     reached, shift, full)
+                                                     reached, shift, full, again)
             self._total += int(added)
+            counted = counted and again
+        if not counted:
+            self._total = int(_kernels.table_recount(self._addrs, self._counts, shift, full))
 
     def _clear_many(self, pfns: np.ndarray) -> None:
-        shift, full = self._geometry.chunk_shift, self._full_addr
+        shift, full = self._shift, self._full_addr
+        counted = self._counted(pfns.size)
         emptied = np.empty(min(pfns.size, self._geometry.nchunks), dtype=np.int64)
         removed, reached, e = _kernels.table_clear_many(
-            self._addrs, self._counts, pfns, 0, shift, full, emptied, 0)
+            self._addrs, self._counts, pfns, 0, shift, full, emptied, 0, counted)
         self._total -= int(removed)
         if reached < pfns.size:  # pfns in FULL entries from here: copy FULL into them
             self._unshare(self._entries_at(pfns, reached, full))
+            again = self._counted(pfns.size - reached)
             removed, reached, e = _kernels.table_clear_many(
-                self._addrs, self._counts, pfns, reached, shift, full, emptied, e)
+                self._addrs, self._counts, pfns, reached, shift, full, emptied, e, again)
             self._total -= int(removed)
-        self._free_emptied(emptied[:e])
+            counted = counted and again
+        if counted:
+            self._free_emptied(emptied[:e])
+        else:
+            self._total = int(_kernels.table_recount(self._addrs, self._counts, shift, full))
+            self._free_emptied(np.flatnonzero(self._allocated_mask() & (self._counts == 0)))
 
     def _free_emptied(self, chunk_nrs: np.ndarray) -> None:
         """Free the entries among ``chunk_nrs`` that hold a chunk with no bit set."""
