@@ -74,7 +74,8 @@ def prefetch(typingctx, address):
     return sig, codegen
 
 
-#: How many pfns ahead the bulk kernels prefetch (tuned on random pfns over 2 TiB).
+#: How many pfns ahead the bulk kernels prefetch: on random pfns over 2 TiB, random
+#: set_many runs at 1.04x flat's time with 32 and 1.31x with 16.
 PREFETCH_DISTANCE = 32
 
 
@@ -328,30 +329,23 @@ def table_store_one(addrs, counts, occupied, c, address, count):
 
 
 @numba.njit(**_JIT)
-def table_set_span(addrs, counts, c, lo, hi, chunk_shift, full_addr):
-    """Set local bits [lo, hi) of entry ``c``: pages newly set, or -1 (and nothing
-    done) when the entry is ``None`` and needs a chunk first."""
+def table_write_span(addrs, counts, c, lo, hi, chunk_shift, full_addr, value):
+    """Set (``value``) or clear local bits [lo, hi) of entry ``c``: pages changed, or
+    -1 (and nothing done) when the entry must first get a chunk of its own (``None``
+    to set bits in, ``FULL`` to clear bits from)."""
     a = addrs[c]
-    if a == full_addr:
+    done, needs_chunk = (full_addr, NULL) if value else (NULL, full_addr)
+    if a == done:
         return 0
-    if a == NULL:
+    if a == needs_chunk:
         return -1
-    n = _set_bits(chunk_words(a, 1 << (chunk_shift - 6)), lo, hi)
-    counts[c] += n
-    return n
-
-
-@numba.njit(**_JIT)
-def table_clear_span(addrs, counts, c, lo, hi, chunk_shift, full_addr):
-    """Clear local bits [lo, hi) of entry ``c``: pages that were set, or -1 (and
-    nothing done) when the entry is ``FULL`` and needs a copy first."""
-    a = addrs[c]
-    if a == NULL:
-        return 0
-    if a == full_addr:
-        return -1
-    n = _clear_bits(chunk_words(a, 1 << (chunk_shift - 6)), lo, hi)
-    counts[c] -= n
+    words = chunk_words(a, 1 << (chunk_shift - 6))
+    if value:
+        n = _set_bits(words, lo, hi)
+        counts[c] += n
+    else:
+        n = _clear_bits(words, lo, hi)
+        counts[c] -= n
     return n
 
 
@@ -1303,26 +1297,9 @@ def _collect_set(words, lo, hi, base, out, k):
     while True:
         if i == last:
             w &= last_mask
-        if room - k >= 64:
-            # Room for a whole word: write positions four at a time, past the word's
-            # last set bit too (cttz(0) is 64), so the loop exit rarely mispredicts
-            # on sparse words (CRoaring's bitset_extract_setbits does the same).
-            n = popcount(w)
-            pfn = base + (i << 6)
-            done = 0
-            while True:
-                out[k + done] = pfn + cttz(w)
-                w &= w - ONE
-                out[k + done + 1] = pfn + cttz(w)
-                w &= w - ONE
-                out[k + done + 2] = pfn + cttz(w)
-                w &= w - ONE
-                out[k + done + 3] = pfn + cttz(w)
-                w &= w - ONE
-                done += 4
-                if done >= n:
-                    break
-            k += n
+        if room - k >= 64:  # room for a whole word and the positions written past it
+            k = _collect_word(w, base + (i << 6), out, k)
+            w = NULL
         while w:
             bit = (i << 6) + cttz(w)
             if k == room:
@@ -1337,32 +1314,39 @@ def _collect_set(words, lo, hi, base, out, k):
 
 
 @numba.njit(inline="always")
+def _collect_word(w, pfn, out, k):
+    """Append ``pfn + bit`` for the set bits of word ``w`` to ``out[k:]``; return k.
+
+    Positions go four at a time, past the word's last set bit too (cttz(0) is 64),
+    so the loop exit rarely mispredicts on sparse words (CRoaring's
+    bitset_extract_setbits does the same): ``out`` needs room for k + 4 past them.
+    """
+    n = popcount(w)
+    done = 0
+    while True:
+        out[k + done] = pfn + cttz(w)
+        w &= w - ONE
+        out[k + done + 1] = pfn + cttz(w)
+        w &= w - ONE
+        out[k + done + 2] = pfn + cttz(w)
+        w &= w - ONE
+        out[k + done + 3] = pfn + cttz(w)
+        w &= w - ONE
+        done += 4
+        if done >= n:
+            break
+    return k + n
+
+
+@numba.njit(inline="always")
 def _collect_all(words, base, out, k):
     """Append ``base + bit`` for every set bit of ``words`` to ``out[k:]``; return k.
 
-    The caller guarantees room for every set bit plus 4: positions are written four
-    at a time past each word's last set bit (cttz(0) is 64; a word with no bit set
-    after the last one set still writes four), so no word pays a mispredicted exit
-    or a room check (CRoaring's bitset_extract_setbits).
+    The caller guarantees room for every set bit plus 4 (:func:`_collect_word`; a
+    last word with no bit set still writes four), so no word pays a room check.
     """
     for i in range(words.size):
-        w = words[i]
-        n = popcount(w)
-        pfn = base + (i << 6)
-        done = 0
-        while True:
-            out[k + done] = pfn + cttz(w)
-            w &= w - ONE
-            out[k + done + 1] = pfn + cttz(w)
-            w &= w - ONE
-            out[k + done + 2] = pfn + cttz(w)
-            w &= w - ONE
-            out[k + done + 3] = pfn + cttz(w)
-            w &= w - ONE
-            done += 4
-            if done >= n:
-                break
-        k += n
+        k = _collect_word(words[i], base + (i << 6), out, k)
     return k
 
 

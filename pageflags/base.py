@@ -77,6 +77,27 @@ def writes(method: _Method) -> _Method:
     return exclusive  # type: ignore[return-value]
 
 
+def _range_write(primitive: str, doc: str) -> Callable[[PageMap, int, int], None]:
+    """A public range write: the range check and the writer guard inline (as
+    :func:`_single_page_write`), then the subclass's ``primitive`` for a non-empty range."""
+    def write(self: PageMap, start: int, stop: int) -> None:
+        start, stop = check_range(start, stop, self._npages)
+        if start == stop:
+            return
+        writer = self._writer
+        if not writer.acquire(False):
+            raise concurrent_write_error(self)
+        try:
+            getattr(self, primitive)(start, stop)
+        finally:
+            writer.release()
+
+    write.__doc__ = doc
+    write.__name__ = primitive[1:]
+    write.__qualname__ = f"PageMap.{write.__name__}"
+    return write
+
+
 def _single_page_write(primitive: str, doc: str) -> Callable[[PageMap, int], None]:
     """A public single-page write: the int check and the writer guard inline, then the
     subclass's ``primitive``.  Each layer of call costs as much as the write itself,
@@ -171,17 +192,6 @@ class PageMap:
 
     __contains__ = test
 
-    def _exclusive(self, write: Callable[..., None], *args: int) -> None:
-        """``write(*args)`` as the map's only writer: :func:`writes` for single calls,
-        with one frame less (they run millions of times in loops)."""
-        writer = self._writer
-        if not writer.acquire(False):
-            raise concurrent_write_error(self)
-        try:
-            write(*args)
-        finally:
-            writer.release()
-
     def _set_one(self, pfn: int) -> None:
         self._set_range(pfn, pfn + 1)
 
@@ -189,21 +199,16 @@ class PageMap:
         self._clear_range(pfn, pfn + 1)
 
     # --- ranges --------------------------------------------------------------------
-    def set_range(self, start: int, stop: int) -> None:
-        """Set pages ``[start, stop)``.
+    set_range = _range_write("_set_range", """Set pages ``[start, stop)``.
 
         Examples
         --------
         >>> from pageflags import PageFlags
         >>> flags = PageFlags(1 << 20); flags.set_range(100, 200); flags.count()
         100
-        """
-        start, stop = check_range(start, stop, self._npages)
-        if start < stop:
-            self._exclusive(self._set_range, start, stop)
+        """)
 
-    def clear_range(self, start: int, stop: int) -> None:
-        """Clear pages ``[start, stop)``.
+    clear_range = _range_write("_clear_range", """Clear pages ``[start, stop)``.
 
         Examples
         --------
@@ -211,10 +216,7 @@ class PageMap:
         >>> flags = PageFlags(1 << 20); flags.set_range(0, 1000)
         >>> flags.clear_range(10, 1000); flags.count()
         10
-        """
-        start, stop = check_range(start, stop, self._npages)
-        if start < stop:
-            self._exclusive(self._clear_range, start, stop)
+        """)
 
     def count(self, start: int = 0, stop: int | None = None) -> int:
         """Pages set in ``[start, stop)`` (the whole map by default).
@@ -336,7 +338,8 @@ class PageMap:
         >>> flags.find_next_set(0), flags.find_next_set(11), flags.find_next_set(500_001)
         (10, 500000, -1)
         """
-        start = check_position("start", start, self._npages)
+        if type(start) is not int or not 0 <= start <= self._npages:
+            start = check_position("start", start, self._npages)
         return self._find_next_set(start) if start < self._npages else -1
 
     def find_next_clear(self, start: int = 0) -> int:

@@ -66,9 +66,6 @@ from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 __all__ = ["PageFlags", "full_chunk"]
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
-#: Writes inside one entry of at most this many pages run in Python on the chunk's
-#: bytes; longer ones run a kernel.
-_SPAN_BITS = 1024
 
 
 #: Algebra over at least this many computed chunks runs on Numba's thread pool when
@@ -329,11 +326,7 @@ class PageFlags(PageMap):
             base = c << shift
             if chunk is self.FULL:
                 return stop - start
-            lo, hi = start - base, stop - base
-            if hi - lo <= _SPAN_BITS and _LITTLE_ENDIAN:
-                bits = int.from_bytes(chunk.base[lo >> 3:(hi + 7) >> 3], "little") >> (lo & 7)
-                return (bits & ((1 << (hi - lo)) - 1)).bit_count()
-            return int(_kernels.flat_count_range(chunk, lo, hi))
+            return _kernels.flat_count_range(chunk, start - base, stop - base)
         if start == 0 and stop == self._geometry.npages:
             return self._total
         return int(_kernels.table_count_range(self._addrs, self._counts, start, stop,
@@ -368,7 +361,8 @@ class PageFlags(PageMap):
     # --- writes --------------------------------------------------------------------
     # A write inside one entry (a page, a small range, a whole section) costs one
     # kernel call and no NumPy call: single calls in Python loops are what users write.
-    # A single page: one byte of the chunk's view, read and written as a Python int.
+    # A single page: one byte of the chunk's view, read and written as a Python int
+    # (for a span of a few words a kernel costs no more than int.from_bytes does).
     def _set_one(self, pfn: int) -> None:
         c, local = pfn >> self._shift, pfn & self._local_mask
         view = self._views.get(c) or self._view(c, 0)
@@ -421,39 +415,22 @@ class PageFlags(PageMap):
 
     def _set_span(self, c: int, lo: int, hi: int) -> None:
         """Set local pages [lo, hi) of entry ``c`` (not the whole of it)."""
-        if hi - lo <= _SPAN_BITS and _LITTLE_ENDIAN:
-            view = self._view(c, 0)
-            if view is not None:
-                changed = _write_span(view, lo, hi, True)
-                self._counts_view[c] += changed
-                self._total += changed
-            return
-        args = (self._addrs, self._counts, c, lo, hi, self._shift, self._full_addr)
-        added = _kernels.table_set_span(*args)
-        if added < 0:
-            self._allocate(np.array([c]))
-            added = _kernels.table_set_span(*args)
-        self._total += added
+        self._total += self._write_span(c, lo, hi, True)
 
     def _clear_span(self, c: int, lo: int, hi: int) -> None:
         """Clear local pages [lo, hi) of entry ``c``, freeing it when it empties."""
-        if hi - lo <= _SPAN_BITS and _LITTLE_ENDIAN:
-            view = self._view(c, self._full_addr)
-            if view is None:
-                return
-            removed = _write_span(view, lo, hi, False)
-            left = self._counts_view[c] - removed
-            self._counts_view[c] = left
-        else:
-            args = (self._addrs, self._counts, c, lo, hi, self._shift, self._full_addr)
-            removed = _kernels.table_clear_span(*args)
-            if removed < 0:
-                self._unshare(np.array([c]))
-                removed = _kernels.table_clear_span(*args)
-            left = self._counts_view[c]
+        removed = self._write_span(c, lo, hi, False)
         self._total -= removed
-        if removed and not left:
+        if removed and not self._counts_view[c]:
             self._free(c)
+
+    def _write_span(self, c: int, lo: int, hi: int, value: bool) -> int:
+        args = (self._addrs, self._counts, c, lo, hi, self._shift, self._full_addr, value)
+        changed = _kernels.table_write_span(*args)
+        if changed < 0:  # give the entry a chunk of its own first
+            (self._allocate if value else self._unshare)(np.array([c]))
+            changed = _kernels.table_write_span(*args)
+        return changed
 
     def _range_ends(self, start: int, stop: int, whole_lo: int, whole_hi: int) -> list[int]:
         """End chunks of [start, stop) outside the whole chunks [whole_lo, whole_hi)."""
@@ -576,9 +553,8 @@ class PageFlags(PageMap):
 
     # --- scans, rank/select (issue 3) ----------------------------------------------
     def _find_next_set(self, start: int) -> int:
-        g = self._geometry
-        return int(_kernels.table_find_next(self._addrs, self._occupied, start, g.npages,
-                                            g.chunk_shift, self._full_addr, _kernels.NULL))
+        return _kernels.table_find_next(self._addrs, self._occupied, start, self._npages,
+                                        self._shift, self._full_addr, _kernels.NULL)
 
     def _find_next_clear(self, start: int) -> int:
         g = self._geometry
@@ -926,27 +902,6 @@ class PageFlags(PageMap):
         _kernels.table_popcounts(self._addrs, self._geometry.chunk_shift, popcounts)
         bad = np.flatnonzero(popcounts != self._counts)
         _require(bad.size == 0, f"cached counts differ from popcounts at chunks {bad[:8]}")
-
-
-def _write_span(view: memoryview, lo: int, hi: int, value: bool) -> int:
-    """Set (or clear) bits [lo, hi) of the little-endian bytes ``view``; how many changed.
-
-    The bytes covering the span, as one Python int: for a few words this costs less
-    than dispatching a kernel.
-    """
-    first, last = lo >> 3, (hi + 7) >> 3
-    if last - first == 1:  # one byte (a single page, say): no int conversion
-        old = view[first]
-        mask = ((1 << (hi - lo)) - 1) << (lo & 7)
-        new = old | mask if value else old & ~mask
-        view[first] = new
-        return (new ^ old).bit_count()
-    old = int.from_bytes(view[first:last], "little")
-    mask = ((1 << (hi - lo)) - 1) << (lo & 7)
-    new = old | mask if value else old & ~mask
-    if new != old:
-        view[first:last] = new.to_bytes(last - first, "little")
-    return (new ^ old).bit_count()
 
 
 def _entry_numbers(where: Any, n: int) -> np.ndarray:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 import pytest
 
@@ -42,3 +45,30 @@ def geometry(request) -> Geometry:
 @pytest.fixture(params=[PageFlags, FlatPageFlags], ids=["pageflags", "flat"])
 def map_type(request):
     return request.param
+
+
+def finishes_within(seconds: float, call, fifo=None):
+    """Run ``call()`` on a thread; return its result or raise what it raised.
+
+    Fails the test when it is still running after ``seconds``; a reader blocked on
+    the FIFO ``fifo`` is then released by opening and closing its writing end.
+    """
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed back below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        if fifo is not None:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(seconds)
+        pytest.fail(f"still blocked after {seconds} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import finishes_within
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -549,32 +550,6 @@ def test_repr():
 
 
 # --- what the readers refuse -----------------------------------------------------
-
-def finishes_within(seconds, call, fifo=None):
-    """``call()`` on a thread; fails when still running after ``seconds``."""
-    import os
-    import threading
-
-    outcome = {}
-
-    def run():
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:  # handed back below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        if fifo is not None:  # release the blocked reader
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        thread.join(seconds)
-        pytest.fail(f"still blocked after {seconds} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
-
 
 @pytest.mark.parametrize("name", ["block_size_bytes", "memory1/phys_index", "memory1/state"])
 def test_sysfs_refuses_a_fifo_without_blocking(tmp_path, name):

@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import finishes_within
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -427,35 +428,6 @@ def test_malformed_pickled_state_raises(change, check):
 
 
 # --- what may stand at the target, and what load opens ---------------------------
-
-def finishes_within(seconds: float, call, fifo=None):
-    """Run ``call()`` on a thread; return its result or raise what it raised.
-
-    Fails the test when it is still running after ``seconds``; a reader blocked on
-    the FIFO ``fifo`` is then released by opening and closing its writing end.
-    """
-    import threading
-
-    outcome = {}
-
-    def run():
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:  # handed back below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        if fifo is not None:
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        thread.join(seconds)
-        pytest.fail(f"still blocked after {seconds} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
-
 
 def test_save_onto_a_directory_refuses_and_moves_nothing(tmp_path):
     folder = tmp_path / "maps"
