@@ -312,9 +312,7 @@ class PageFlags(PageMap):
         if chunk is self.FULL:
             return True
         local = pfn & self._local_mask
-        if _LITTLE_ENDIAN:  # the chunk's own bytes as Python ints: no NumPy scalar
-            return bool(chunk.base[local >> 3] >> (local & 7) & 1)
-        return bool(int(chunk[local >> 6]) >> (local & 63) & 1)
+        return bool(chunk.item(local >> 6) >> (local & 63) & 1)  # a Python int word
 
     def _count(self, start: int, stop: int) -> int:
         shift = self._shift

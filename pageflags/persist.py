@@ -125,7 +125,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _kernels
-from ._chunks import IOV_MAX, new_chunks, read_into
+from ._chunks import IOV_MAX, new_chunk_slabs, new_chunks, read_into
 from ._files import (
     create_temp,
     fsync_folder,
@@ -634,7 +634,9 @@ def _load_parts(fd: int, size: int, path: str, raw: bytes, geometry: Geometry,
                          dtype="<u8").reshape(nruns, 2)
     allocated = np.frombuffer(read_exact(fd, 8 * nalloc, ended_early), dtype="<u8")
     data_start = HEADER_BYTES + 16 * nruns + 8 * nalloc
-    chunks, addrs = new_chunks(nalloc, geometry.words_per_chunk)
+    per_batch = _batches(nalloc, geometry.chunk_bytes)
+    chunks, addrs = new_chunk_slabs(nalloc, geometry.words_per_chunk,
+                                    per_batch[0].stop if per_batch else 1)
     state = xxh64_start((header, runs, allocated))
     counts = _read_chunks(fd, data_start, addrs, geometry.chunk_bytes, state, path)
     os.lseek(fd, size - TRAILER_BYTES, os.SEEK_SET)
