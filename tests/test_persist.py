@@ -702,3 +702,22 @@ def test_a_save_killed_midway_is_cleaned_up_by_the_next_save(tmp_path):
         assert len(os.listdir(tmp_path)) == 1
     PageFlags(TINY).save(path)
     assert os.listdir(tmp_path) == ["m.pgf"]
+
+
+def test_loaded_chunks_stay_read_only_for_good(tmp_path):
+    # Loaded chunks are rows of shared slabs; neither the rows nor what they view
+    # can be made writable, and writes after the load still change only the map.
+    flags = mixed(Geometry(32))
+    flags.save(tmp_path / "m.pgf")
+    loaded = PageFlags.load(tmp_path / "m.pgf")
+    chunks = [c for c in loaded.table if c is not None and c is not loaded.FULL]
+    assert len(chunks) > 1
+    for chunk in chunks:
+        for array in (chunk, chunk.base):
+            with pytest.raises(ValueError, match="WRITEABLE"):
+                array.setflags(write=True)
+    first = int(np.flatnonzero([c is chunks[0] for c in loaded.table])[0])
+    loaded.clear_range(first << 15, (first + 1) << 15)   # frees one row of a slab
+    loaded.set(first << 15)
+    loaded.validate()
+    assert loaded.count() == flags.count() - flags.count(first << 15, (first + 1) << 15) + 1
