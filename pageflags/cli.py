@@ -132,6 +132,7 @@ def _notes(result: dict[str, Any]) -> list[str]:
         lines.append("pageflags and flat agree on every result")
     if result["note"]:
         lines.append(f"note: {result['note']}")
+    lines += [f"why: {line}" for line in result.get("why") or ()]
     return lines
 
 

@@ -34,7 +34,7 @@ __all__ = ["HOTPLUG_KEYS", "SCAN_KEYS", "flat_fits", "hotplug", "plot_hotplug", 
 #: Top-level keys of :func:`scan`'s result (the ``pageflags scan --json`` output).
 SCAN_KEYS = ("command", "geometry", "memory", "nodes", "ranges", "present_pages",
              "dirty_pages", "density", "seed", "repeat", "times", "nbytes", "agree",
-             "note", "sharded")
+             "note", "sharded", "why")
 #: Top-level keys of :func:`hotplug`'s result (the ``pageflags hotplug --json`` output).
 HOTPLUG_KEYS = ("command", "geometry", "memory", "nodes", "seed", "density", "events",
                 "batch", "added", "removed", "present_bytes", "nbytes", "scan_seconds",
@@ -239,7 +239,8 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
         ``agree`` (True when checked against flat, None without flat) and ``note``
         (why flat was skipped, or None); ``sharded``: None, or ``workers``,
         ``shards``, ``shard_pages``, ``present_shards`` and ``agree``, the sharded
-        rows of ``times`` then having ``sharded`` seconds.
+        rows of ``times`` then having ``sharded`` seconds; ``why``: a line, with its
+        measurement, for each build or ``test_many`` row where flat is faster.
 
     Examples
     --------
@@ -302,9 +303,11 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
         rows.append({"operation": op, **{
             name: _best_time(lambda fn=fn, pair=pair: fn(*pair), repeat)
             for name, pair in maps.items()}})
+    why: list[str] = []
     if with_flat:
         for row in rows:
             row["speedup"] = row["flat"] / max(row["pageflags"], 1e-12)
+        why = _why_slower(rows, g, dirty_pfns, repeat)
     sharded = None
     if workers is not None or scheduler is not None:
         from . import sharded_scan  # needs Dask: imported only here
@@ -325,7 +328,33 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
         "nbytes": {name: {"present": p.nbytes, "dirty": d.nbytes}
                    for name, (p, d) in maps.items()},
         "agree": True if with_flat else None, "note": note, "sharded": sharded,
+        "why": why,
     }
+
+
+def _why_slower(rows: list[dict[str, Any]], g: Geometry, dirty_pfns: np.ndarray,
+                repeat: int) -> list[str]:
+    """A line, with its measurement, for each build or test_many row flat wins."""
+    lines = []
+    for row in rows:
+        op = row["operation"]
+        if row["speedup"] >= 1.0 or not op.startswith(("build", "test_many")):
+            continue
+        if op == "build dirty":
+            shift = g.chunk_shift
+            firsts = np.unique(dirty_pfns >> shift) << shift  # a pfn per touched section
+            alloc = _best_time(lambda firsts=firsts: PageFlags(g).set_many(firsts), repeat)
+            rest = (row["pageflags"] - alloc) / row["flat"]
+            lines.append(f"{op}: {alloc * 1e3:.3g} ms of pageflags' {row['pageflags'] * 1e3:.3g}"
+                         f" ms give {firsts.size:,} sections a zeroed 4 KiB chunk each (flat's "
+                         "pages come zeroed from the kernel inside its pass); the rest takes "
+                         f"{rest:.2f}x flat's time, two dependent loads a pfn where flat has one")
+        elif op.startswith("test_many"):
+            lines.append(f"{op}: each pfn costs two dependent loads (its entry, then its "
+                         "word) where flat has one")
+        else:
+            lines.append(f"{op}: measured once, as a first build is; rerun to see the spread")
+    return lines
 
 
 # --- hotplug -------------------------------------------------------------------------

@@ -240,3 +240,17 @@ def test_python_dash_m_runs_the_command():
                               capture_output=True, text=True, check=False)
         assert done.returncode != 0 and "Traceback" not in done.stderr
         assert done.stderr.startswith("pageflags: error: ")
+
+
+def test_scan_says_why_a_build_row_loses_to_flat(capsys, monkeypatch):
+    def slow_build(rows, g, dirty_pfns, repeat):  # every row as if flat had won
+        for row in rows:
+            row["speedup"] = 0.5
+        return real(rows, g, dirty_pfns, repeat)
+
+    real = experiments._why_slower
+    monkeypatch.setattr(experiments, "_why_slower", slow_build)
+    assert main(["scan", *SMALL, "--density", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "why: build dirty: " in out and " sections a zeroed 4 KiB chunk each" in out
+    assert "why: test_many" in out
