@@ -28,13 +28,13 @@ def test_set_range_nodes(benchmark, impl):
 @pytest.mark.benchmark(group="set_many 16Mi present pfns")
 @pytest.mark.parametrize("impl", [0, 1], ids=list(IMPLS))
 def test_set_many_present(benchmark, random_maps, present_pfns, impl):
-    run(benchmark, list(IMPLS)[impl], random_maps[impl].set_many, present_pfns, rounds=3)
+    run(benchmark, list(IMPLS)[impl], random_maps[impl].set_many, present_pfns, rounds=7)
 
 
 @pytest.mark.benchmark(group="test_many 16Mi present pfns")
 @pytest.mark.parametrize("impl", [0, 1], ids=list(IMPLS))
 def test_test_many_present(benchmark, random_maps, present_pfns, impl):
-    run(benchmark, list(IMPLS)[impl], random_maps[impl].test_many, present_pfns, rounds=3)
+    run(benchmark, list(IMPLS)[impl], random_maps[impl].test_many, present_pfns, rounds=7)
 
 
 @pytest.mark.benchmark(group="test_many 16Mi pfns over the whole space")
