@@ -312,21 +312,7 @@ def table_clear_range(addrs, counts, start, stop, chunk_shift, full_addr):
     return removed
 
 
-# Single entries: one kernel call a write, however small, and no NumPy calls.
-
-@numba.njit(**_JIT)
-def table_store_one(addrs, counts, occupied, c, address, count):
-    """Point entry ``c``'s shadows at ``address`` with ``count``; return the old count."""
-    old = counts[c]
-    addrs[c] = address
-    counts[c] = count
-    bit = ONE << np.uint64(c & 63)
-    if address == NULL:
-        occupied[c >> 6] &= ~bit
-    else:
-        occupied[c >> 6] |= bit
-    return old
-
+# A span inside one entry: one kernel call, however small.
 
 @numba.njit(**_JIT)
 def table_write_span(addrs, counts, c, lo, hi, chunk_shift, full_addr, value):
@@ -1799,10 +1785,3 @@ def table_put_words(addrs, counts, data, first_word, chunk_shift, full_addr):
                 total += popcount(words[j])
             counts[c] = total
         i += n
-
-
-@numba.njit(**_JIT)
-def data_address(array):
-    """The address of ``array``'s data: 6x faster per call than ``array.ctypes.data``,
-    which builds a ctypes helper object each time."""
-    return array.ctypes.data

@@ -30,7 +30,9 @@ memory an address points at, keep it alive, or write it behind the counts:
 * A chunk's words live in a ``bytes`` object that the chunk array views: NumPy
   cannot make such an array writable, nor any other array over that memory, so
   chunks handed out (and the shared ``FULL`` chunk) stay read-only to every
-  NumPy-level call.  Only kernels, through addresses, write them.
+  NumPy-level call.  Only kernels, through addresses, write them, and single-page
+  writes, through a private ctypes view that :meth:`PageFlags._store` drops
+  whenever the entry changes.
 * Writes are refused with ``RuntimeError`` while another thread is writing the
   same map (:class:`~pageflags.PageMap`); readers may run at once with each other.
 
