@@ -67,13 +67,8 @@ def writes(method: _Method) -> _Method:
     """
     @functools.wraps(method)
     def exclusive(self: PageMap, *args: Any, **kwargs: Any) -> Any:
-        writer = self._writer
-        if not writer.acquire(False):
-            raise concurrent_write_error(self)
-        try:
+        with writing(self):
             return method(self, *args, **kwargs)
-        finally:
-            writer.release()
     return exclusive  # type: ignore[return-value]
 
 

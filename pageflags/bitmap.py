@@ -365,10 +365,11 @@ class PageFlags(PageMap):
     # (for a span of a few words a kernel costs no more than int.from_bytes does).
     def _set_one(self, pfn: int) -> None:
         c, local = pfn >> self._shift, pfn & self._local_mask
+        if not _LITTLE_ENDIAN:  # the byte layout below is a little-endian word's
+            self._set_span(c, local, local + 1)
+            return
         view = self._views.get(c) or self._view(c, 0)
-        if view is None or not _LITTLE_ENDIAN:
-            if view is not None:
-                self._set_span(c, local, local + 1)
+        if view is None:  # FULL: already set
             return
         byte, bit = local >> 3, 1 << (local & 7)
         old = view[byte]
@@ -379,10 +380,11 @@ class PageFlags(PageMap):
 
     def _clear_one(self, pfn: int) -> None:
         c, local = pfn >> self._shift, pfn & self._local_mask
+        if not _LITTLE_ENDIAN:
+            self._clear_span(c, local, local + 1)
+            return
         view = self._views.get(c) or self._view(c, self._full_addr)
-        if view is None or not _LITTLE_ENDIAN:
-            if view is not None:
-                self._clear_span(c, local, local + 1)
+        if view is None:  # None: already clear
             return
         byte, bit = local >> 3, 1 << (local & 7)
         old = view[byte]

@@ -385,9 +385,14 @@ def _out_of_memory(geometry: Geometry, nchunks: int, where: str) -> Iterator[Non
 
 # --- files -------------------------------------------------------------------------
 
+def _batch_chunks(chunk_bytes: int) -> int:
+    """Chunks one I/O call moves."""
+    return max(1, min(IOV_MAX, _BATCH_BYTES // chunk_bytes))
+
+
 def _batches(count: int, chunk_bytes: int) -> list[slice]:
     """Consecutive slices of ``count`` chunks, one I/O call each."""
-    step = max(1, min(IOV_MAX, _BATCH_BYTES // chunk_bytes))
+    step = _batch_chunks(chunk_bytes)
     return [slice(start, min(start + step, count)) for start in range(0, count, step)]
 
 
@@ -634,9 +639,9 @@ def _load_parts(fd: int, size: int, path: str, raw: bytes, geometry: Geometry,
                          dtype="<u8").reshape(nruns, 2)
     allocated = np.frombuffer(read_exact(fd, 8 * nalloc, ended_early), dtype="<u8")
     data_start = HEADER_BYTES + 16 * nruns + 8 * nalloc
-    per_batch = _batches(nalloc, geometry.chunk_bytes)
+    # One slab per read batch: a slab of fresh pages needs no zeroing.
     chunks, addrs = new_chunk_slabs(nalloc, geometry.words_per_chunk,
-                                    per_batch[0].stop if per_batch else 1)
+                                    _batch_chunks(geometry.chunk_bytes))
     state = xxh64_start((header, runs, allocated))
     counts = _read_chunks(fd, data_start, addrs, geometry.chunk_bytes, state, path)
     os.lseek(fd, size - TRAILER_BYTES, os.SEEK_SET)
