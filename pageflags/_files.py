@@ -358,14 +358,12 @@ def swap_into_place(tmp: str, path: str) -> None:
 
     Examples
     --------
-    >>> import os, tempfile
+    >>> import os, pathlib, tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
-    ...     old, new = os.path.join(folder, "map"), os.path.join(folder, "map.tmp")
-    ...     for name, text in ((old, b"old"), (new, b"new")):
-    ...         with open(name, "wb") as out:
-    ...             _ = out.write(text)
-    ...     swap_into_place(new, old)
-    ...     open(old, "rb").read(), os.listdir(folder)
+    ...     old, new = pathlib.Path(folder, "map"), pathlib.Path(folder, "map.tmp")
+    ...     _ = old.write_bytes(b"old"), new.write_bytes(b"new")
+    ...     swap_into_place(str(new), str(old))
+    ...     old.read_bytes(), os.listdir(folder)
     (b'new', ['map'])
     """
     if _renameat2 is not None:

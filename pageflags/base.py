@@ -488,10 +488,16 @@ class PageMap:
         return self._select(k)
 
     # --- algebra ---------------------------------------------------------------------
-    # ``a op b`` builds a new map of a's type; ``a op= b`` changes ``a``.  Both maps must
-    # have the same type (TypeError) and geometry (ValueError).
+    # ``a op b`` builds a new map of the kind both share (a PreallocatedPageFlags
+    # combines as the PageFlags it is); ``a op= b`` changes ``a`` and keeps its type.
+    # Both maps must be of one kind (TypeError) and geometry (ValueError).
+    @classmethod
+    def _kind(cls) -> type:
+        """The map type directly below PageMap that ``cls`` is or derives from."""
+        return next(k for k in cls.__mro__ if PageMap in k.__bases__)
+
     def _peer(self, other: object) -> PageMap:
-        if not isinstance(other, PageMap) or type(other) is not type(self):
+        if not isinstance(other, PageMap) or other._kind() is not self._kind():
             raise TypeError(f"cannot combine {type(self).__name__} with "
                             f"{type(other).__name__}; convert one first")
         if other.geometry != self.geometry:

@@ -682,3 +682,19 @@ def test_constructor_refuses_nodes_that_would_change_meaning(nodes, error):
 def test_constructor_refuses_ranges_that_would_change_meaning(ranges):
     with pytest.raises(TypeError):
         MemoryMap(ranges, geometry=Geometry(40))
+
+
+def test_preallocated_maps_combine_with_page_flags():
+    g = Geometry(phys_addr_bits=30)
+    pinned = PreallocatedPageFlags(g, sections=[0, 3])
+    pinned.set_range(10, 40_000)
+    lazy = PageFlags(g)
+    lazy.set_range(30_000, 200_000)
+    for result in (pinned & lazy, lazy & pinned, pinned | lazy, pinned - lazy):
+        assert type(result) is PageFlags
+    assert (pinned & lazy).count() == 10_000
+    pinned &= lazy
+    assert type(pinned) is PreallocatedPageFlags and pinned.count() == 10_000
+    pinned.validate()
+    with pytest.raises(TypeError):
+        pinned | FlatPageFlags(g)

@@ -164,6 +164,31 @@ def test_xxh64_of_split_segments_equals_whole():
     assert xxh([]) == 0xEF46DB3751D8E999          # XXH64 of no bytes, seed 0
 
 
+#: Known answers of the reference implementation (xxHash 0.8, whose repository holds the
+#: specification): (message, seed, XXH64). The lengths cover no stripe, a word, a
+#: partial 32-byte stripe, exactly one stripe, one and a word, and many stripes.
+XXH64_KNOWN_ANSWERS = [
+    (b"", 0, 0xEF46DB3751D8E999),
+    (bytes(range(8)), 0, 0x884A173614B81B8D),
+    (bytes(range(16)), 0, 0x44B6EF2FB84169F7),
+    (bytes(range(32)), 0, 0xCBF59C5116FF32B4),
+    (bytes(range(40)), 0, 0xF5DA40F1B11741E9),
+    (bytes(range(256)) * 4, 0, 0x6F3914F18FE4DF57),
+    (bytes(range(256)) * 4, 0x9E3779B185EBCA8D, 0x23481C869EFF426A),
+]
+
+
+@pytest.mark.parametrize(("message", "seed", "expected"), XXH64_KNOWN_ANSWERS,
+                         ids=lambda v: str(len(v)) if isinstance(v, bytes) else hex(v))
+def test_xxh64_matches_the_reference_known_answers(message, seed, expected):
+    words = np.frombuffer(message, dtype="<u8").astype(np.uint64)
+    seed = np.uint64(seed)
+    state = _kernels.xxh64_start(seed)
+    _kernels.xxh64_update(state, np.array([words.ctypes.data], np.uint64),
+                          np.array([words.size], np.int64), np.empty(1, np.int64))
+    assert int(_kernels.xxh64_digest(state, seed)) == expected
+
+
 # --- refusing damaged files ------------------------------------------------------
 
 def load_error(path) -> FormatError:

@@ -1,4 +1,5 @@
-"""Random sequences of writes on PageFlags, checked against both reference models.
+"""Random sequences of writes on PageFlags and PreallocatedPageFlags, checked against
+both reference models.
 
 Scans, rank/select, in-place algebra and word windows come from ``ScanRules``.
 After every step: ``validate()`` holds, the map equals a FlatPageFlags that saw the
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from pageflags import FlatPageFlags, PageFlags
+from pageflags import FlatPageFlags, PageFlags, PreallocatedPageFlags
 
 pytestmark = pytest.mark.statemachine
 
@@ -146,3 +147,57 @@ PageFlagsMachine.TestCase.settings = settings(
     max_examples=200, stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 TestPageFlagsMachine = PageFlagsMachine.TestCase
+
+
+class PreallocatedMachine(PageFlagsMachine):
+    """The same rules over a PreallocatedPageFlags with a random set of pinned sections
+    (pins and unpins come and go); its ``validate()`` also checks that every pinned
+    section still owns a chunk, and the map must stay preallocated through every rule."""
+
+    @initialize(geometry=st.sampled_from(GEOMETRIES), data=st.data())
+    def start(self, geometry, data):
+        nsections = geometry.nchunks
+        pinned = data.draw(st.lists(st.integers(0, nsections - 1), max_size=6))
+        self.geometry = geometry
+        self.flags = PreallocatedPageFlags(geometry, sections=pinned)
+        self.flat = FlatPageFlags(geometry)
+        self.model = np.zeros(geometry.npages, dtype=bool)
+        self.edges = edge_pfns(geometry.npages)
+
+    @rule(data=st.data(), pin=st.booleans())
+    def pin_or_unpin(self, data, pin):
+        sections = data.draw(st.lists(st.integers(0, self.geometry.nchunks - 1),
+                                      max_size=4))
+        (self.flags.pin if pin else self.flags.unpin)(sections)
+        assert self.flags.pinned[sections].all() == pin or not sections
+
+    @rule()
+    def replace_by_copy(self):
+        # A copy is a plain PageFlags (its empty chunks may go); the machine keeps
+        # the preallocated map and checks the copy holds the same pages.
+        copy = self.flags.copy()
+        assert type(copy) is PageFlags and copy == self.flags
+
+    @rule()
+    def invert(self):
+        # ``~`` makes a new map, which is a plain PageFlags; XOR with all ones in
+        # place inverts the preallocated map itself, which must give the same bits.
+        inverted = ~self.flags
+        assert type(inverted) is PageFlags
+        ones = PageFlags(self.geometry)
+        ones.set_range(0, self.geometry.npages)
+        self.flags ^= ones
+        assert self.flags == inverted
+        self.flat = ~self.flat
+        self.model = ~self.model
+
+    @invariant()
+    def stays_preallocated(self):
+        if hasattr(self, "flags"):
+            assert isinstance(self.flags, PreallocatedPageFlags), type(self.flags)
+
+
+PreallocatedMachine.TestCase.settings = settings(
+    max_examples=100, stateful_step_count=30, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+TestPreallocatedMachine = PreallocatedMachine.TestCase
