@@ -1,6 +1,6 @@
 """A fresh process's first use: importing makes no Numba dispatcher and pulls in no
-optional dependency, and lazy kernels still compile when kernels call them and when
-threads race to build them."""
+optional dependency, single-page work loads no kernel, and lazy kernels still compile
+when kernels call them and when threads race to build them."""
 
 import subprocess
 import sys
@@ -44,6 +44,19 @@ def test_import_makes_no_dispatcher_and_imports_no_optional_module():
         # The counter does see a dispatcher being made.
         pageflags._kernels.first_out_of_range(pageflags._kernels.np.zeros(1, "int64"), 1)
         assert made == ["first_out_of_range"], made
+    """)
+
+
+def test_single_page_work_loads_no_kernel():
+    run_child("""
+        import pageflags
+        flags = pageflags.PageFlags()
+        flags.set(12345); flags.set(1 << 30); flags.clear(12345)
+        assert flags.test(1 << 30) and not flags.test(12345) and flags.count() == 1
+        ppc = flags.geometry.pages_per_chunk
+        flags.set_range(5 * ppc, 6 * ppc); flags.clear(5 * ppc)  # a FULL entry unshared
+        assert flags.count() == ppc and flags.table[5] is not flags.FULL
+        assert made == [], made
     """)
 
 
