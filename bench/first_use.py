@@ -10,7 +10,9 @@ that times ``import numba, numpy``, ``import pageflags``, the script, and every
 ``Dispatcher.compile`` (the first call of a kernel with a new signature: a cache load
 when the cache is warm, a compile when it is not; ``NUMBA_DEBUG_CACHE=1`` tells which).
 The first kernel loaded also pays Numba's one-off target refresh, which imports its
-lowering modules and builds the NRT module.
+lowering modules and builds the NRT module.  Dispatchers are made on a kernel's first
+use (so inside the script, also counted: Numba makes some of its own there), and
+full garbage collections, which scan all of Numba's objects, are timed apart.
 """
 
 from __future__ import annotations
@@ -40,14 +42,14 @@ b = pageflags.PageFlags(); b.set_range(5 << 20, 6 << 20)
 
 #: Runs in the fresh interpreter: argv[1] is the script to run.
 TRACER = """
-import sys, time
+import gc, sys, time
 clock = time.perf_counter
 t0 = clock()
 import numba, numpy
 t1 = clock()
 from numba.core import dispatcher
-loads = []
-original = dispatcher.Dispatcher.compile
+loads, made, collections = [], [], []
+original, original_init = dispatcher.Dispatcher.compile, dispatcher.Dispatcher.__init__
 
 def timed_compile(self, sig):
     start = clock()
@@ -55,17 +57,38 @@ def timed_compile(self, sig):
     loads.append((clock() - start, self.py_func.__name__, len(sig)))
     return result
 
+def timed_init(self, py_func, *args, **kwargs):
+    start = clock()
+    original_init(self, py_func, *args, **kwargs)
+    made.append((clock() - start, py_func.__module__.startswith("pageflags")))
+
+def on_gc(phase, info):  # full collections: what scanning numba's objects costs
+    if info["generation"] == 2:
+        collections.append(clock() * (1 if phase == "stop" else -1))
+
 dispatcher.Dispatcher.compile = timed_compile
+dispatcher.Dispatcher.__init__ = timed_init
+gc.callbacks.append(on_gc)
 import pageflags
 t2 = clock()
+made_at_import, gc_at_import = len(made), sum(collections)
 with open(sys.argv[1]) as f:
     exec(compile(f.read(), sys.argv[1], "exec"), {"__name__": "__main__"})
 t3 = clock()
 ms = lambda s: f"{s * 1e3:7.1f} ms"
+
+def making(some):
+    ours = sum(1 for _, mine in some if mine)
+    return (f"{ms(sum(s for s, _ in some))} making {len(some)} dispatchers"
+            f" ({ours} of pageflags)")
+
 print(f"import numba, numpy   {ms(t1 - t0)}")
-print(f"import pageflags      {ms(t2 - t1)}")
-print(f"the script            {ms(t3 - t2)}, of which {ms(sum(x[0] for x in loads))} in"
-      f" {len(loads)} first calls of {len({x[1] for x in loads})} kernels:")
+print(f"import pageflags      {ms(t2 - t1)}, of which {making(made[:made_at_import])},"
+      f" {ms(gc_at_import)} in full garbage collections")
+print(f"the script            {ms(t3 - t2)}, of which {making(made[made_at_import:])},"
+      f" {ms(sum(collections) - gc_at_import)} in full garbage collections,"
+      f" {ms(sum(x[0] for x in loads))} in {len(loads)} first calls of"
+      f" {len({x[1] for x in loads})} kernels:")
 for seconds, name, nargs in loads:
     print(f"  {ms(seconds)}  {name} ({nargs} arguments)")
 """

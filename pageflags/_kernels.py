@@ -14,6 +14,11 @@ disjoint maps.
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -22,6 +27,90 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 _JIT = {"cache": True, "nogil": True}
+
+_BUILD_LOCK = threading.Lock()
+
+
+class _LazyDispatcher:
+    """A ``numba.njit`` kernel whose dispatcher is made on first use.
+
+    Making the 90 dispatchers of this module (each one sets up its cache locator and
+    type-dispatch machinery) took 60-70 ms of ``import pageflags``; a script uses a
+    dozen of them.  The first call, or the first attribute a dispatcher has and the
+    proxy lacks, builds the dispatcher and puts it in the module's namespace in the
+    proxy's place, so ``_kernels.name(...)`` calls the dispatcher itself from then on.
+
+    Kernels that call kernels still compile: Numba types a global through its
+    ``_numba_type_`` (here the dispatcher's own type), and the inlining pass reads
+    ``targetoptions`` and ``py_func`` (forwarded to the dispatcher).
+
+    Parameters
+    ----------
+    py_func : callable
+        The Python function to compile.
+    options : dict
+        Keyword arguments for ``numba.njit``.
+    """
+
+    def __init__(self, py_func: Callable, options: dict[str, Any]) -> None:
+        functools.update_wrapper(self, py_func)
+        self.py_func = py_func
+        self._options = options
+        self._dispatcher: Any = None
+
+    def dispatcher(self) -> Any:
+        """The ``numba`` dispatcher, made (once, whichever thread asks first) if need be."""
+        built = self._dispatcher
+        if built is not None:
+            return built
+        # Made outside the lock: a thread compiling a caller holds Numba's compiler
+        # lock and may come here for a callee.  A dispatcher that loses the race is
+        # dropped before anything calls it.
+        made = numba.njit(**self._options)(self.py_func)
+        with _BUILD_LOCK:
+            if self._dispatcher is None:
+                self._dispatcher = made
+                namespace = self.py_func.__globals__
+                if namespace.get(self.__name__) is self:
+                    namespace[self.__name__] = made
+            return self._dispatcher
+
+    @property
+    def _numba_type_(self) -> Any:
+        return self.dispatcher()._numba_type_
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.dispatcher()(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and friends probe for these
+            raise AttributeError(name)
+        return getattr(self.dispatcher(), name)
+
+    def __repr__(self) -> str:
+        return f"<lazy numba kernel {self.__name__}>"
+
+
+def _njit(**options: Any) -> Callable[[Callable], _LazyDispatcher]:
+    """``numba.njit(**options)``, made lazily: see :class:`_LazyDispatcher`."""
+    return functools.partial(_LazyDispatcher, options=options)
+
+
+def dispatchers_built() -> list[str]:
+    """Names of this module's kernels whose Numba dispatcher exists (for tests, bench).
+
+    Examples
+    --------
+    >>> int(first_out_of_range(np.array([3, 9]), 5))  # the first call builds it
+    1
+    >>> "first_out_of_range" in dispatchers_built()
+    True
+    """
+    from numba.core.dispatcher import Dispatcher
+
+    return sorted(name for name, value in globals().items()
+                  if isinstance(value, Dispatcher)
+                  or (isinstance(value, _LazyDispatcher) and value._dispatcher is not None))
 
 ALL_ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 ONE = np.uint64(1)
@@ -79,7 +168,7 @@ def prefetch(typingctx, address):
 PREFETCH_DISTANCE = 32
 
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _prefetch_pfn(addrs, pfns, i, chunk_shift):
     """Prefetch the word of ``pfns[i + PREFETCH_DISTANCE]``, if any, in its chunk."""
     j = i + PREFETCH_DISTANCE
@@ -102,7 +191,7 @@ def _load_word(typingctx, address):
     return sig, codegen
 
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def chunk_words(address, words_per_chunk):
     """The words of the chunk at ``address`` as a 1-D uint64 array (no copy)."""
     return numba.carray(_address_to_pointer(address), (words_per_chunk,))
@@ -110,7 +199,7 @@ def chunk_words(address, words_per_chunk):
 
 # --- word-level helpers over bit offsets [start, stop) of one word array ----------
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _edge_masks(start, stop):
     """First word, last word and their masks for bits [start, stop), stop > start."""
     first = start >> 6
@@ -127,7 +216,7 @@ def _edge_masks(start, stop):
 # cannot prove non-negative keeps Numba's wraparound check and blocks vectorisation
 # (4 GB/s instead of 25 GB/s for a popcount).
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _popcount_all(words):
     total = 0
     for i in range(words.size):
@@ -135,7 +224,7 @@ def _popcount_all(words):
     return total
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def _set_bits(words, start, stop):
     """Set bits [start, stop) of ``words``; return how many were newly set."""
     if start >= stop:
@@ -152,7 +241,7 @@ def _set_bits(words, start, stop):
     return added
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def _clear_bits(words, start, stop):
     """Clear bits [start, stop) of ``words``; return how many were set before."""
     if start >= stop:
@@ -169,7 +258,7 @@ def _clear_bits(words, start, stop):
     return removed
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def _count_bits(words, start, stop):
     """Set bits among bits [start, stop) of ``words``."""
     if start >= stop:
@@ -182,7 +271,7 @@ def _count_bits(words, start, stop):
     return total
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def _any_bits(words, start, stop):
     """Whether any of bits [start, stop) of ``words`` is set."""
     if start >= stop:
@@ -202,7 +291,7 @@ def _any_bits(words, start, stop):
 
 # --- argument checks that must see every element -----------------------------------
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def first_out_of_range(pfns, npages):
     """Index of the first pfn outside [0, npages), or -1."""
     for i in range(pfns.size):
@@ -214,27 +303,27 @@ def first_out_of_range(pfns, npages):
 
 # --- flat bitmap kernels ---------------------------------------------------------
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def flat_set_range(words, start, stop):
     return _set_bits(words, start, stop)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def flat_clear_range(words, start, stop):
     return _clear_bits(words, start, stop)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def flat_count_range(words, start, stop):
     return _count_bits(words, start, stop)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def flat_any_range(words, start, stop):
     return _any_bits(words, start, stop)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def flat_set_many(words, pfns):
     """Set bit ``p`` for every p in ``pfns``."""
     for i in range(pfns.size):
@@ -242,7 +331,7 @@ def flat_set_many(words, pfns):
         words[p >> 6] |= ONE << np.uint64(p & 63)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def flat_clear_many(words, pfns):
     """Clear bit ``p`` for every p in ``pfns``."""
     for i in range(pfns.size):
@@ -250,7 +339,7 @@ def flat_clear_many(words, pfns):
         words[p >> 6] &= ~(ONE << np.uint64(p & 63))
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def flat_test_many(words, pfns, out):
     """``out[i] = bit pfns[i]``."""
     for i in range(pfns.size):
@@ -262,7 +351,7 @@ def flat_test_many(words, pfns, out):
 # A chunk's pfns are [c << chunk_shift, (c + 1) << chunk_shift); within a range
 # [start, stop) each chunk sees the local bit span [lo, hi).
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _local_span(c, start, stop, chunk_shift):
     base = c << chunk_shift
     lo = max(start, base) - base
@@ -270,7 +359,7 @@ def _local_span(c, start, stop, chunk_shift):
     return lo, hi
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_set_range(addrs, counts, start, stop, chunk_shift, full_addr):
     """Set pages [start, stop); every entry in the range must be FULL or private.
 
@@ -291,7 +380,7 @@ def table_set_range(addrs, counts, start, stop, chunk_shift, full_addr):
     return added
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_clear_range(addrs, counts, start, stop, chunk_shift, full_addr):
     """Clear pages [start, stop); no entry in the range may be FULL.
 
@@ -314,7 +403,7 @@ def table_clear_range(addrs, counts, start, stop, chunk_shift, full_addr):
 
 # A span inside one entry: one kernel call, however small.
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_write_span(addrs, counts, c, lo, hi, chunk_shift, full_addr, value):
     """Set (``value``) or clear local bits [lo, hi) of entry ``c``: pages changed, or
     -1 (and nothing done) when the entry must first get a chunk of its own (``None``
@@ -335,7 +424,7 @@ def table_write_span(addrs, counts, c, lo, hi, chunk_shift, full_addr, value):
     return n
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_count_range(addrs, counts, start, stop, chunk_shift, full_addr):
     """Pages set in [start, stop): cached counts for whole chunks, popcount at edges."""
     if start >= stop:
@@ -357,7 +446,7 @@ def table_count_range(addrs, counts, start, stop, chunk_shift, full_addr):
     return total
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_any_range(addrs, counts, start, stop, chunk_shift, full_addr):
     """Whether any page in [start, stop) is set."""
     if start >= stop:
@@ -379,7 +468,7 @@ def table_any_range(addrs, counts, start, stop, chunk_shift, full_addr):
     return False
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_entries_at(addrs, pfns, first, chunk_shift, sought, seen, out):
     """Chunk numbers, once each, of the entries of ``pfns[first:]`` whose address is
     ``sought`` (NULL or FULL's): the entries a bulk write must first give a chunk.
@@ -396,7 +485,7 @@ def table_entries_at(addrs, pfns, first, chunk_shift, sought, seen, out):
     return k
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_mark_entries(pfns, first, chunk_shift, marks):
     """``marks[c] = True`` for the entry of every pfn of ``pfns[first:]``.
 
@@ -407,7 +496,7 @@ def table_mark_entries(pfns, first, chunk_shift, marks):
         marks[pfns[i] >> chunk_shift] = True
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_set_many(addrs, counts, pfns, first, chunk_shift, full_addr, counted):
     """Set pfns ``pfns[first:]`` in order, stopping at the first in a ``None`` entry.
 
@@ -443,7 +532,7 @@ def table_set_many(addrs, counts, pfns, first, chunk_shift, full_addr, counted):
     return added, pfns.size
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_clear_many(addrs, counts, pfns, first, chunk_shift, full_addr, emptied, e,
                      counted):
     """Clear pfns ``pfns[first:]`` in order, stopping at the first in a FULL entry.
@@ -480,7 +569,7 @@ def table_clear_many(addrs, counts, pfns, first, chunk_shift, full_addr, emptied
     return removed, pfns.size, e
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_test_many(addrs, pfns, chunk_shift, full_addr, out):
     """``out[i] = page pfns[i] is set``, branching on the entry kind.
 
@@ -502,7 +591,7 @@ def table_test_many(addrs, pfns, chunk_shift, full_addr, out):
             out[i] = ((chunk_words(a, wpc)[local >> 6] >> np.uint64(local & 63)) & ONE) != NULL
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_test_many_mixed(addrs, pfns, chunk_shift, zero_addr, out):
     """``out[i] = page pfns[i] is set``, without branching on the entry kind.
 
@@ -522,7 +611,7 @@ def table_test_many_mixed(addrs, pfns, chunk_shift, zero_addr, out):
         out[i] = ((word >> np.uint64(p & 63)) & ONE) != NULL
 
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _word_address(addrs, p, chunk_shift, local_mask, zero_addr):
     """Address of the word holding page ``p``, in the zero chunk for a NULL entry."""
     a = addrs[p >> chunk_shift]
@@ -530,7 +619,7 @@ def _word_address(addrs, p, chunk_shift, local_mask, zero_addr):
     return a + np.uint64(((p & local_mask) >> 6) * 8)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_popcounts(addrs, chunk_shift, out):
     """``out[c]`` = popcount of chunk c's data (0 for NULL), read from memory."""
     wpc = 1 << (chunk_shift - 6)
@@ -542,7 +631,7 @@ def table_popcounts(addrs, chunk_shift, out):
         out[c] = _popcount_all(chunk_words(a, wpc))
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_recount(addrs, counts, chunk_shift, full_addr):
     """Set every private chunk's count from its bits; return the map's total."""
     wpc = 1 << (chunk_shift - 6)
@@ -555,7 +644,7 @@ def table_recount(addrs, counts, chunk_shift, full_addr):
     return total
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_equal(addrs_a, counts_a, addrs_b, counts_b, chunk_shift):
     """Whether two tables of one geometry hold the same bits.
 
@@ -577,7 +666,7 @@ def table_equal(addrs_a, counts_a, addrs_b, counts_b, chunk_shift):
     return True
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_equal_flat(addrs, chunk_shift, words):
     """Whether a table holds the same bits as the flat bitmap ``words``."""
     wpc = 1 << (chunk_shift - 6)
@@ -599,7 +688,7 @@ def table_equal_flat(addrs, chunk_shift, words):
 
 # --- memory maps and hotplug (memmap.py, hotplug.py) --------------------------------
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_set_ranges(addrs, counts, starts, stops, chunk_shift, full_addr):
     """Set pages [starts[i], stops[i]) for every i; as ``table_set_range`` for each.
 
@@ -611,7 +700,7 @@ def table_set_ranges(addrs, counts, starts, stops, chunk_shift, full_addr):
     return added
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_fill_chunks(addrs, chunk_nrs, chunk_shift, value):
     """Write ``value`` to every word of the private chunks ``chunk_nrs``, in place.
 
@@ -638,22 +727,22 @@ _XXH_P4 = np.uint64(0x85EBCA77C2B2AE63)
 _XXH_P5 = np.uint64(0x27D4EB2F165667C5)
 
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _rotl(x, r):
     return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
 
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _xxh_round(acc, lane):
     return _rotl(acc + lane * _XXH_P2, 31) * _XXH_P1
 
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _xxh_merge(acc, v):
     return (acc ^ _xxh_round(NULL, v)) * _XXH_P1 + _XXH_P4
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def xxh64_start(seed):
     """A fresh XXH64 state: lanes v1..v4, four pending words, their count, words seen."""
     state = np.zeros(10, dtype=np.uint64)
@@ -664,7 +753,7 @@ def xxh64_start(seed):
     return state
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def xxh64_update(state, addrs, lengths, counts):
     """Feed the words of segments ``(addrs[i], lengths[i])`` to an XXH64 ``state``.
 
@@ -725,7 +814,7 @@ def xxh64_update(state, addrs, lengths, counts):
     state[9] = np.uint64(total)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def xxh64_digest(state, seed):
     """The XXH64 of everything fed to ``state`` (equal to ``XXH64(bytes, seed)`` of the
     concatenated words on a little-endian host)."""
@@ -754,7 +843,7 @@ def xxh64_digest(state, seed):
     return h
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def gather_chunks(addrs, out):
     """Copy the chunk at ``addrs[i]`` into row ``i`` of the 2-D ``out``.
 
@@ -782,7 +871,7 @@ _ARRAY_MAX = 4096
 _CONTAINER_WORDS = 1024
 
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _put(out, pos, value, nbytes):
     v = np.uint64(value)
     for b in range(nbytes):
@@ -790,7 +879,7 @@ def _put(out, pos, value, nbytes):
     return pos + nbytes
 
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _get(buf, pos, nbytes):
     v = NULL
     for b in range(nbytes):
@@ -798,7 +887,7 @@ def _get(buf, pos, nbytes):
     return v
 
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _segment(chunk_shift):
     """(words per chunk, log2 of it, words of one chunk inside one container)."""
     wshift = chunk_shift - 6
@@ -806,7 +895,7 @@ def _segment(chunk_shift):
     return wpc, wshift, min(wpc, _CONTAINER_WORDS)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def _container_words(addrs, chunk_shift, key, buf):
     """Copy container ``key``'s 1024 words out of the table into ``buf``."""
     wpc, wshift, seg = _segment(chunk_shift)
@@ -824,7 +913,7 @@ def _container_words(addrs, chunk_shift, key, buf):
                 buf[s + j] = words[off + j]
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def _container_full(counts, chunk_shift, key):
     """Whether the cached counts say every chunk under container ``key`` is all ones."""
     _, wshift, seg = _segment(chunk_shift)
@@ -837,7 +926,7 @@ def _container_full(counts, chunk_shift, key):
     return True
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def roaring_measure(addrs, counts, chunk_shift, keys, cards, nruns):
     """Cardinality and number of runs of each container ``keys[i]`` of a table."""
     buf = np.empty(_CONTAINER_WORDS, dtype=np.uint64)
@@ -859,14 +948,14 @@ def roaring_measure(addrs, counts, chunk_shift, keys, cards, nruns):
         nruns[i] = runs
 
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _container_next_bit(buf, p, want_set):
     """First bit >= p of ``buf`` that is set (or clear); 65536 if none."""
     found = _next_bit(buf, p, 1 << 16, NULL if want_set else ALL_ONES)
     return found if found >= 0 else 1 << 16
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def _write_body(out, pos, kind, card, buf):
     if kind == ROARING_BITSET:
         for j in range(_CONTAINER_WORDS):
@@ -896,7 +985,7 @@ def _write_body(out, pos, kind, card, buf):
     return pos
 
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def roaring_body_bytes(kind, card, nruns):
     if kind == ROARING_RUN:
         return 2 + 4 * nruns
@@ -905,7 +994,7 @@ def roaring_body_bytes(kind, card, nruns):
     return 8 * _CONTAINER_WORDS
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def roaring_write(addrs, chunk_shift, keys, kinds, cards, nruns, out):
     """Write the 64-bit portable serialization of containers ``keys`` into zeroed ``out``.
 
@@ -955,7 +1044,7 @@ def roaring_write(addrs, chunk_shift, keys, kinds, cards, nruns, out):
     return pos
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def roaring_parse(buf, store, keys, kinds, cards, offsets):
     """Check a 64-bit portable Roaring serialization and list its containers.
 
@@ -1082,7 +1171,7 @@ def roaring_parse(buf, store, keys, kinds, cards, offsets):
     return 0, pos, n, max_value
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def roaring_fill(buf, keys, kinds, cards, offsets, chunk_shift, row_chunks, row_addrs,
                  row_counts):
     """Decode checked containers into the chunks listed in ``row_chunks`` (ascending).
@@ -1135,7 +1224,7 @@ def roaring_fill(buf, keys, kinds, cards, offsets, chunk_shift, row_chunks, row_
                         row_counts[r] += popcount(words[s + j])
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def words_at(addresses, out):
     """``out[i]`` = the ``uint64`` stored at address ``addresses[i]``."""
     for i in range(addresses.size):
@@ -1147,7 +1236,7 @@ _NPY_C_CONTIGUOUS = np.uint64(0x0001)
 _NPY_WRITEABLE = np.uint64(0x0400)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def read_chunk_objects(ids, offsets, ndarray_type, words, addresses, descrs, ok):
     """Data address and dtype object of each ndarray at ``ids``; is it shaped a chunk?
 
@@ -1227,7 +1316,7 @@ RESULT_KINDS = np.array([
 ], dtype=np.int8)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def _next_bit(words, lo, hi, flip):
     """Lowest bit in [lo, hi) of ``words ^ flip`` that is set, or -1.
 
@@ -1248,7 +1337,7 @@ def _next_bit(words, lo, hi, flip):
         w = words[i] ^ flip
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def _prev_set_bit(words, lo, hi):
     """Highest set bit in [lo, hi) of ``words``, or -1."""
     if lo >= hi:
@@ -1266,7 +1355,7 @@ def _prev_set_bit(words, lo, hi):
         w = words[i]
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def _collect_set(words, lo, hi, base, out, k):
     """Append ``base + bit`` for the set bits in [lo, hi) to ``out[k:]`` while room.
 
@@ -1299,7 +1388,7 @@ def _collect_set(words, lo, hi, base, out, k):
         w = words[i]
 
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _collect_word(w, pfn, out, k):
     """Append ``pfn + bit`` for the set bits of word ``w`` to ``out[k:]``; return k.
 
@@ -1324,7 +1413,7 @@ def _collect_word(w, pfn, out, k):
     return k + n
 
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _collect_all(words, base, out, k):
     """Append ``base + bit`` for every set bit of ``words`` to ``out[k:]``; return k.
 
@@ -1336,7 +1425,7 @@ def _collect_all(words, base, out, k):
     return k
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def _select_bit(words, rank):
     """Local position of the set bit with ``rank`` set bits before it, or -1."""
     for i in range(words.size):
@@ -1350,7 +1439,7 @@ def _select_bit(words, rank):
     return -1
 
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _end_run(starts, stops, k, run_start, run_stop, fill):
     """Record run k (when ``fill``); returns the run count after it."""
     if fill:
@@ -1359,7 +1448,7 @@ def _end_run(starts, stops, k, run_start, run_stop, fill):
     return k + 1
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def _runs_in_bits(words, lo, hi, base, in_run, run_start, starts, stops, k, fill):
     """Extend the run scan over bits [lo, hi) of ``words`` (pfn = base + bit).
 
@@ -1388,7 +1477,7 @@ def _runs_in_bits(words, lo, hi, base, in_run, run_start, starts, stops, k, fill
     return in_run, run_start, k
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def _combine_words(op, a, b, out):
     """``out = a op b`` word by word; returns the popcount of ``out``.
 
@@ -1418,7 +1507,7 @@ def _combine_words(op, a, b, out):
     return total
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def _count_and_words(a, b):
     total = 0
     for i in range(a.size):
@@ -1428,28 +1517,28 @@ def _count_and_words(a, b):
 
 # --- flat bitmap scans and algebra ---------------------------------------------------
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def flat_find_next(words, start, stop, flip):
     return _next_bit(words, start, stop, flip)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def flat_find_prev_set(words, stop):
     return _prev_set_bit(words, 0, stop)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def flat_collect(words, start, stop, out):
     """Set pfns of [start, stop) into ``out`` while room: ``(written, resume pfn)``."""
     return _collect_set(words, start, stop, 0, out, 0)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def flat_select(words, rank):
     return _select_bit(words, rank)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def flat_runs(words, start, stop, starts, stops, fill):
     """Maximal runs of set pages in [start, stop); returns how many (filled if asked)."""
     in_run, run_start, k = _runs_in_bits(words, start, stop, 0, False, 0, starts, stops,
@@ -1457,12 +1546,12 @@ def flat_runs(words, start, stop, starts, stops, fill):
     return _end_run(starts, stops, k, run_start, stop, fill) if in_run else k
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def flat_combine(op, a, b, out):
     return _combine_words(op, a, b, out)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def flat_count_and(a, b, first_only):
     """Pages set in both; with ``first_only``, stop at the first word that has some."""
     if not first_only:
@@ -1473,7 +1562,7 @@ def flat_count_and(a, b, first_only):
     return 0
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def flat_set_ranges(words, starts, stops):
     for i in range(starts.size):
         _set_bits(words, starts[i], stops[i])
@@ -1483,7 +1572,7 @@ def flat_set_ranges(words, starts, stops):
 # ``occupied`` is a bitmap over chunks (bit c set when entry c is not None), so scans
 # cross the holes of a sparse space 64 entries per word.
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_occupy(addrs, occupied, chunk_nrs):
     """Refresh bit c of ``occupied`` from ``addrs[c]`` for each c in ``chunk_nrs``."""
     for j in range(chunk_nrs.size):
@@ -1495,7 +1584,7 @@ def table_occupy(addrs, occupied, chunk_nrs):
             occupied[c >> 6] |= bit
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_find_next(addrs, occupied, start, stop, chunk_shift, full_addr, flip):
     """Lowest pfn in [start, stop) whose bit is set (``flip`` 0) or clear (all ones),
     or -1.
@@ -1529,7 +1618,7 @@ def table_find_next(addrs, occupied, start, stop, chunk_shift, full_addr, flip):
     return -1
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_find_prev_set(addrs, occupied, stop, chunk_shift, full_addr):
     """Highest set pfn in [0, stop), or -1; None entries are skipped unread."""
     if stop <= 0:
@@ -1551,7 +1640,7 @@ def table_find_prev_set(addrs, occupied, stop, chunk_shift, full_addr):
     return -1
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_collect(addrs, counts, start, stop, chunk_shift, full_addr, out):
     """Set pfns of [start, stop) into ``out`` while room: ``(written, resume pfn)``."""
     if start >= stop:
@@ -1582,7 +1671,7 @@ def table_collect(addrs, counts, start, stop, chunk_shift, full_addr, out):
     return k, stop
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_select(addrs, counts, rank, chunk_shift, full_addr):
     """The pfn with ``rank`` set pages before it, or -1; reads one chunk at most."""
     wpc = 1 << (chunk_shift - 6)
@@ -1597,7 +1686,7 @@ def table_select(addrs, counts, rank, chunk_shift, full_addr):
     return -1
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_runs(addrs, start, stop, chunk_shift, full_addr, starts, stops, fill):
     """Maximal runs of set pages in [start, stop); returns how many (filled if asked).
 
@@ -1629,7 +1718,7 @@ def table_runs(addrs, start, stop, chunk_shift, full_addr, starts, stops, fill):
 
 # --- two-level algebra -------------------------------------------------------------------
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _entry_kind(address, full_addr):
     if address == NULL:
         return KIND_NONE
@@ -1638,7 +1727,7 @@ def _entry_kind(address, full_addr):
     return KIND_CHUNK
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_plan(op, addrs_a, addrs_b, full_addr, result_kinds, out):
     """``out[c]`` = the kind of entry c of ``a op b``; returns how many need a chunk."""
     rule = result_kinds[op]
@@ -1651,7 +1740,7 @@ def table_plan(op, addrs_a, addrs_b, full_addr, result_kinds, out):
     return need
 
 
-@numba.njit(inline="always")
+@_njit(inline="always")
 def _combine_chunk(op, addrs_a, addrs_b, c, out_addr, wpc, zero_addr):
     a = addrs_a[c]
     b = addrs_b[c]
@@ -1660,7 +1749,7 @@ def _combine_chunk(op, addrs_a, addrs_b, c, out_addr, wpc, zero_addr):
                           chunk_words(out_addr, wpc))
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_combine(op, addrs_a, addrs_b, chunk_nrs, out_addrs, out_counts, chunk_shift,
                   zero_addr):
     """Chunk ``out_addrs[j]`` = chunk ``chunk_nrs[j]`` of ``a op b``; counts follow.
@@ -1674,7 +1763,7 @@ def table_combine(op, addrs_a, addrs_b, chunk_nrs, out_addrs, out_counts, chunk_
                                        zero_addr)
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@_njit(cache=True, nogil=True, parallel=True)
 def table_combine_parallel(op, addrs_a, addrs_b, chunk_nrs, out_addrs, out_counts,
                            chunk_shift, zero_addr):
     """:func:`table_combine` over Numba's thread pool (main thread only: the
@@ -1685,7 +1774,7 @@ def table_combine_parallel(op, addrs_a, addrs_b, chunk_nrs, out_addrs, out_count
                                        zero_addr)
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_count_and(addrs_a, counts_a, addrs_b, counts_b, chunk_shift, full_addr,
                     first_only):
     """Pages set in both tables, from cached counts wherever an entry is None or FULL.
@@ -1710,7 +1799,7 @@ def table_count_and(addrs_a, counts_a, addrs_b, counts_b, chunk_shift, full_addr
     return total
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_range_cover(starts, stops, chunk_shift, whole_chunks, cover):
     """``cover[c]`` = 2 where one range covers whole chunk c, at least 1 where touched."""
     for i in range(starts.size):
@@ -1726,7 +1815,7 @@ def table_range_cover(starts, stops, chunk_shift, whole_chunks, cover):
 
 # --- windows of packed words -----------------------------------------------------------
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_get_words(addrs, first_word, out, chunk_shift, full_addr):
     """``out`` = the words ``first_word + [0, out.size)`` of the map."""
     word_shift = chunk_shift - 6
@@ -1742,7 +1831,7 @@ def table_get_words(addrs, first_word, out, chunk_shift, full_addr):
             out[j] = chunk_words(a, wpc)[g & (wpc - 1)]
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def words_chunk_kinds(data, first_word, chunk_shift, any_set, all_set):
     """Per chunk touched by the window: whether its words in ``data`` have a bit set,
     and whether they are all ones.  Entry j is chunk ``(first_word >> word_shift) + j``."""
@@ -1760,7 +1849,7 @@ def words_chunk_kinds(data, first_word, chunk_shift, any_set, all_set):
             all_set[j] = False
 
 
-@numba.njit(**_JIT)
+@_njit(**_JIT)
 def table_put_words(addrs, counts, data, first_word, chunk_shift, full_addr):
     """Copy ``data`` into the words ``first_word + [0, data.size)``; recount touched chunks.
 

@@ -1,0 +1,101 @@
+"""A fresh process's first use: importing makes no Numba dispatcher and pulls in no
+optional dependency, single-page work loads no kernel, and lazy kernels still compile
+when kernels call them and when threads race to build them."""
+
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from pageflags import _kernels
+
+# Counts the Numba dispatchers pageflags makes in the child process, by function.
+COUNT_DISPATCHERS = """
+import sys
+from numba.core import dispatcher
+made = []
+init = dispatcher.Dispatcher.__init__
+
+def counting(self, py_func, *args, **kwargs):
+    if py_func.__module__.startswith("pageflags"):
+        made.append(py_func.__qualname__)
+    init(self, py_func, *args, **kwargs)
+
+dispatcher.Dispatcher.__init__ = counting
+"""
+
+HEAVY = ("dask", "distributed", "matplotlib", "tqdm", "pyroaring", "bitarray", "pandas")
+
+
+def run_child(code: str) -> None:
+    subprocess.run([sys.executable, "-c", COUNT_DISPATCHERS + textwrap.dedent(code)],
+                   check=True)
+
+
+def test_import_makes_no_dispatcher_and_imports_no_optional_module():
+    run_child(f"""
+        import pageflags, pageflags.cli
+        assert made == [], made
+        heavy = sorted(m for m in sys.modules if m.partition(".")[0] in {HEAVY!r})
+        assert heavy == [], heavy
+        assert pageflags._kernels.dispatchers_built() == []
+        # The counter does see a dispatcher being made.
+        pageflags._kernels.first_out_of_range(pageflags._kernels.np.zeros(1, "int64"), 1)
+        assert made == ["first_out_of_range"], made
+    """)
+
+
+def test_single_page_work_loads_no_kernel():
+    run_child("""
+        import pageflags
+        flags = pageflags.PageFlags()
+        flags.set(12345); flags.set(1 << 30); flags.clear(12345)
+        assert flags.test(1 << 30) and not flags.test(12345) and flags.count() == 1
+        ppc = flags.geometry.pages_per_chunk
+        flags.set_range(5 * ppc, 6 * ppc); flags.clear(5 * ppc)  # a FULL entry unshared
+        assert flags.count() == ppc and flags.table[5] is not flags.FULL
+        assert made == [], made
+    """)
+
+
+# Defined in a namespace of their own, which no test collector has looked through.
+KERNELS = """
+def _callee_body(x):
+    return x + 1
+
+callee = _njit(nogil=True)(_callee_body)
+inlined = _njit(inline="always")(lambda x: 2 * x)
+
+@_njit(nogil=True)
+def caller(x):
+    return callee(x) + inlined(x)
+"""
+
+
+def test_kernels_calling_lazy_kernels_compile():
+    namespace = {"_njit": _kernels._njit}
+    exec(KERNELS, namespace)
+    proxy = namespace["caller"]
+    assert isinstance(proxy, _kernels._LazyDispatcher)
+    assert proxy(np.int64(3)) == 10
+    # Numba typed the callee through the proxy (its name is not its function's)...
+    assert isinstance(namespace["callee"], _kernels._LazyDispatcher)
+    # ...and the caller's dispatcher took the proxy's place in the namespace.
+    built = namespace["caller"]
+    assert built is proxy.dispatcher() and built.py_func is proxy.py_func
+    assert type(built).__name__ == "CPUDispatcher"
+
+
+def _plus_one(x):
+    return x + 1
+
+
+def test_threads_racing_for_a_new_kernel_get_one_dispatcher():
+    lazy = _kernels._njit(nogil=True)(_plus_one)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lazy, range(64)))
+    assert results == list(range(1, 65))
+    assert len({id(lazy.dispatcher()) for _ in range(3)}) == 1
+    assert lazy.signatures  # attributes reach the dispatcher
