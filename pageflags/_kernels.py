@@ -167,16 +167,29 @@ def prefetch(typingctx, address):
 #: set_many runs at 1.04x flat's time with 32 and 1.31x with 16.
 PREFETCH_DISTANCE = 32
 
+# Bulk kernels do their pfn and address arithmetic in uint64 throughout: Numba turns
+# a comparison or sum of a uint64 and an int64 into float64 arithmetic (a conversion
+# per pfn, and inexact above 2**53), and an unsigned index needs no wraparound check.
+_U3 = np.uint64(3)
+_U6 = np.uint64(6)
+_U63 = np.uint64(63)
+
 
 @_njit(inline="always")
-def _prefetch_pfn(addrs, pfns, i, chunk_shift):
-    """Prefetch the word of ``pfns[i + PREFETCH_DISTANCE]``, if any, in its chunk."""
-    j = i + PREFETCH_DISTANCE
-    if j < pfns.size:
-        q = pfns[j]
-        a = addrs[q >> chunk_shift]
-        if a != NULL:
-            prefetch(a + np.uint64(((q & ((1 << chunk_shift) - 1)) >> 6) * 8))
+def _word_offset(p, local_mask):
+    """Byte offset, in its chunk, of the word that holds page ``p`` (both uint64)."""
+    return ((p & local_mask) >> _U6) << _U3
+
+
+@_njit(inline="always")
+def _prefetch_pfn(addrs, pfns, i, shift, local_mask):
+    """Prefetch the word of the pfn ``PREFETCH_DISTANCE`` places after ``i``.
+
+    Branch-free: near the end it prefetches the last pfn again, and for a ``None``
+    entry an address below one page, which a prefetch never faults on.
+    """
+    q = np.uint64(pfns[min(i + PREFETCH_DISTANCE, pfns.size - 1)])
+    prefetch(addrs[q >> shift] + _word_offset(q, local_mask))
 
 
 @intrinsic
@@ -187,6 +200,19 @@ def _load_word(typingctx, address):
     def codegen(context, builder, signature, args):
         ptr_type = context.get_value_type(types.CPointer(types.uint64))
         return builder.load(builder.inttoptr(args[0], ptr_type))
+
+    return sig, codegen
+
+
+@intrinsic
+def _store_word(typingctx, address, value):
+    """``*(uint64 *) address = value``."""
+    sig = types.void(types.uint64, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        ptr_type = context.get_value_type(types.CPointer(types.uint64))
+        builder.store(args[1], builder.inttoptr(args[0], ptr_type))
+        return context.get_dummy_value()
 
     return sig, codegen
 
@@ -469,16 +495,20 @@ def table_any_range(addrs, counts, start, stop, chunk_shift, full_addr):
 
 
 @_njit(**_JIT)
-def table_entries_at(addrs, pfns, first, chunk_shift, sought, seen, out):
-    """Chunk numbers, once each, of the entries of ``pfns[first:]`` whose address is
-    ``sought`` (NULL or FULL's): the entries a bulk write must first give a chunk.
+def table_entries_at(addrs, pfns, first, step, chunk_shift, sought, seen, out):
+    """Chunk numbers, once each, of the entries of ``pfns[first::step]`` whose address
+    is ``sought`` (NULL or FULL's): the entries a bulk write must first give a chunk.
 
     ``seen`` is a zeroed bool per entry; returns how many numbers went to ``out``.
+    With ``step`` above 1 it is a prescan: a sample that finds, cheaply, the entries
+    of pfns that come many to an entry, before one pass writes them all.
     """
+    shift = np.uint64(chunk_shift)
+    want = np.uint64(sought)
     k = 0
-    for i in range(first, pfns.size):
-        c = pfns[i] >> chunk_shift
-        if addrs[c] == sought and not seen[c]:
+    for i in range(first, pfns.size, step):
+        c = np.uint64(pfns[i]) >> shift
+        if addrs[c] == want and not seen[c]:
             seen[c] = True
             out[k] = c
             k += 1
@@ -492,8 +522,9 @@ def table_mark_entries(pfns, first, chunk_shift, marks):
     Branch-free, for many pfns: twice as fast as :func:`table_entries_at`, but
     Python then reads ``marks`` over the whole table.
     """
+    shift = np.uint64(chunk_shift)
     for i in range(first, pfns.size):
-        marks[pfns[i] >> chunk_shift] = True
+        marks[np.uint64(pfns[i]) >> shift] = True
 
 
 @_njit(**_JIT)
@@ -501,34 +532,32 @@ def table_set_many(addrs, counts, pfns, first, chunk_shift, full_addr, counted):
     """Set pfns ``pfns[first:]`` in order, stopping at the first in a ``None`` entry.
 
     Returns ``(pages added, index reached)``: ``pfns.size`` when done, else the pfn
-    whose entry needs a chunk.  Python then gives chunks to the entries of the pfns
-    left (:func:`table_entries_at`) and calls again from there, so a first build
-    costs one light pass more than a second, and the steady state nothing.  With
-    ``counted`` false, ``counts`` and the pages added are left for
-    :func:`table_recount` (cheaper when the pfns outnumber the chunks' words).
+    whose entry needs a chunk.  Python gives chunks beforehand to the entries a
+    prescan finds, and, should the pass still stop, to the entries of the pfns left
+    (:func:`table_entries_at`), then calls again from there.  With ``counted`` false,
+    ``counts`` and the pages added are left for :func:`table_recount` (cheaper when
+    the pfns outnumber the chunks' words); counting is branch-free either way.
     """
-    wpc = 1 << (chunk_shift - 6)
-    local_mask = (1 << chunk_shift) - 1
+    shift = np.uint64(chunk_shift)
+    local_mask = (ONE << shift) - ONE
+    full = np.uint64(full_addr)
     added = 0
     for i in range(first, pfns.size):
-        _prefetch_pfn(addrs, pfns, i, chunk_shift)
-        p = pfns[i]
-        c = p >> chunk_shift
+        _prefetch_pfn(addrs, pfns, i, shift, local_mask)
+        p = np.uint64(pfns[i])
+        c = p >> shift
         a = addrs[c]
-        if a == full_addr:
+        if a == full:
             continue
         if a == NULL:
             return added, i
-        words = chunk_words(a, wpc)
-        local = p & local_mask
-        bit = ONE << np.uint64(local & 63)
-        w = words[local >> 6]
-        if not counted:
-            words[local >> 6] = w | bit
-        elif not (w & bit):
-            words[local >> 6] = w | bit
-            counts[c] += 1
-            added += 1
+        at = a + _word_offset(p, local_mask)
+        old = _load_word(at)
+        _store_word(at, old | (ONE << (p & _U63)))
+        if counted:
+            new = np.int64(((old >> (p & _U63)) & ONE) ^ ONE)
+            counts[c] += new
+            added += new
     return added, pfns.size
 
 
@@ -541,29 +570,28 @@ def table_clear_many(addrs, counts, pfns, first, chunk_shift, full_addr, emptied
     ``FULL``.  Chunks whose count drops to zero go to ``emptied[e:]`` for Python to
     free (when ``counted``).  Returns ``(pages removed, index reached, new e)``.
     """
-    wpc = 1 << (chunk_shift - 6)
-    local_mask = (1 << chunk_shift) - 1
+    shift = np.uint64(chunk_shift)
+    local_mask = (ONE << shift) - ONE
+    full = np.uint64(full_addr)
     removed = 0
     for i in range(first, pfns.size):
-        _prefetch_pfn(addrs, pfns, i, chunk_shift)
-        p = pfns[i]
-        c = p >> chunk_shift
+        _prefetch_pfn(addrs, pfns, i, shift, local_mask)
+        p = np.uint64(pfns[i])
+        c = p >> shift
         a = addrs[c]
         if a == NULL:
             continue
-        if a == full_addr:
+        if a == full:
             return removed, i, e
-        words = chunk_words(a, wpc)
-        local = p & local_mask
-        bit = ONE << np.uint64(local & 63)
-        w = words[local >> 6]
-        if not counted:
-            words[local >> 6] = w & ~bit
-        elif w & bit:
-            words[local >> 6] = w & ~bit
-            counts[c] -= 1
-            removed += 1
-            if counts[c] == 0:
+        at = a + _word_offset(p, local_mask)
+        old = _load_word(at)
+        _store_word(at, old & ~(ONE << (p & _U63)))
+        if counted:
+            was = np.int64((old >> (p & _U63)) & ONE)
+            left = counts[c] - was
+            counts[c] = left
+            removed += was
+            if was and left == 0:
                 emptied[e] = c
                 e += 1
     return removed, pfns.size, e
@@ -576,19 +604,20 @@ def table_test_many(addrs, pfns, chunk_shift, full_addr, out):
     Best when most pfns fall in one kind of entry (sparse spaces: mostly ``None``):
     the predicted branch skips waiting for the entry at all.
     """
-    wpc = 1 << (chunk_shift - 6)
-    local_mask = (1 << chunk_shift) - 1
+    shift = np.uint64(chunk_shift)
+    local_mask = (ONE << shift) - ONE
+    full = np.uint64(full_addr)
     for i in range(pfns.size):
-        _prefetch_pfn(addrs, pfns, i, chunk_shift)
-        p = pfns[i]
-        a = addrs[p >> chunk_shift]
+        _prefetch_pfn(addrs, pfns, i, shift, local_mask)
+        p = np.uint64(pfns[i])
+        a = addrs[p >> shift]
         if a == NULL:
             out[i] = False
-        elif a == full_addr:
+        elif a == full:
             out[i] = True
         else:
-            local = p & local_mask
-            out[i] = ((chunk_words(a, wpc)[local >> 6] >> np.uint64(local & 63)) & ONE) != NULL
+            word = _load_word(a + _word_offset(p, local_mask))
+            out[i] = ((word >> (p & _U63)) & ONE) != NULL
 
 
 @_njit(**_JIT)
@@ -600,23 +629,25 @@ def table_test_many_mixed(addrs, pfns, chunk_shift, zero_addr, out):
     cost no mispredicted branches: 3x faster there than :func:`table_test_many`,
     1.5x slower where nearly every pfn hits ``None``.
     """
-    local_mask = (1 << chunk_shift) - 1
+    shift = np.uint64(chunk_shift)
+    local_mask = (ONE << shift) - ONE
+    zero = np.uint64(zero_addr)
     n = pfns.size
     for i in range(n):
-        j = i + PREFETCH_DISTANCE
-        if j < n:
-            prefetch(_word_address(addrs, pfns[j], chunk_shift, local_mask, zero_addr))
-        p = pfns[i]
-        word = _load_word(_word_address(addrs, p, chunk_shift, local_mask, zero_addr))
-        out[i] = ((word >> np.uint64(p & 63)) & ONE) != NULL
+        q = np.uint64(pfns[min(i + PREFETCH_DISTANCE, n - 1)])
+        prefetch(_word_address(addrs, q, shift, local_mask, zero))
+        p = np.uint64(pfns[i])
+        word = _load_word(_word_address(addrs, p, shift, local_mask, zero))
+        out[i] = ((word >> (p & _U63)) & ONE) != NULL
 
 
 @_njit(inline="always")
-def _word_address(addrs, p, chunk_shift, local_mask, zero_addr):
-    """Address of the word holding page ``p``, in the zero chunk for a NULL entry."""
-    a = addrs[p >> chunk_shift]
-    a = a if a != NULL else zero_addr
-    return a + np.uint64(((p & local_mask) >> 6) * 8)
+def _word_address(addrs, p, shift, local_mask, zero):
+    """Address of the word holding page ``p``, in the zero chunk for a NULL entry
+    (every argument uint64)."""
+    a = addrs[p >> shift]
+    a = a if a != NULL else zero
+    return a + _word_offset(p, local_mask)
 
 
 @_njit(**_JIT)
@@ -712,6 +743,26 @@ def table_fill_chunks(addrs, chunk_nrs, chunk_shift, value):
         words = chunk_words(addrs[chunk_nrs[i]], wpc)
         for j in range(wpc):
             words[j] = value
+
+
+@_njit(**_JIT)
+def fill_chunks_at(chunk_addrs, words_per_chunk, value):
+    """Write ``value`` to every word of the chunks at ``chunk_addrs`` (new ones: the
+    private copies of ``FULL`` a bulk write makes, at memory bandwidth)."""
+    for j in range(chunk_addrs.size):
+        words = chunk_words(chunk_addrs[j], words_per_chunk)
+        for i in range(words_per_chunk):
+            words[i] = value
+
+
+@_njit(**_JIT)
+def copy_chunks_at(source_addrs, target_addrs, words_per_chunk):
+    """Copy the chunk at ``source_addrs[j]`` into the one at ``target_addrs[j]``."""
+    for j in range(source_addrs.size):
+        source = chunk_words(source_addrs[j], words_per_chunk)
+        target = chunk_words(target_addrs[j], words_per_chunk)
+        for i in range(words_per_chunk):
+            target[i] = source[i]
 
 
 # --- persistence: XXH64 checksum over scattered word segments ----------------------

@@ -54,14 +54,19 @@ import ctypes
 import os
 import sys
 import threading
-from itertools import repeat
 from typing import Any
 
 import numpy as np
 
 from . import _kernels, persist, roaring
 from ._addresses import chunk_objects, object_pointers
-from ._chunks import address_of, full_chunk, new_chunks, zero_chunk
+from ._chunks import (
+    address_of,
+    full_chunk,
+    held_bytes,
+    new_chunk_runs,
+    zero_chunk,
+)
 from .base import PageMap, writes
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 
@@ -79,6 +84,14 @@ PARALLEL_MIN_CHUNKS: int | None = 2048
 #: Bulk writes of at least this many pfns may skip counting bits per pfn and recount
 #: the chunks instead (see ``PageFlags._counted``).
 RECOUNT_MIN_PFNS = 1 << 20
+
+
+#: Bulk writes of at least this many pfns first read one pfn in ``PRESCAN_STEP`` to
+#: find the entries that need a chunk, and allocate them all before the pass that
+#: writes the bits.  Entries the sample misses (a few pfns each) stop that pass,
+#: which then gives chunks to the entries of the pfns left and resumes.
+PRESCAN_MIN_PFNS = 1 << 16
+PRESCAN_STEP = 64
 
 
 #: test_many samples this many pfns; when the share of them in ``None`` entries is
@@ -126,6 +139,7 @@ class PageFlags(PageMap):
         "_counts_view",
         "_full_addr",
         "_full_box",
+        "_held_cache",
         "_local_mask",
         "_mirror",
         "_mirror_writes",
@@ -158,6 +172,7 @@ class PageFlags(PageMap):
         self._occupied_view = memoryview(self._occupied)
         self._total = 0
         self._nallocated_cache: int | None = 0  # reset by _store, counted on demand
+        self._held_cache: int | None = 0  # chunk memory, reset when _nallocated recounts
         self._mirror: np.ndarray | None = None  # ``table``, made on first use
         self._mirror_writes: np.ndarray | None = None
         #: The shared all-ones chunk; ``flags.table[c] is flags.FULL`` tests for it.
@@ -212,16 +227,16 @@ class PageFlags(PageMap):
     def _allocate(self, chunk_nrs: np.ndarray) -> None:
         """Give ``None`` entries ``chunk_nrs`` zeroed chunks of their own."""
         # Allocated in chunk order, neighbouring chunks tend to be neighbours in memory,
-        # and a scan over them streams at 20 GB/s instead of 8 GB/s.
+        # and a scan over them streams at 20 GB/s instead of 8 GB/s; many at once share
+        # slabs of fresh pages (see ``_chunks``).
         chunk_nrs = np.sort(chunk_nrs)
-        chunks, addrs = new_chunks(chunk_nrs.size, self._geometry.words_per_chunk)
+        chunks, addrs = new_chunk_runs(chunk_nrs, self._geometry.words_per_chunk)
         self._store_new(chunk_nrs, chunks, addrs, 0)
 
     def _unshare(self, chunk_nrs: np.ndarray) -> None:
         """Give ``FULL`` entries ``chunk_nrs`` all-ones chunks of their own."""
         chunk_nrs = np.sort(chunk_nrs)
-        chunks, addrs = new_chunks(chunk_nrs.size, self._geometry.words_per_chunk,
-                                    repeat(self.FULL, chunk_nrs.size))
+        chunks, addrs = new_chunk_runs(chunk_nrs, self._geometry.words_per_chunk, ones=True)
         self._store_new(chunk_nrs, chunks, addrs, self._geometry.pages_per_chunk)
 
     def _store_new(self, chunk_nrs: np.ndarray, chunks: np.ndarray, addrs: np.ndarray,
@@ -240,19 +255,30 @@ class PageFlags(PageMap):
         for c, chunk, address in zip(chunk_nrs.tolist(), chunks, addrs.tolist(), strict=True):
             self._store(c, chunk, address, count)
 
-    def _entries_at(self, pfns: np.ndarray, first: int, sought: int) -> np.ndarray:
-        """Entries (each once) of ``pfns[first:]`` whose address is ``sought``."""
+    def _entries_at(self, pfns: np.ndarray, first: int, sought: int,
+                    step: int = 1) -> np.ndarray:
+        """Entries (each once) of ``pfns[first::step]`` whose address is ``sought``."""
         n = self._geometry.nchunks
+        sampled = -(-(pfns.size - first) // step)
         # np.zeros and np.empty map pages lazily: only what the kernel touches costs.
-        if pfns.size - first > n // 8:  # many pfns: mark them all, then read the marks
+        if step == 1 and sampled > n // 8:  # many pfns: mark them all, read the marks
             marks = np.zeros(n, dtype=bool)
             _kernels.table_mark_entries(pfns, first, self._shift, marks)
             return np.flatnonzero(marks & (self._addrs == np.uint64(sought)))
         seen = np.zeros(n, dtype=bool)
-        out = np.empty(min(pfns.size - first, n), dtype=np.int64)
-        k = _kernels.table_entries_at(self._addrs, pfns, first, self._geometry.chunk_shift,
-                                      sought, seen, out)
+        out = np.empty(min(sampled, n), dtype=np.int64)
+        k = _kernels.table_entries_at(self._addrs, pfns, first, step,
+                                      self._geometry.chunk_shift, sought, seen, out)
         return out[:k]
+
+    def _prescan(self, pfns: np.ndarray, sought: int) -> None:
+        """Before a bulk write, give chunks to the entries a sample of ``pfns`` finds
+        at ``sought`` (0 to set bits, FULL's address to clear them)."""
+        if pfns.size < PRESCAN_MIN_PFNS:
+            return
+        found = self._entries_at(pfns, 0, sought, PRESCAN_STEP)
+        if found.size:
+            (self._allocate if sought == 0 else self._unshare)(found)
 
     # --- public state --------------------------------------------------------------
     @property
@@ -281,8 +307,20 @@ class PageFlags(PageMap):
 
     @property
     def nbytes(self) -> int:
-        """Bytes held: the table, its shadows and every allocated chunk."""
-        return self._table_bytes() + self._nallocated * self._geometry.chunk_bytes
+        """Bytes held: the table, its shadows and the memory of the allocated chunks.
+
+        Chunks that a bulk write made as rows of one slab hold the whole slab until
+        the last of them is freed (see ``pageflags._chunks``), and count so.
+        """
+        return self._table_bytes() + self._chunk_memory()
+
+    def _chunk_memory(self) -> int:
+        """Bytes the allocated chunks keep alive, counted once after each change."""
+        allocated = self._nallocated  # a recount after a change drops _held_cache
+        if self._held_cache is None:
+            mask = self._allocated_mask()
+            self._held_cache = held_bytes(self._refs[mask]) if allocated else 0
+        return self._held_cache
 
     def _table_bytes(self) -> int:
         mirror = 0 if self._mirror is None else self._mirror.nbytes
@@ -293,6 +331,7 @@ class PageFlags(PageMap):
         """Entries holding a private chunk (counted once after each change)."""
         if self._nallocated_cache is None:
             self._nallocated_cache = int(np.count_nonzero(self._allocated_mask()))
+            self._held_cache = None
         return self._nallocated_cache
 
     def _allocated_mask(self) -> np.ndarray:
@@ -306,7 +345,8 @@ class PageFlags(PageMap):
         -------
         dict
             ``none``, ``full`` and ``allocated`` entry counts, ``chunk_bytes`` (memory
-            of allocated chunks), ``table_bytes`` (object array and shadows),
+            the allocated chunks hold, whole slabs included: see :attr:`nbytes`),
+            ``table_bytes`` (object array and shadows),
             ``nbytes`` (both), ``flat_bytes`` (what a flat bitmap of the same space
             takes), ``count``, ``npages`` and ``nchunks``.
 
@@ -322,7 +362,7 @@ class PageFlags(PageMap):
         full = int(np.count_nonzero(self._addrs == self._full_addr))
         return {
             "none": g.nchunks - allocated - full, "full": full, "allocated": allocated,
-            "chunk_bytes": allocated * g.chunk_bytes, "table_bytes": self._table_bytes(),
+            "chunk_bytes": self._chunk_memory(), "table_bytes": self._table_bytes(),
             "nbytes": self.nbytes, "flat_bytes": g.flat_bytes, "count": self._total,
             "npages": g.npages, "nchunks": g.nchunks,
         }
@@ -534,6 +574,7 @@ class PageFlags(PageMap):
 
     def _set_many(self, pfns: np.ndarray) -> None:
         shift, full = self._shift, self._full_addr
+        self._prescan(pfns, 0)
         counted = self._counted(pfns.size)
         added, reached = _kernels.table_set_many(self._addrs, self._counts, pfns, 0, shift,
                                                  full, counted)
@@ -550,6 +591,7 @@ class PageFlags(PageMap):
 
     def _clear_many(self, pfns: np.ndarray) -> None:
         shift, full = self._shift, self._full_addr
+        self._prescan(pfns, full)
         counted = self._counted(pfns.size)
         emptied = np.empty(min(pfns.size, self._geometry.nchunks), dtype=np.int64)
         removed, reached, e = _kernels.table_clear_many(
@@ -647,7 +689,7 @@ class PageFlags(PageMap):
         else:
             reused = np.zeros(computed.size, dtype=bool)
         fresh = computed[~reused]
-        chunks, fresh_addrs = new_chunks(fresh.size, g.words_per_chunk)
+        chunks, fresh_addrs = new_chunk_runs(fresh, g.words_per_chunk)
         out_addrs = np.empty(computed.size, dtype=np.uint64)
         out_addrs[reused] = self._addrs[computed[reused]]
         out_addrs[~reused] = fresh_addrs
@@ -762,8 +804,8 @@ class PageFlags(PageMap):
         new._fill(full)
         new._total = self._total
         allocated = np.flatnonzero(self._allocated_mask())
-        chunks, addrs = new_chunks(allocated.size, self._geometry.words_per_chunk,
-                                    self._refs[allocated])
+        chunks, addrs = new_chunk_runs(allocated, self._geometry.words_per_chunk,
+                                       copies=self._refs[allocated])
         new._store(allocated, chunks, addrs, self._counts[allocated])
         return new
 
