@@ -770,7 +770,8 @@ class PageFlags(PageMap):
         Returns
         -------
         int
-            Bytes of chunk memory freed.
+            Bytes of chunk memory given back (rows of a slab go back only with the
+            whole slab: see :attr:`nbytes`).
 
         Examples
         --------
@@ -780,6 +781,7 @@ class PageFlags(PageMap):
         >>> flags.optimize(), flags.table[0] is flags.FULL
         (4096, True)
         """
+        before = self._chunk_memory()
         allocated = self._allocated_mask()
         empty = np.flatnonzero(allocated & (self._counts == 0))
         full = allocated & (self._counts == self._geometry.pages_per_chunk)
@@ -787,7 +789,7 @@ class PageFlags(PageMap):
         full = np.flatnonzero(full)
         self._free(empty)
         self._fill(full)
-        return (empty.size + full.size) * self._geometry.chunk_bytes
+        return before - self._chunk_memory()
 
     def copy(self) -> PageFlags:
         """An independent copy; ``FULL`` entries stay shared, chunks are copied.

@@ -520,3 +520,170 @@ def test_bulk_writes_that_recount_instead_of_counting(monkeypatch, geometry):
     flags.clear_many(np.flatnonzero(model))                  # every chunk empties
     flags.validate()
     assert flags.count() == 0 and flags.stats()["allocated"] == 0
+
+
+# --- bulk writes into entries that need chunks: prescan, slabs, honest memory ---------
+SLABS = Geometry.from_npages(600 * C + 77)  # enough entries for a slab of 2 MiB and more
+
+
+def _owners(flags):
+    """Distinct objects owning the memory of the map's private chunks."""
+    chunks = flags.table[flags._allocated_mask()]
+    return {id(c if c.base is None else c.base) for c in chunks}
+
+
+def _spread_pfns(rng, touched, npfns, geometry=SLABS):
+    """``npfns`` random pfns over the first ``touched`` entries, each entry among the
+    pfns a prescan samples (so it finds them all)."""
+    from pageflags import bitmap
+
+    ppc = geometry.pages_per_chunk
+    pfns = rng.integers(0, touched * ppc, npfns)
+    sampled = pfns[::bitmap.PRESCAN_STEP]
+    assert sampled.size >= touched
+    sampled[:touched] = rng.permutation(touched) * ppc + rng.integers(0, ppc, touched)
+    return pfns
+
+
+@pytest.mark.parametrize("touched", [255, 256, 257, 600])
+@pytest.mark.parametrize("npfns_delta", [-1, 0, 1])
+def test_first_bulk_writes_at_the_slab_and_prescan_thresholds(touched, npfns_delta):
+    from pageflags import _chunks, bitmap
+
+    assert _chunks.SLAB_MIN_CHUNKS == 256 and bitmap.PRESCAN_MIN_PFNS == 1 << 16
+    rng = np.random.default_rng(touched + npfns_delta)
+    pfns = _spread_pfns(rng, touched, bitmap.PRESCAN_MIN_PFNS + npfns_delta)
+    model = np.zeros(SLABS.npages, dtype=bool)
+    model[pfns] = True
+    ppc = SLABS.pages_per_chunk
+    slabbed = touched >= _chunks.SLAB_MIN_CHUNKS
+    for flags in (PageFlags.from_array(pfns, SLABS), _set_many_new(pfns)):
+        flat = FlatPageFlags.from_array(pfns, SLABS)
+        assert_matches(flags, model, flat)
+        assert flags.stats()["allocated"] == touched
+        assert len(_owners(flags)) == (1 if slabbed else touched)
+        assert flags.stats()["chunk_bytes"] == touched * SLABS.chunk_bytes
+
+    # clear_many into FULL entries: each becomes a private copy of FULL, then clears.
+    flags, flat = PageFlags(SLABS), FlatPageFlags(SLABS)
+    for m in (flags, flat):
+        m.set_range(0, touched * ppc)
+        m.clear_many(pfns)
+    assert_matches(flags, ~model & (np.arange(SLABS.npages) < touched * ppc), flat)
+    assert flags.stats()["allocated"] == touched and flags.stats()["full"] == 0
+    assert len(_owners(flags)) == (1 if slabbed else touched)
+
+
+def _set_many_new(pfns):
+    flags = PageFlags(SLABS)
+    flags.set_many(pfns)
+    return flags
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_entries_the_prescan_misses_are_given_chunks_by_the_pass(monkeypatch, value):
+    from pageflags import bitmap
+
+    rng = np.random.default_rng(3)
+    # 70000 pfns in entries 0-9, and one pfn each in entries 100-139 placed where the
+    # one-in-64 sample never looks (no index a multiple of PRESCAN_STEP).
+    many = rng.integers(0, 10 * C, 70_000)
+    lonely = np.arange(100, 140) * C + 17
+    spots = np.arange(40) * bitmap.PRESCAN_STEP + 5
+    pfns = np.insert(many, spots - np.arange(40), lonely)
+    assert np.array_equal(pfns[spots], lonely)
+    allocations = []
+    for name in ("_allocate", "_unshare"):
+        real = getattr(PageFlags, name)
+        monkeypatch.setattr(PageFlags, name,
+                            lambda self, nrs, real=real: allocations.append(np.sort(nrs))
+                            or real(self, nrs))
+    flags, flat = PageFlags(SLABS), FlatPageFlags(SLABS)
+    model = np.zeros(SLABS.npages, dtype=bool)
+    if not value:
+        for m in (flags, flat):
+            m.set_range(0, SLABS.npages)
+        model[:] = True
+    allocations.clear()
+    for m in (flags, flat):
+        (m.set_many if value else m.clear_many)(pfns)
+    model[pfns] = value
+    assert_matches(flags, model, flat)
+    prescanned, *rest = allocations
+    assert prescanned.tolist() == list(range(10))        # the sample found entries 0-9
+    assert np.concatenate(rest).tolist() == list(range(100, 140))  # the pass the rest
+
+
+def test_nbytes_counts_a_slab_until_its_last_row_goes():
+    from pageflags import _chunks
+
+    flags = PageFlags(SLABS)
+    touched = _chunks.SLAB_MIN_CHUNKS + 44
+    flags.set_many(_spread_pfns(np.random.default_rng(9), touched, 1 << 17))
+    slab = touched * SLABS.chunk_bytes
+    assert len(_owners(flags)) == 1
+    empty = flags.stats()["table_bytes"]  # with the table mirror _owners made
+    assert flags.nbytes == empty + slab
+    for c in range(touched - 1):
+        flags.clear_range(c * C, (c + 1) * C)  # frees the entry; the slab stays
+        assert flags.nbytes == empty + slab == empty + flags.stats()["chunk_bytes"]
+    assert flags.stats()["allocated"] == 1
+    last = (touched - 1) * C
+    flags.clear_range(last, last + C)
+    assert flags.nbytes == empty and flags.stats()["chunk_bytes"] == 0
+    flags.validate()
+
+
+def test_optimize_reports_the_memory_it_gives_back():
+    from pageflags import _chunks
+
+    n = _chunks.SLAB_MIN_CHUNKS
+    flags = PageFlags(SLABS)
+    flags.set_range(0, n * C)
+    flags.clear_many(np.arange(n) * C)         # n private copies of FULL: one slab
+    flags.set_many(np.arange(n) * C)           # all ones again, still private
+    assert flags.stats()["allocated"] == n and len(_owners(flags)) == 1
+    before = flags.nbytes
+    assert flags.optimize() == before - flags.nbytes == n * SLABS.chunk_bytes
+    assert flags.stats()["full"] == n and flags.stats()["allocated"] == 0
+    flags.validate()
+
+
+def test_copy_and_algebra_results_of_many_chunks_match_flat():
+    rng = np.random.default_rng(21)
+    a_pfns = _spread_pfns(rng, 600, 300_000)
+    b_pfns = rng.integers(200 * C, 500 * C, 200_000)
+    a, b = PageFlags.from_array(a_pfns, SLABS), PageFlags.from_array(b_pfns, SLABS)
+    b.set_range(550 * C, 560 * C)
+    fa, fb = FlatPageFlags.from_array(a_pfns, SLABS), FlatPageFlags.from_array(b_pfns, SLABS)
+    fb.set_range(550 * C, 560 * C)
+    copied = a.copy()
+    copied.clear_many(a_pfns[:1000])
+    assert a == fa and copied != a
+    assert_matches(copied, copied.to_bool(), None)
+    for chunk in copied.table[copied._allocated_mask()][:3]:
+        with pytest.raises(ValueError, match="WRITEABLE"):
+            chunk.setflags(write=True)
+    for result, expected in ((a | b, fa | fb), (a & b, fa & fb), (a ^ b, fa ^ fb),
+                             (a - b, fa - fb), (~a, ~fa)):
+        result.validate()
+        assert result == expected
+    a |= b
+    fa |= fb
+    a.validate()
+    assert a == fa
+
+
+def test_put_words_into_many_entries_matches_flat():
+    rng = np.random.default_rng(4)
+    words = rng.integers(0, 2**63, 300 * C // 64, dtype=np.uint64)
+    words[: 2 * C // 64] = 2**64 - 1  # two whole entries become FULL
+    words[5 * C // 64: 6 * C // 64] = 0
+    for start in (0, 64 * 7, 100 * C):
+        flags, flat = PageFlags(SLABS), FlatPageFlags(SLABS)
+        flags.set_range(10 * C, 20 * C)
+        flat.set_range(10 * C, 20 * C)
+        flags.put_words(start, words)
+        flat.put_words(start, words)
+        flags.validate()
+        assert flags == flat

@@ -63,3 +63,72 @@ def test_read_into_without_libc_preadv(tmp_path, monkeypatch):
     finally:
         os.close(fd)
     assert b"".join(c.tobytes() for c in chunks) == bytes(range(8, 24))
+
+
+def slab_of(chunk):
+    """The object a chunk's memory belongs to."""
+    return chunk if chunk.base is None else chunk.base
+
+
+@pytest.mark.parametrize("per_group", [_chunks.SLAB_MIN_CHUNKS - 1, _chunks.SLAB_MIN_CHUNKS,
+                                       _chunks.SLAB_MIN_CHUNKS + 1])
+def test_new_chunk_runs_make_a_slab_per_group_from_the_threshold(per_group):
+    group = _chunks.SLAB_GROUP_ENTRIES
+    # Two groups: ``per_group`` entries at the end of the first and ``per_group`` at
+    # the start of the second, so a slab never crosses a group boundary.
+    nrs = np.concatenate((np.arange(group - per_group, group), group + np.arange(per_group)))
+    chunks, addrs = _chunks.new_chunk_runs(nrs, 4)
+    assert chunks.size == addrs.size == nrs.size
+    assert addrs.tolist() == [c.ctypes.data for c in chunks]
+    owners = {id(slab_of(c)) for c in chunks}
+    slabbed = per_group >= _chunks.SLAB_MIN_CHUNKS
+    assert len(owners) == (2 if slabbed else nrs.size)
+    if slabbed:
+        assert slab_of(chunks[0]) is slab_of(chunks[per_group - 1])
+        assert slab_of(chunks[per_group - 1]) is not slab_of(chunks[per_group])
+    for chunk in chunks[[0, per_group - 1, per_group, -1]]:
+        assert chunk.shape == (4,) and chunk.dtype == np.uint64 and not chunk.any()
+        with pytest.raises(ValueError, match="WRITEABLE"):
+            chunk.setflags(write=True)
+    assert _chunks.held_bytes(chunks) == nrs.size * 32
+    assert len(set(addrs.tolist())) == nrs.size
+
+
+@pytest.mark.parametrize("count", [3, _chunks.SLAB_MIN_CHUNKS, 2 * _chunks.SLAB_MIN_CHUNKS + 7])
+def test_new_chunk_runs_fill_ones_or_copy(count):
+    nrs = np.arange(count) * 3  # one group until 4096 / 3 entries, then the next
+    ones, _ = _chunks.new_chunk_runs(nrs, 8, ones=True)
+    assert all(c.tolist() == [2**64 - 1] * 8 for c in ones)
+    sources, _ = _chunks.new_chunks(count, 8, (np.full(8, i, dtype=np.uint64)
+                                               for i in range(count)))
+    copies, addrs = _chunks.new_chunk_runs(nrs, 8, copies=sources)
+    assert [c[0] for c in copies] == list(range(count))
+    assert all(c.tolist() == s.tolist() for c, s in zip(copies, sources, strict=True))
+    assert not set(addrs.tolist()) & {s.ctypes.data for s in sources}  # copies, not views
+
+
+def test_huge_slabs_are_advised_and_small_ones_are_not(monkeypatch):
+    calls = []
+    monkeypatch.setattr(_chunks, "_MADVISE", lambda *args: calls.append(args) or 0)
+    _chunks._slab(_chunks.HUGE_PAGE_BYTES - 1)
+    assert calls == []
+    slab = _chunks._slab(3 * _chunks.HUGE_PAGE_BYTES)
+    (start, length, advice), = calls
+    data = _chunks.address_of(_chunks._view(slab))
+    assert start % _chunks.HUGE_PAGE_BYTES == 0 and length % _chunks.HUGE_PAGE_BYTES == 0
+    assert data <= start and start + length <= data + len(slab) and length > 0
+    assert advice == _chunks._MADV_HUGEPAGE and not any(slab)
+    monkeypatch.setattr(_chunks, "_MADVISE", None)  # no madvise: still zeroed bytes
+    assert _chunks._slab(5) == bytes(5)
+
+
+def test_held_bytes_counts_each_slab_once_while_a_row_lives():
+    rows, _ = _chunks.new_chunk_runs(np.arange(_chunks.SLAB_MIN_CHUNKS), 4)
+    alone, _ = _chunks.new_chunks(3, 4)
+    slab = _chunks.SLAB_MIN_CHUNKS * 32
+    assert _chunks.held_bytes(rows[:1]) == _chunks.held_bytes(rows) == slab
+    assert _chunks.held_bytes(np.concatenate((rows[5:9], alone))) == slab + 3 * 32
+    assert _chunks.held_bytes(rows[:0]) == 0
+    owning = np.empty(2, dtype=object)
+    owning[:] = [np.zeros(4, np.uint64), np.zeros(4, np.uint64)]  # own their memory
+    assert _chunks.held_bytes(np.concatenate((owning, alone))) == 2 * 32 + 3 * 32

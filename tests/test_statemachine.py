@@ -6,6 +6,8 @@ After every step: ``validate()`` holds, the map equals a FlatPageFlags that saw 
 same calls, and both equal a NumPy bool array.
 """
 
+import operator
+
 import numpy as np
 import pytest
 from _scan_rules import ScanRules
@@ -14,7 +16,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from pageflags import FlatPageFlags, PageFlags, PreallocatedPageFlags
+from pageflags import FlatPageFlags, Geometry, PageFlags, PreallocatedPageFlags
+from pageflags._chunks import held_bytes
+from pageflags.bitmap import PRESCAN_MIN_PFNS
 
 pytestmark = pytest.mark.statemachine
 
@@ -201,3 +205,151 @@ PreallocatedMachine.TestCase.settings = settings(
     max_examples=100, stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 TestPreallocatedMachine = PreallocatedMachine.TestCase
+
+
+# --- bulk writes that make many chunks at once ------------------------------------------
+# Tiny chunks (64 pages) give thousands of entries in a few hundred KiB: slabs (256
+# new chunks in a group of 4096 entries), the prescan (65536 pfns) and group boundaries
+# all come up.  The last chunk is partial.
+BULK_GEOMETRIES = [Geometry.from_npages(5000 * 64 + 17, chunk_shift=6),
+                   Geometry.from_npages(700 * 256 + 3, chunk_shift=8)]
+#: Sizes of the pfn arrays the bulk rules write: around the thresholds, and more.
+BULK_SIZES = [1, 255, 256, 257, PRESCAN_MIN_PFNS - 1, PRESCAN_MIN_PFNS,
+              PRESCAN_MIN_PFNS + 1, 200_000]
+
+
+class PageFlagsBulkMachine(RuleBasedStateMachine):
+    """Bulk writes (set_many, clear_many into FULL, from_array, put_words, algebra,
+    copy) into maps whose entries need many chunks, against both models; after every
+    step ``validate()`` holds, chunks stay read-only and ``nbytes`` counts the memory
+    the chunks hold, whole slabs included."""
+
+    @initialize(geometry=st.sampled_from(BULK_GEOMETRIES), seed=st.integers(0, 2**32 - 1))
+    def start(self, geometry, seed):
+        self.geometry = geometry
+        self.rng = np.random.default_rng(seed)
+        self.flags = PageFlags(geometry)
+        self.flat = FlatPageFlags(geometry)
+        self.model = np.zeros(geometry.npages, dtype=bool)
+
+    def pfns(self, size, layout):
+        """``size`` pfns: uniform, a few entries, or clustered with lonely stragglers
+        (entries the prescan's sample misses)."""
+        g, rng = self.geometry, self.rng
+        if layout == "uniform":
+            return rng.integers(0, g.npages, size)
+        entries = rng.choice(g.nchunks, size=min(g.nchunks, 8), replace=False)
+        local = rng.integers(0, g.pages_per_chunk, size)
+        pfns = np.minimum(entries[rng.integers(0, entries.size, size)] * g.pages_per_chunk
+                          + local, g.npages - 1)
+        if layout == "stragglers" and size > 8:
+            lonely = rng.integers(0, g.npages, min(size // 8, 300))
+            at = rng.choice(size, lonely.size, replace=False)
+            pfns[at] = lonely
+        return pfns
+
+    @rule(size=st.sampled_from(BULK_SIZES),
+          layout=st.sampled_from(["uniform", "few", "stragglers"]),
+          value=st.booleans(), dtype=st.sampled_from([np.int64, np.uint64, np.int32]))
+    def write_many(self, size, layout, value, dtype):
+        pfns = self.pfns(size, layout).astype(dtype)
+        for target in (self.flags, self.flat):
+            (target.set_many if value else target.clear_many)(pfns)
+        self.model[pfns.astype(np.int64)] = value
+
+    @rule(fraction=st.sampled_from([0.1, 0.5, 1.0]))
+    def fill_sections(self, fraction):
+        """Whole sections set: FULL entries for clear_many to copy."""
+        g = self.geometry
+        nrs = np.flatnonzero(self.rng.random(g.nchunks) < fraction)
+        starts = nrs * g.pages_per_chunk
+        stops = np.minimum(starts + g.pages_per_chunk, g.npages)
+        for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
+            self.flat.set_range(start, stop)
+            self.model[start:stop] = True
+        self.flags |= PageFlags.from_ranges(starts, stops, g)
+
+    @rule(size=st.sampled_from(BULK_SIZES), layout=st.sampled_from(["uniform", "few"]))
+    def replace_from_array(self, size, layout):
+        pfns = self.pfns(size, layout)
+        self.flags = PageFlags.from_array(pfns, self.geometry)
+        self.flat = FlatPageFlags.from_array(pfns, self.geometry)
+        self.model[:] = False
+        self.model[pfns] = True
+
+    @rule(nwords=st.sampled_from([1, 64, 5000]), start_word=st.integers(0, 2**20))
+    def put_words(self, nwords, start_word):
+        g = self.geometry
+        total = -(-g.npages // 64)
+        start_word = start_word % total
+        nwords = min(nwords, g.npages // 64 - start_word)
+        if nwords <= 0:
+            return
+        words = self.rng.integers(0, 2**64, nwords, dtype=np.uint64)
+        words[self.rng.random(nwords) < 0.3] = 0
+        words[self.rng.random(nwords) < 0.3] = 2**64 - 1
+        self.flags.put_words(64 * start_word, words)
+        self.flat.put_words(64 * start_word, words)
+        bits = np.unpackbits(words.astype("<u8").view(np.uint8), bitorder="little")
+        self.model[64 * start_word:64 * (start_word + nwords)] = bits.astype(bool)
+
+    @rule(op=st.sampled_from(["or_", "and_", "xor", "sub"]), in_place=st.booleans(),
+          size=st.sampled_from([257, PRESCAN_MIN_PFNS, 200_000]))
+    def combine(self, op, in_place, size):
+        pfns = self.pfns(size, "uniform")
+        other_model = np.zeros_like(self.model)
+        other_model[pfns] = True
+        method = getattr(operator, "i" + op.rstrip("_") if in_place else op)
+        self.flags = method(self.flags, PageFlags.from_array(pfns, self.geometry))
+        self.flat = method(self.flat, FlatPageFlags.from_array(pfns, self.geometry))
+        self.model = {"or_": np.logical_or, "and_": np.logical_and, "xor": np.logical_xor,
+                      "sub": lambda a, b: a & ~b}[op](self.model, other_model)
+
+    @rule()
+    def replace_by_copy(self):
+        copy = self.flags.copy()
+        assert copy == self.flags
+        self.flags = copy
+
+    @rule(fraction=st.sampled_from([0.3, 1.0]))
+    def free_sections(self, fraction):
+        """Whole sections cleared: slab rows freed, the slab kept while one lives."""
+        g = self.geometry
+        nrs = np.flatnonzero(self.rng.random(g.nchunks) < fraction)[:400]
+        for nr in nrs.tolist():
+            start, stop = nr * g.pages_per_chunk, min((nr + 1) * g.pages_per_chunk, g.npages)
+            self.flags.clear_range(start, stop)
+            self.flat.clear_range(start, stop)
+            self.model[start:stop] = False
+
+    @rule()
+    def optimize(self):
+        before = self.flags.nbytes
+        assert self.flags.optimize() == before - self.flags.nbytes >= 0
+
+    @invariant()
+    def matches_models(self):
+        if not hasattr(self, "flags"):
+            return
+        self.flags.validate()
+        assert self.flags == self.flat
+        assert self.flags.count() == int(self.model.sum())
+        np.testing.assert_array_equal(self.flags.to_bool(), self.model)
+
+    @invariant()
+    def counts_held_memory(self):
+        if not hasattr(self, "flags"):
+            return
+        chunks = self.flags.table[self.flags._allocated_mask()]
+        stats = self.flags.stats()
+        assert stats["chunk_bytes"] == held_bytes(chunks)
+        assert stats["chunk_bytes"] >= stats["allocated"] * self.geometry.chunk_bytes
+        assert self.flags.nbytes == stats["table_bytes"] + stats["chunk_bytes"]
+        for chunk in chunks[:: max(1, chunks.size // 16)]:
+            assert not chunk.flags.writeable
+
+
+PageFlagsBulkMachine.TestCase.settings = settings(
+    max_examples=100, stateful_step_count=20, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+TestPageFlagsBulkMachine = PageFlagsBulkMachine.TestCase

@@ -1,0 +1,62 @@
+"""The bulk kernels compile to integer code: no float conversion of an address or pfn.
+
+Numba types a comparison or sum of a uint64 and an int64 as float64: a conversion per
+pfn in a hot loop, and inexact above 2**53.  Each bulk kernel is compiled here afresh
+(cached code cannot be inspected) for the argument types the maps pass, and its LLVM
+IR must hold no int-to-float conversion or float comparison.
+"""
+
+import re
+
+import numba
+import numpy as np
+import pytest
+from numba import types
+
+from pageflags import _kernels
+
+U64 = types.Array(types.uint64, 1, "C")
+I64 = types.Array(types.int64, 1, "C")
+I32 = types.Array(types.int32, 1, "C")
+BOOL = types.Array(types.boolean, 1, "C")
+INT, FLAG = types.int64, types.boolean
+
+#: Kernel -> argument types as PageFlags calls it (Python ints arrive as int64).
+BULK_SIGNATURES = {
+    "table_set_many": (U64, I32, I64, INT, INT, INT, FLAG),
+    "table_clear_many": (U64, I32, I64, INT, INT, INT, I64, INT, FLAG),
+    "table_test_many": (U64, I64, INT, INT, BOOL),
+    "table_test_many_mixed": (U64, I64, INT, INT, BOOL),
+    "table_entries_at": (U64, I64, INT, INT, INT, INT, BOOL, I64),
+    "table_mark_entries": (I64, INT, INT, BOOL),
+    "fill_chunks_at": (U64, INT, types.uint64),
+    "copy_chunks_at": (U64, U64, INT),
+}
+FLOAT_OPS = re.compile(r"\b(uitofp|sitofp|fcmp|fptoui|fptosi)\b")
+
+
+def float_ops(py_func, signature) -> list[str]:
+    dispatcher = numba.njit(signature, nogil=True)(py_func)
+    return FLOAT_OPS.findall(dispatcher.inspect_llvm(dispatcher.signatures[0]))
+
+
+@pytest.mark.parametrize("name", BULK_SIGNATURES)
+def test_bulk_kernels_compute_in_integers(name):
+    assert float_ops(getattr(_kernels, name).py_func, BULK_SIGNATURES[name]) == []
+
+
+def test_the_check_sees_a_mixed_comparison():
+    def mixed(addrs, full_addr):
+        return addrs[0] == full_addr  # uint64 == int64: compared as float64
+
+    assert "uitofp" in float_ops(mixed, (U64, INT))
+
+
+def test_fill_and_copy_chunks_at_addresses():
+    chunks = np.zeros((3, 4), dtype=np.uint64)
+    addrs = np.array([chunks[i].ctypes.data for i in (0, 2)], dtype=np.uint64)
+    _kernels.fill_chunks_at(addrs, 4, _kernels.ALL_ONES)
+    assert chunks.tolist() == [[2**64 - 1] * 4, [0] * 4, [2**64 - 1] * 4]
+    chunks[0] = [1, 2, 3, 4]
+    _kernels.copy_chunks_at(addrs[:1], np.array([chunks[1].ctypes.data], np.uint64), 4)
+    assert chunks[1].tolist() == [1, 2, 3, 4] and chunks[2].tolist() == [2**64 - 1] * 4
