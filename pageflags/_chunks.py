@@ -21,8 +21,9 @@ chunks.  A large ``calloc`` comes as fresh pages that need no zeroing pass, and 
 slab of 2 MiB or more is advised onto huge pages before its first touch: the first
 writes then take one page fault per 2 MiB instead of one per 4 KiB chunk (on this
 project's build machine 16384 chunks cost 140 ms of faults as separate chunks and
-about 5 ms as slabs).  The price: a slab's memory goes back to the system only when
-the last of its rows is freed.  ``PageFlags.nbytes`` counts whole slabs for as long
+about 5 ms as slabs; a slab starts on a 2 MiB boundary, or a quarter of an 8 MiB
+slab would still fault in 4 KiB pages).  The price: a slab's memory goes back to the
+system only when the last of its rows is freed.  ``PageFlags.nbytes`` counts whole slabs for as long
 as one row lives (:func:`held_bytes`), so it never claims memory that is still held.
 """
 
@@ -81,20 +82,28 @@ def _view(memory: bytes) -> np.ndarray:
     return np.frombuffer(memory, dtype=_UINT64)
 
 
-def _slab(nbytes: int) -> bytes:
-    """``nbytes`` zeroed bytes, the huge pages inside them advised before first touch.
+def _slab(nbytes: int, align: bool = True) -> np.ndarray:
+    """``nbytes`` zeroed bytes as a read-only word array over a new ``bytes`` object,
+    its whole huge pages advised before first touch.
 
-    Only a hint: where the system has no transparent huge pages (or the memory was
-    reused and is already mapped) the slab is as good, merely faulted in 4 KiB pages.
+    With ``align``, a slab of 2 MiB or more starts on a 2 MiB boundary of its
+    ``bytes`` (made that much longer: the lead is never touched, so it is address
+    space, not memory), so all of it can be huge pages; without, only the huge pages
+    that happen to lie inside it.  Only a hint: where the system has no transparent
+    huge pages, or the memory was reused and is already mapped, the slab is as good,
+    merely faulted in 4 KiB pages.
     """
-    slab = bytes(nbytes)
-    if _MADVISE is not None and nbytes >= HUGE_PAGE_BYTES:
-        start = address_of(_view(slab))
-        lo = -(-start // HUGE_PAGE_BYTES) * HUGE_PAGE_BYTES
-        hi = (start + nbytes) // HUGE_PAGE_BYTES * HUGE_PAGE_BYTES
-        if hi > lo:
-            _MADVISE(lo, hi - lo, _MADV_HUGEPAGE)  # a refusal changes nothing
-    return slab
+    if _MADVISE is None or nbytes < HUGE_PAGE_BYTES:
+        return _view(bytes(nbytes))
+    memory = bytes(nbytes + HUGE_PAGE_BYTES if align else nbytes)
+    start = address_of(_view(memory))
+    lead = -start % HUGE_PAGE_BYTES if align else 0
+    words = np.frombuffer(memory, dtype=_UINT64, count=nbytes // 8, offset=lead)
+    lo = start + lead + (-(start + lead) % HUGE_PAGE_BYTES)
+    hi = (start + lead + nbytes) // HUGE_PAGE_BYTES * HUGE_PAGE_BYTES
+    if hi > lo:
+        _MADVISE(lo, hi - lo, _MADV_HUGEPAGE)  # a refusal changes nothing
+    return words
 
 
 def new_chunk_runs(chunk_nrs: np.ndarray, words_per_chunk: int, ones: bool = False,
@@ -129,7 +138,7 @@ def new_chunk_runs(chunk_nrs: np.ndarray, words_per_chunk: int, ones: bool = Fal
     parts = []
     for size in sizes:  # one step per group of entries
         if size >= SLAB_MIN_CHUNKS:
-            grid = _view(_slab(size * chunk_bytes)).reshape(size, words_per_chunk)
+            grid = _slab(size * chunk_bytes).reshape(size, words_per_chunk)
             parts.append(grid)  # iterating a 2-D array yields its rows, made in C
         else:
             parts.append(map(_view, map(bytes, repeat(chunk_bytes, size))))
@@ -146,7 +155,8 @@ def held_bytes(chunks: np.ndarray) -> int:
     """Bytes of memory that the chunk arrays ``chunks`` keep alive.
 
     A chunk made on its own holds its own bytes; rows of one slab hold the whole
-    slab, counted once, however few of them are left.  C-level maps over the chunks
+    slab, counted once, however few of them are left (its untouched alignment lead,
+    address space only, is not counted).  C-level maps over the chunks
     and one step per distinct owner: no Python code runs per slab row.
 
     Examples
@@ -187,10 +197,10 @@ def new_chunk_slabs(count: int, words_per_chunk: int,
     16
     """
     sizes = [min(per_slab, count - first) for first in range(0, count, per_slab)]
-    slabs = map(_slab, [n * 8 * words_per_chunk for n in sizes])
+    # Not aligned: the memory a load may take is estimated without the lead.
+    slabs = map(_slab, [n * 8 * words_per_chunk for n in sizes], repeat(False))
     # Rows of a read-only 2-D view per slab: NumPy makes the row views in C.
-    grids = map(np.ndarray.reshape, map(np.frombuffer, slabs, repeat(_UINT64)),
-                zip(sizes, repeat(words_per_chunk)))
+    grids = map(np.ndarray.reshape, slabs, zip(sizes, repeat(words_per_chunk)))
     chunks = np.fromiter(itertools.chain.from_iterable(grids), dtype=object, count=count)
     return chunks, data_addresses(chunks)
 

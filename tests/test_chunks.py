@@ -107,19 +107,23 @@ def test_new_chunk_runs_fill_ones_or_copy(count):
     assert not set(addrs.tolist()) & {s.ctypes.data for s in sources}  # copies, not views
 
 
-def test_huge_slabs_are_advised_and_small_ones_are_not(monkeypatch):
+def test_huge_slabs_start_on_a_huge_page_and_are_advised(monkeypatch):
+    huge = _chunks.HUGE_PAGE_BYTES
     calls = []
     monkeypatch.setattr(_chunks, "_MADVISE", lambda *args: calls.append(args) or 0)
-    _chunks._slab(_chunks.HUGE_PAGE_BYTES - 1)
-    assert calls == []
-    slab = _chunks._slab(3 * _chunks.HUGE_PAGE_BYTES)
+    small = _chunks._slab(huge - 8)
+    assert calls == [] and small.nbytes == huge - 8 and len(small.base) == huge - 8
+    slab = _chunks._slab(5 * huge // 2)  # two and a half huge pages
     (start, length, advice), = calls
-    data = _chunks.address_of(_chunks._view(slab))
-    assert start % _chunks.HUGE_PAGE_BYTES == 0 and length % _chunks.HUGE_PAGE_BYTES == 0
-    assert data <= start and start + length <= data + len(slab) and length > 0
-    assert advice == _chunks._MADV_HUGEPAGE and not any(slab)
-    monkeypatch.setattr(_chunks, "_MADVISE", None)  # no madvise: still zeroed bytes
-    assert _chunks._slab(5) == bytes(5)
+    assert start == _chunks.address_of(slab) and start % huge == 0
+    assert length == 2 * huge and advice == _chunks._MADV_HUGEPAGE
+    assert slab.nbytes == 5 * huge // 2 and slab.dtype == np.uint64 and not slab.any()
+    assert isinstance(slab.base, bytes) and not slab.flags.writeable
+    with pytest.raises(ValueError, match="WRITEABLE"):
+        slab.setflags(write=True)
+    monkeypatch.setattr(_chunks, "_MADVISE", None)  # no madvise: plain zeroed bytes
+    plain = _chunks._slab(3 * huge)
+    assert plain.nbytes == len(plain.base) == 3 * huge and not plain.any()
 
 
 def test_held_bytes_counts_each_slab_once_while_a_row_lives():
@@ -132,3 +136,15 @@ def test_held_bytes_counts_each_slab_once_while_a_row_lives():
     owning = np.empty(2, dtype=object)
     owning[:] = [np.zeros(4, np.uint64), np.zeros(4, np.uint64)]  # own their memory
     assert _chunks.held_bytes(np.concatenate((owning, alone))) == 2 * 32 + 3 * 32
+
+
+def test_unaligned_slabs_advise_the_huge_pages_inside_them(monkeypatch):
+    huge = _chunks.HUGE_PAGE_BYTES
+    calls = []
+    monkeypatch.setattr(_chunks, "_MADVISE", lambda *args: calls.append(args) or 0)
+    slab = _chunks._slab(3 * huge + 8, align=False)
+    assert len(slab.base) == slab.nbytes == 3 * huge + 8  # no lead
+    (start, length, _), = calls
+    data = _chunks.address_of(slab)
+    assert start % huge == 0 and length % huge == 0 and length >= 2 * huge
+    assert data <= start and start + length <= data + slab.nbytes
