@@ -31,6 +31,9 @@ BULK_SIGNATURES = {
     "table_mark_entries": (I64, INT, INT, BOOL),
     "fill_chunks_at": (U64, INT, types.uint64),
     "copy_chunks_at": (U64, U64, INT),
+    "flat_set_many": (U64, I64),
+    "flat_clear_many": (U64, I64),
+    "flat_test_many": (U64, I64, BOOL),
 }
 FLOAT_OPS = re.compile(r"\b(uitofp|sitofp|fcmp|fptoui|fptosi)\b")
 
