@@ -22,8 +22,11 @@ slab of 2 MiB or more is advised onto huge pages before its first touch: the fir
 writes then take one page fault per 2 MiB instead of one per 4 KiB chunk (on this
 project's build machine 16384 chunks cost 140 ms of faults as separate chunks and
 about 5 ms as slabs; a slab starts on a 2 MiB boundary, or a quarter of an 8 MiB
-slab would still fault in 4 KiB pages).  The price: a slab's memory goes back to the
-system only when the last of its rows is freed.  ``PageFlags.nbytes`` counts whole slabs for as long
+slab would still fault in 4 KiB pages, and random test_many ran 1.25x slower).  The
+price: a slab's memory goes back to the system only when the last of its rows is
+freed, and a slab whose last part is half a huge page or more holds that huge page
+whole (up to 1 MiB more than its rows: 8 MiB of chunks, one node's worth at the
+default geometry, hold at most 8 MiB).  ``PageFlags.nbytes`` counts whole slabs for as long
 as one row lives (:func:`held_bytes`), so it never claims memory that is still held.
 """
 
@@ -88,22 +91,31 @@ def _slab(nbytes: int, align: bool = True) -> np.ndarray:
 
     With ``align``, a slab of 2 MiB or more starts on a 2 MiB boundary of its
     ``bytes`` (made that much longer: the lead is never touched, so it is address
-    space, not memory), so all of it can be huge pages; without, only the huge pages
-    that happen to lie inside it.  Only a hint: where the system has no transparent
-    huge pages, or the memory was reused and is already mapped, the slab is as good,
-    merely faulted in 4 KiB pages.
+    space, not memory), so all of it can be huge pages; a last part of half a huge
+    page or more is rounded up to a whole one, whose memory the slab then holds
+    (the returned words view a longer array, which :func:`held_bytes` counts).
+    Without ``align``, only the huge pages that happen to lie inside it are advised.
+    Only a hint: where the system has no transparent huge pages, or the memory was
+    reused and is already mapped, the slab is as good, merely faulted in 4 KiB pages.
     """
     if _MADVISE is None or nbytes < HUGE_PAGE_BYTES:
         return _view(bytes(nbytes))
-    memory = bytes(nbytes + HUGE_PAGE_BYTES if align else nbytes)
-    start = address_of(_view(memory))
-    lead = -start % HUGE_PAGE_BYTES if align else 0
-    words = np.frombuffer(memory, dtype=_UINT64, count=nbytes // 8, offset=lead)
-    lo = start + lead + (-(start + lead) % HUGE_PAGE_BYTES)
-    hi = (start + lead + nbytes) // HUGE_PAGE_BYTES * HUGE_PAGE_BYTES
-    if hi > lo:
-        _MADVISE(lo, hi - lo, _MADV_HUGEPAGE)  # a refusal changes nothing
-    return words
+    if not align:
+        memory = bytes(nbytes)
+        start = address_of(_view(memory))
+        lo = -(-start // HUGE_PAGE_BYTES) * HUGE_PAGE_BYTES
+        hi = (start + nbytes) // HUGE_PAGE_BYTES * HUGE_PAGE_BYTES
+        if hi > lo:
+            _MADVISE(lo, hi - lo, _MADV_HUGEPAGE)  # a refusal changes nothing
+        return _view(memory)
+    tail = nbytes % HUGE_PAGE_BYTES
+    span = nbytes - tail + (HUGE_PAGE_BYTES if 2 * tail >= HUGE_PAGE_BYTES else 0)
+    held = max(nbytes, span)
+    memory = bytes(held + HUGE_PAGE_BYTES)
+    lead = -address_of(_view(memory)) % HUGE_PAGE_BYTES
+    words = np.frombuffer(memory, dtype=_UINT64, count=held // 8, offset=lead)
+    _MADVISE(address_of(words), span, _MADV_HUGEPAGE)  # a refusal changes nothing
+    return words[:nbytes // 8]
 
 
 def new_chunk_runs(chunk_nrs: np.ndarray, words_per_chunk: int, ones: bool = False,

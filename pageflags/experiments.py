@@ -345,10 +345,12 @@ def _why_slower(rows: list[dict[str, Any]], g: Geometry, dirty_pfns: np.ndarray,
             firsts = np.unique(dirty_pfns >> shift) << shift  # a pfn per touched section
             alloc = _best_time(lambda firsts=firsts: PageFlags(g).set_many(firsts), repeat)
             rest = (row["pageflags"] - alloc) / row["flat"]
+            size = format_size(g.chunk_bytes)
             lines.append(f"{op}: {alloc * 1e3:.3g} ms of pageflags' {row['pageflags'] * 1e3:.3g}"
-                         f" ms give {firsts.size:,} sections a zeroed 4 KiB chunk each (flat's "
-                         "pages come zeroed from the kernel inside its pass); the rest takes "
-                         f"{rest:.2f}x flat's time, two dependent loads a pfn where flat has one")
+                         f" ms give {firsts.size:,} sections a {size} chunk each and touch "
+                         "them (slabs of fresh pages, zeroed by the kernel on first touch as "
+                         f"flat's are); the rest takes {rest:.2f}x flat's time, two dependent "
+                         "loads a pfn where flat has one")
         elif op.startswith("test_many"):
             lines.append(f"{op}: each pfn costs two dependent loads (its entry, then its "
                          "word) where flat has one")

@@ -107,21 +107,36 @@ def test_new_chunk_runs_fill_ones_or_copy(count):
     assert not set(addrs.tolist()) & {s.ctypes.data for s in sources}  # copies, not views
 
 
-def test_huge_slabs_start_on_a_huge_page_and_are_advised(monkeypatch):
+@pytest.mark.parametrize(("nbytes", "advised"), [
+    (5 << 20, 6 << 20),         # two and a half huge pages: the third rounded up
+    ((5 << 20) + 8, 6 << 20),
+    ((5 << 20) - 8, 4 << 20),   # under half a huge page left over: 4 KiB pages there
+    (4 << 20, 4 << 20),
+])
+def test_huge_slabs_start_on_a_huge_page_and_are_advised(monkeypatch, nbytes, advised):
+    huge = _chunks.HUGE_PAGE_BYTES
+    calls = []
+    monkeypatch.setattr(_chunks, "_MADVISE", lambda *args: calls.append(args) or 0)
+    slab = _chunks._slab(nbytes)
+    (start, length, advice), = calls
+    assert start == _chunks.address_of(slab) and start % huge == 0
+    assert length == advised and advice == _chunks._MADV_HUGEPAGE
+    assert slab.nbytes == nbytes and slab.dtype == np.uint64 and not slab.any()
+    assert not slab.flags.writeable
+    with pytest.raises(ValueError, match="WRITEABLE"):
+        slab.setflags(write=True)
+    rows = np.empty(2, dtype=object)
+    rows[:] = list(slab[: 2 * (nbytes // 16)].reshape(2, -1))
+    assert _chunks.held_bytes(rows) == max(nbytes, advised)  # the rounded-up page too
+
+
+def test_small_slabs_and_no_madvise_give_plain_bytes(monkeypatch):
     huge = _chunks.HUGE_PAGE_BYTES
     calls = []
     monkeypatch.setattr(_chunks, "_MADVISE", lambda *args: calls.append(args) or 0)
     small = _chunks._slab(huge - 8)
-    assert calls == [] and small.nbytes == huge - 8 and len(small.base) == huge - 8
-    slab = _chunks._slab(5 * huge // 2)  # two and a half huge pages
-    (start, length, advice), = calls
-    assert start == _chunks.address_of(slab) and start % huge == 0
-    assert length == 2 * huge and advice == _chunks._MADV_HUGEPAGE
-    assert slab.nbytes == 5 * huge // 2 and slab.dtype == np.uint64 and not slab.any()
-    assert isinstance(slab.base, bytes) and not slab.flags.writeable
-    with pytest.raises(ValueError, match="WRITEABLE"):
-        slab.setflags(write=True)
-    monkeypatch.setattr(_chunks, "_MADVISE", None)  # no madvise: plain zeroed bytes
+    assert calls == [] and small.nbytes == len(small.base) == huge - 8
+    monkeypatch.setattr(_chunks, "_MADVISE", None)
     plain = _chunks._slab(3 * huge)
     assert plain.nbytes == len(plain.base) == 3 * huge and not plain.any()
 
