@@ -14,8 +14,9 @@ calls.json``.
    lazily, so only the few hundred MiB written here become resident.
 2. First build: ``set_many``, ``clear_many`` (into FULL entries) and ``from_array``
    of 16 Mi random present pfns into a NEW map every round (built in pedantic's
-   untimed setup), then ``test_many`` on a warm map and ``to_array`` against
-   ``BitMap64.to_array()``.
+   untimed setup), ``put_words`` of those pages' words into a new map, ``a | b`` and
+   ``copy()`` (results that need every chunk anew), then ``test_many`` on a warm map
+   and ``to_array`` against ``BitMap64.to_array()``.
 3. First use: fresh interpreters with a warm Numba cache, ``import numba, numpy``
    against a script that makes a 46-bit map and runs a dozen operations once.
 
@@ -305,6 +306,59 @@ def test_first_from_array(benchmark, machine_pfns, impl):
     benchmark.group = "first build: from_array 16 Mi present pfns"
     benchmark.pedantic(cls.from_array, args=(pfns, GEOMETRY), setup=collect_garbage, rounds=3,
                        iterations=1)
+
+
+@pytest.fixture(scope="module")
+def node_words(machine_pfns):
+    """The packed words of each node of the 16 Mi random present pfns: what put_words
+    writes into a new map (a chunk's worth of words in every present section)."""
+    _, pfns = machine_pfns
+    flat = FlatPageFlags.from_array(pfns, GEOMETRY)
+    windows = [(start, flat.to_words(start, stop))
+               for start, stop in zip(NODE_STARTS.tolist(), NODE_STOPS.tolist(), strict=True)]
+    del flat
+    gc.collect()
+    return windows
+
+
+def put_all(bitmap, windows):
+    for start, words in windows:
+        bitmap.put_words(start, words)
+    return bitmap
+
+
+@pytest.mark.parametrize("impl", PAGE_IMPLS)
+def test_first_put_words(benchmark, node_words, impl):
+    benchmark.group = "first build: put_words of the 8 nodes' words into a new map"
+    time_fresh(benchmark, impl, lambda m: put_all(m, node_words),
+               lambda: PAGE_IMPLS[impl](GEOMETRY))
+
+
+@pytest.fixture(scope="module")
+def other_pfns():
+    """Another 16 Mi random present pfns, for an operand of the algebra rows."""
+    rng = np.random.default_rng(32)
+    node = rng.integers(0, len(NODE_STARTS), SAMPLE)
+    return NODE_STARTS[node] + rng.integers(0, NODE_PAGES, SAMPLE)
+
+
+@pytest.mark.parametrize("impl", PAGE_IMPLS)
+def test_first_algebra_result(benchmark, machine_pfns, other_pfns, impl):
+    """``a | b`` of two random maps: a new map whose every present section needs a
+    chunk (pageflags computes 16384 chunks; flat ORs its 2 GiB)."""
+    _, pfns = machine_pfns
+    cls = PAGE_IMPLS[impl]
+    a, b = cls.from_array(pfns, GEOMETRY), cls.from_array(other_pfns, GEOMETRY)
+    benchmark.group = "first build: a | b of two random maps (a new map)"
+    time_loop(benchmark, impl, lambda: a | b, 1, rounds=5)
+
+
+@pytest.mark.parametrize("impl", PAGE_IMPLS)
+def test_first_copy(benchmark, machine_pfns, impl):
+    _, pfns = machine_pfns
+    bitmap = PAGE_IMPLS[impl].from_array(pfns, GEOMETRY)
+    benchmark.group = "first build: copy() of a random map"
+    time_loop(benchmark, impl, bitmap.copy, 1, rounds=5)
 
 
 @pytest.fixture(scope="module")

@@ -18,16 +18,18 @@ Bulk writes that need many chunks at once (:func:`new_chunk_runs`) make them as 
 rows of a few large ``bytes`` *slabs*, one per aligned group of
 :data:`SLAB_GROUP_ENTRIES` entries that needs at least :data:`SLAB_MIN_CHUNKS` new
 chunks.  A large ``calloc`` comes as fresh pages that need no zeroing pass, and a
-slab of 2 MiB or more is advised onto huge pages before its first touch: the first
-writes then take one page fault per 2 MiB instead of one per 4 KiB chunk (on this
-project's build machine 16384 chunks cost 140 ms of faults as separate chunks and
-about 5 ms as slabs; a slab starts on a 2 MiB boundary, or a quarter of an 8 MiB
-slab would still fault in 4 KiB pages, and random test_many ran 1.25x slower).  The
-price: a slab's memory goes back to the system only when the last of its rows is
-freed, and a slab whose last part is half a huge page or more holds that huge page
-whole (up to 1 MiB more than its rows: 8 MiB of chunks, one node's worth at the
-default geometry, hold at most 8 MiB).  ``PageFlags.nbytes`` counts whole slabs for as long
-as one row lives (:func:`held_bytes`), so it never claims memory that is still held.
+slab of 2 MiB or more starts on a 2 MiB boundary and is advised onto huge pages
+before its first touch: one page fault per 2 MiB instead of one per 4 KiB chunk, and
+random pfns over the chunks miss the TLB far less.  On the build machine, 16384
+chunks took 5-7 ms to make as slabs and 9-11 ms one by one, and random set_many over
+them ran about 10% faster; slabs a quarter of which lay outside whole huge pages
+made random test_many 1.25x slower than slabs wholly inside them.
+
+The price: a slab's memory goes back to the system only when the last of its rows
+is freed, and a slab whose last part is half a huge page or more holds that huge
+page whole (under 1 MiB more than its rows).  ``PageFlags.nbytes`` counts whole
+slabs for as long as one row lives (:func:`held_bytes`), so it never claims memory
+back that is still held.
 """
 
 from __future__ import annotations

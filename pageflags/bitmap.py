@@ -36,16 +36,21 @@ memory an address points at, keep it alive, or write it behind the counts:
 * Writes are refused with ``RuntimeError`` while another thread is writing the
   same map (:class:`~pageflags.PageMap`); readers may run at once with each other.
 
-Why addresses and not a 2-D pool with slot numbers: a chunk here is its own
-allocation, so freeing an entry gives its memory back at once (hotplug removal must
-shrink the map, and a pool only shrinks by compaction), allocation never moves live
-chunks (a growing pool must re-point every view), and the object array holding each
-chunk keeps it alive exactly as long as the shadow points at it.  The shadow and the
-object array change together in exactly one place, :meth:`PageFlags._store`.
+Why addresses and not a 2-D pool with slot numbers: a chunk here is its own array,
+so freeing an entry gives its memory back without compaction (hotplug removal must
+shrink the map), allocation never moves live chunks (a growing pool must re-point
+every view), and the object array holding each chunk keeps it alive exactly as long
+as the shadow points at it.  The shadow and the object array change together in
+exactly one place, :meth:`PageFlags._store`.  A chunk made alone goes back the
+moment its entry is freed; chunks a bulk write made many at once are rows of a slab
+(``pageflags._chunks``), whose memory goes back with its last row, one region of
+4096 entries at a time; :attr:`PageFlags.nbytes` counts it until then.
 
 Writes are two-phase: Python finds (with a kernel over the pfns, or by arithmetic for
 ranges) which entries must first become private chunks, allocates them or copies
-``FULL`` into them, and then one kernel does the bits.  Kernels never allocate.
+``FULL`` into them, and then one kernel does the bits.  Kernels never allocate.  A
+bulk write of many pfns samples one in ``PRESCAN_STEP`` first, so the entries that
+need chunks get them together, as slabs, before a single pass writes every bit.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ BULK_SIGNATURES = {
     "table_mark_entries": (I64, INT, INT, BOOL),
     "fill_chunks_at": (U64, INT, types.uint64),
     "copy_chunks_at": (U64, U64, INT),
+    "words_chunk_kinds": (U64, INT, INT, BOOL, BOOL),
+    "table_put_words": (U64, I32, U64, INT, INT, INT),
     "flat_set_many": (U64, I64),
     "flat_clear_many": (U64, I64),
     "flat_test_many": (U64, I64, BOOL),
