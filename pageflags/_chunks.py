@@ -50,7 +50,7 @@ from . import _kernels
 from ._addresses import data_addresses
 
 __all__ = ["address_of", "full_chunk", "held_bytes", "new_chunk_runs", "new_chunk_slabs",
-           "new_chunks", "read_into", "zero_chunk"]
+           "new_chunks", "read_into", "slab_rows", "zero_chunk"]
 
 _UINT64 = np.dtype(np.uint64)
 # Linux's UIO_MAXIOV: preadv takes at most this many buffers a call.
@@ -121,15 +121,16 @@ def _slab(nbytes: int, align: bool = True) -> np.ndarray:
 
 
 def new_chunk_runs(chunk_nrs: np.ndarray, words_per_chunk: int, ones: bool = False,
-                   copies: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   copies: np.ndarray | None = None,
+                   slabs: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Read-only chunks for the sorted, distinct entries ``chunk_nrs``, and addresses.
 
     Zeroed, all ones with ``ones`` (a private copy of ``FULL`` each), or copies of
     the chunks of the object array ``copies`` (one per entry).  Each
     aligned group of :data:`SLAB_GROUP_ENTRIES` entries with at least
     :data:`SLAB_MIN_CHUNKS` of ``chunk_nrs`` gets its chunks as the rows of one slab
-    (see the module docstring); the others get a chunk each.  Python loops once per
-    group, never per chunk.
+    (see the module docstring); the others, and all of them without ``slabs``, get
+    a chunk each.  Python loops once per group, never per chunk.
 
     Examples
     --------
@@ -142,7 +143,7 @@ def new_chunk_runs(chunk_nrs: np.ndarray, words_per_chunk: int, ones: bool = Fal
     """
     count = chunk_nrs.size
     chunk_bytes = 8 * words_per_chunk
-    if count < SLAB_MIN_CHUNKS:  # no group can reach a slab: no kernel either
+    if count < SLAB_MIN_CHUNKS or not slabs:  # no slab: no kernel either
         if ones:
             copies = repeat(full_chunk(words_per_chunk), count)
         return new_chunks(count, words_per_chunk, copies)
@@ -163,6 +164,20 @@ def new_chunk_runs(chunk_nrs: np.ndarray, words_per_chunk: int, ones: bool = Fal
     elif copies is not None:
         _kernels.copy_chunks_at(data_addresses(copies), addrs, words_per_chunk)
     return chunks, addrs
+
+
+def slab_rows(chunks: np.ndarray) -> np.ndarray:
+    """Which of the chunk arrays ``chunks`` are rows of a slab (a bool per chunk).
+
+    Examples
+    --------
+    >>> rows, _ = new_chunk_runs(np.arange(SLAB_MIN_CHUNKS), 2)
+    >>> slab_rows(np.concatenate((rows[:2], new_chunks(1, 2)[0]))).tolist()
+    [True, True, False]
+    """
+    # A slab row views the slab's word array; a chunk made alone views its bytes.
+    return np.fromiter(map(isinstance, map(_BASE, chunks), repeat(np.ndarray)), dtype=bool,
+                       count=len(chunks))
 
 
 def held_bytes(chunks: np.ndarray) -> int:

@@ -70,6 +70,8 @@ from ._chunks import (
     full_chunk,
     held_bytes,
     new_chunk_runs,
+    new_chunks,
+    slab_rows,
     zero_chunk,
 )
 from .base import PageMap, writes
@@ -153,6 +155,7 @@ class PageFlags(PageMap):
         "_occupied_view",
         "_refs",
         "_shift",
+        "_slabs",
         "_total",
         "_views",
         "_whole_chunks",
@@ -178,6 +181,7 @@ class PageFlags(PageMap):
         self._total = 0
         self._nallocated_cache: int | None = 0  # reset by _store, counted on demand
         self._held_cache: int | None = 0  # chunk memory, reset when _nallocated recounts
+        self._slabs = True  # bulk allocations may share slabs (see _chunks)
         self._mirror: np.ndarray | None = None  # ``table``, made on first use
         self._mirror_writes: np.ndarray | None = None
         #: The shared all-ones chunk; ``flags.table[c] is flags.FULL`` tests for it.
@@ -235,13 +239,15 @@ class PageFlags(PageMap):
         # and a scan over them streams at 20 GB/s instead of 8 GB/s; many at once share
         # slabs of fresh pages (see ``_chunks``).
         chunk_nrs = np.sort(chunk_nrs)
-        chunks, addrs = new_chunk_runs(chunk_nrs, self._geometry.words_per_chunk)
+        chunks, addrs = new_chunk_runs(chunk_nrs, self._geometry.words_per_chunk,
+                                       slabs=self._slabs)
         self._store_new(chunk_nrs, chunks, addrs, 0)
 
     def _unshare(self, chunk_nrs: np.ndarray) -> None:
         """Give ``FULL`` entries ``chunk_nrs`` all-ones chunks of their own."""
         chunk_nrs = np.sort(chunk_nrs)
-        chunks, addrs = new_chunk_runs(chunk_nrs, self._geometry.words_per_chunk, ones=True)
+        chunks, addrs = new_chunk_runs(chunk_nrs, self._geometry.words_per_chunk, ones=True,
+                                       slabs=self._slabs)
         self._store_new(chunk_nrs, chunks, addrs, self._geometry.pages_per_chunk)
 
     def _store_new(self, chunk_nrs: np.ndarray, chunks: np.ndarray, addrs: np.ndarray,
@@ -259,6 +265,18 @@ class PageFlags(PageMap):
             return
         for c, chunk, address in zip(chunk_nrs.tolist(), chunks, addrs.tolist(), strict=True):
             self._store(c, chunk, address, count)
+
+    def _chunk_per_entry(self) -> None:
+        """Make every chunk alone from now on, and copy the chunks that share a slab
+        into chunks of their own: each freed entry then gives its memory back at once
+        (what hotplug experiments measure, section by section)."""
+        self._slabs = False
+        allocated = np.flatnonzero(self._allocated_mask())
+        rows = allocated[slab_rows(self._refs[allocated])]
+        if rows.size:
+            chunks, addrs = new_chunks(rows.size, self._geometry.words_per_chunk,
+                                       self._refs[rows])
+            self._store(rows, chunks, addrs, self._counts[rows])
 
     def _entries_at(self, pfns: np.ndarray, first: int, sought: int,
                     step: int = 1) -> np.ndarray:
@@ -694,7 +712,7 @@ class PageFlags(PageMap):
         else:
             reused = np.zeros(computed.size, dtype=bool)
         fresh = computed[~reused]
-        chunks, fresh_addrs = new_chunk_runs(fresh, g.words_per_chunk)
+        chunks, fresh_addrs = new_chunk_runs(fresh, g.words_per_chunk, slabs=result._slabs)
         out_addrs = np.empty(computed.size, dtype=np.uint64)
         out_addrs[reused] = self._addrs[computed[reused]]
         out_addrs[~reused] = fresh_addrs
@@ -807,12 +825,13 @@ class PageFlags(PageMap):
         (1, 2)
         """
         new = PageFlags(self._geometry)
+        new._slabs = self._slabs
         full = self._addrs == self._full_addr
         new._fill(full)
         new._total = self._total
         allocated = np.flatnonzero(self._allocated_mask())
         chunks, addrs = new_chunk_runs(allocated, self._geometry.words_per_chunk,
-                                       copies=self._refs[allocated])
+                                       copies=self._refs[allocated], slabs=self._slabs)
         new._store(allocated, chunks, addrs, self._counts[allocated])
         return new
 

@@ -122,6 +122,7 @@ class Hotplug:
             raise TypeError(f"expected a MemoryMap or a Geometry, got {type(memory).__name__}")
         self._geometry = memory.geometry
         self._present = memory.to_flags()
+        self._present._chunk_per_entry()  # as attached maps: memory falls per section
         self._maps: dict[str, PageFlags] = {}
         self._node_of = memory.section_nodes()
 
@@ -172,6 +173,10 @@ class Hotplug:
     def attach(self, flags: PageFlags, name: str) -> PageFlags:
         """Attach ``flags`` as ``name``; its sections now follow add and remove.
 
+        From then on each of its chunks is its own allocation (chunks that a bulk
+        write made as rows of a shared slab are copied out first), so its memory
+        falls with every section removed.
+
         Raises
         ------
         TypeError
@@ -200,6 +205,7 @@ class Hotplug:
         if outside.size:
             raise ValueError(f"map {name!r} has pages set in absent sections "
                              f"{outside[:8].tolist()}")
+        flags._chunk_per_entry()
         self._maps[name] = flags
         return flags
 

@@ -164,6 +164,7 @@ class PreallocatedPageFlags(PageFlags):
     def __init__(self, geometry_or_npages: Geometry | int = DEFAULT_GEOMETRY,
                  sections: ArrayLike | None = None) -> None:
         super().__init__(geometry_or_npages)
+        self._slabs = False  # a chunk per section, so unpinning one frees its memory
         n = self._geometry.nchunks
         self._pinned = np.zeros(n, dtype=bool)
         self._alloc = "all" if sections is None else "present"

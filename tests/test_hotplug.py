@@ -524,3 +524,33 @@ class HotplugMachine(RuleBasedStateMachine):
 HotplugMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=20,
                                             deadline=None)
 TestHotplugMachine = pytest.mark.statemachine(HotplugMachine.TestCase)
+
+
+def test_attached_maps_give_each_removed_section_its_memory_back():
+    from pageflags import _chunks
+
+    g = Geometry(phys_addr_bits=40)  # 2^13 sections
+    nsections = _chunks.SLAB_MIN_CHUNKS + 40
+    hp = Hotplug(g)
+    hp.add_sections(np.arange(nsections))
+    ppc = g.pages_per_chunk
+    pfns = np.arange(nsections) * ppc + 7
+    built = PageFlags(g)
+    built.set_many(pfns)                       # many chunks at once: slab rows
+    assert _chunks.slab_rows(built.table[built._allocated_mask()]).all()
+    dirty = hp.attach(built, "dirty")          # copied out into chunks of their own
+    later = hp.new_map("later")
+    later.set_many(pfns)                       # attached first: chunks alone
+    pinned = hp.new_map("pinned", alloc="present")  # a chunk per pinned section, alone
+    for flags in (dirty, later, pinned):
+        assert not _chunks.slab_rows(flags.table[flags._allocated_mask()]).any()
+        flags.validate()
+    sizes = [(dirty.nbytes, later.nbytes)]
+    for nr in range(0, nsections, 37):
+        hp.remove_sections([nr])
+        sizes.append((dirty.nbytes, later.nbytes))
+    assert (np.diff(np.array(sizes), axis=0) == -g.chunk_bytes).all()
+    copy = dirty.copy()                        # a copy keeps making chunks alone
+    copy.set_many(np.arange(nsections, 2 * nsections) * ppc)
+    assert not _chunks.slab_rows(copy.table[copy._allocated_mask()]).any()
+    hp.validate()
