@@ -571,14 +571,21 @@ def table_mark_entries(pfns, first, chunk_shift, marks):
         i += ONE
 
 
+@_njit(inline="always")
+def _pfn_bits(chunk_shift, pfns):
+    """``(shift, local_mask, n, last)`` in uint64 for a loop over ``pfns``."""
+    shift = np.uint64(chunk_shift)
+    n = np.uint64(pfns.size)
+    return shift, (ONE << shift) - ONE, n, n - ONE
+
+
 # The pfn loops below count in uint64 (``while i < n``): over ``range(first, n)``
 # with a ``first`` that LLVM cannot prove non-negative, every index keeps a
 # wraparound check, and random set_many ran 25% slower.
 
 @_njit(inline="always")
-def _set_pass(addrs, counts, pfns, first, shift, local_mask, full, counted):
-    n = np.uint64(pfns.size)
-    last = n - ONE
+def _set_pass(addrs, counts, pfns, first, chunk_shift, full, counted):
+    shift, local_mask, n, last = _pfn_bits(chunk_shift, pfns)
     added = 0
     i = np.uint64(first)
     while i < n:
@@ -614,18 +621,15 @@ def table_set_many(addrs, counts, pfns, first, chunk_shift, full_addr, counted):
     ``counts`` and the pages added are left for :func:`table_recount` (cheaper when
     the pfns outnumber the chunks' words).
     """
-    shift = np.uint64(chunk_shift)
-    local_mask = (ONE << shift) - ONE
     full = np.uint64(full_addr)
     if counted:  # two loops, so the uncounted one carries no counting at all
-        return _set_pass(addrs, counts, pfns, first, shift, local_mask, full, True)
-    return _set_pass(addrs, counts, pfns, first, shift, local_mask, full, False)
+        return _set_pass(addrs, counts, pfns, first, chunk_shift, full, True)
+    return _set_pass(addrs, counts, pfns, first, chunk_shift, full, False)
 
 
 @_njit(inline="always")
-def _clear_pass(addrs, counts, pfns, first, shift, local_mask, full, emptied, e, counted):
-    n = np.uint64(pfns.size)
-    last = n - ONE
+def _clear_pass(addrs, counts, pfns, first, chunk_shift, full, emptied, e, counted):
+    shift, local_mask, n, last = _pfn_bits(chunk_shift, pfns)
     removed = 0
     i = np.uint64(first)
     while i < n:
@@ -663,14 +667,10 @@ def table_clear_many(addrs, counts, pfns, first, chunk_shift, full_addr, emptied
     ``FULL``.  Chunks whose count drops to zero go to ``emptied[e:]`` for Python to
     free (when ``counted``).  Returns ``(pages removed, index reached, new e)``.
     """
-    shift = np.uint64(chunk_shift)
-    local_mask = (ONE << shift) - ONE
     full = np.uint64(full_addr)
     if counted:
-        return _clear_pass(addrs, counts, pfns, first, shift, local_mask, full, emptied, e,
-                           True)
-    return _clear_pass(addrs, counts, pfns, first, shift, local_mask, full, emptied, e,
-                       False)
+        return _clear_pass(addrs, counts, pfns, first, chunk_shift, full, emptied, e, True)
+    return _clear_pass(addrs, counts, pfns, first, chunk_shift, full, emptied, e, False)
 
 
 @_njit(**_JIT)
@@ -680,11 +680,8 @@ def table_test_many(addrs, pfns, chunk_shift, full_addr, out):
     Best when most pfns fall in one kind of entry (sparse spaces: mostly ``None``):
     the predicted branch skips waiting for the entry at all.
     """
-    shift = np.uint64(chunk_shift)
-    local_mask = (ONE << shift) - ONE
+    shift, local_mask, n, last = _pfn_bits(chunk_shift, pfns)
     full = np.uint64(full_addr)
-    n = np.uint64(pfns.size)
-    last = n - ONE
     i = np.uint64(0)
     while i < n:
         _prefetch_pfn(addrs, pfns, i, last, shift, local_mask)
@@ -709,11 +706,8 @@ def table_test_many_mixed(addrs, pfns, chunk_shift, zero_addr, out):
     cost no mispredicted branches: 3x faster there than :func:`table_test_many`,
     1.5x slower where nearly every pfn hits ``None``.
     """
-    shift = np.uint64(chunk_shift)
-    local_mask = (ONE << shift) - ONE
+    shift, local_mask, n, last = _pfn_bits(chunk_shift, pfns)
     zero = np.uint64(zero_addr)
-    n = np.uint64(pfns.size)
-    last = n - ONE
     i = np.uint64(0)
     while i < n:
         j = i + _DISTANCE

@@ -23,6 +23,13 @@ from pageflags.bitmap import PRESCAN_MIN_PFNS
 pytestmark = pytest.mark.statemachine
 
 
+def check_against_models(machine) -> None:
+    """The machine's map is valid and holds what its flat map and bool model hold."""
+    machine.flags.validate()
+    assert machine.flags == machine.flat
+    assert machine.flags.count() == int(machine.model.sum())
+
+
 class PageFlagsMachine(ScanRules, RuleBasedStateMachine):
     """The model-checking machine: the writes here, scans and algebra from ScanRules."""
 
@@ -139,9 +146,7 @@ class PageFlagsMachine(ScanRules, RuleBasedStateMachine):
     def matches_models(self):
         if not hasattr(self, "flags"):
             return
-        self.flags.validate()
-        assert self.flags == self.flat
-        assert self.flags.count() == int(self.model.sum())
+        check_against_models(self)
         every = np.arange(self.geometry.npages)
         np.testing.assert_array_equal(self.flat.test_many(every), self.model)
         np.testing.assert_array_equal(self.flags.test_many(every), self.model)
@@ -331,9 +336,7 @@ class PageFlagsBulkMachine(RuleBasedStateMachine):
     def matches_models(self):
         if not hasattr(self, "flags"):
             return
-        self.flags.validate()
-        assert self.flags == self.flat
-        assert self.flags.count() == int(self.model.sum())
+        check_against_models(self)
         np.testing.assert_array_equal(self.flags.to_bool(), self.model)
 
     @invariant()
