@@ -30,9 +30,9 @@ memory an address points at, keep it alive, or write it behind the counts:
 * A chunk's words live in a ``bytes`` object that the chunk array views: NumPy
   cannot make such an array writable, nor any other array over that memory, so
   chunks handed out (and the shared ``FULL`` chunk) stay read-only to every
-  NumPy-level call.  Only kernels, through addresses, write them, and single-page
-  writes, through a private ctypes view that :meth:`PageFlags._store` drops
-  whenever the entry changes.
+  NumPy-level call.  Only kernels, through addresses, write them, and single pages
+  and short spans, through a private ctypes word view that :meth:`PageFlags._store`
+  drops whenever the entry changes.
 * Writes are refused with ``RuntimeError`` while another thread is writing the
   same map (:class:`~pageflags.PageMap`); readers may run at once with each other.
 
@@ -61,13 +61,16 @@ import numpy as np
 
 from . import _kernels, persist, roaring
 from ._addresses import chunk_objects, object_pointers
+from ._args import check_pfn, check_position, check_range
 from ._chunks import address_of, full_chunk, new_chunks, zero_chunk
+from ._words import SPAN_WORDS, write_words
 from .base import PageMap, writes
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 
 __all__ = ["PageFlags", "full_chunk"]
 
-_LITTLE_ENDIAN = sys.byteorder == "little"
+# Bit c of the ``_occupied`` words is in byte (c >> 3) ^ _BYTE_FLIP of their memory.
+_BYTE_FLIP = 0 if sys.byteorder == "little" else 7
 
 
 #: Algebra over at least this many computed chunks runs on Numba's thread pool when
@@ -122,6 +125,7 @@ class PageFlags(PageMap):
         "FULL",
         "_addrs",
         "_addrs_view",
+        "_chunk_pages",
         "_counts",
         "_counts_view",
         "_full_addr",
@@ -131,7 +135,7 @@ class PageFlags(PageMap):
         "_mirror_writes",
         "_nallocated_cache",
         "_occupied",
-        "_occupied_view",
+        "_occupied_bytes",
         "_refs",
         "_shift",
         "_total",
@@ -139,6 +143,16 @@ class PageFlags(PageMap):
         "_whole_chunks",
         "_zero_addr",
     )
+
+    # The public methods below that are fused (base.py) and the methods each does
+    # the work of: a subclass overriding one of those gets the generic method.
+    _FUSED = {
+        "set": ("_set_one",), "clear": ("_clear_one",),
+        "test": ("_test",), "__contains__": ("_test",), "count": ("_count",),
+        "set_range": ("_set_range", "_fill", "_set_span", "_write_span"),
+        "clear_range": ("_clear_range", "_free", "_clear_span", "_write_span"),
+        "find_next_set": ("_find_next_set",),
+    }
 
     def __init__(self, geometry_or_npages: Geometry | int = DEFAULT_GEOMETRY) -> None:
         geometry = as_geometry(geometry_or_npages)
@@ -149,13 +163,13 @@ class PageFlags(PageMap):
         self._counts = np.zeros(n, dtype=np.int32)
         # Bit c is set when entry c is not None: searches cross holes 64 entries a word.
         self._occupied = np.zeros(-(-n // 64), dtype=np.uint64)
-        # Writable byte views of private chunks, made by single-entry writes and
+        # Writable word views of private chunks, made by single-entry writes and
         # dropped by _store whenever their entry changes (so never left dangling).
         self._views: dict[int, memoryview] = {}
         # The same memory as Python-int views, for writes to one entry.
         self._addrs_view = memoryview(self._addrs)
         self._counts_view = memoryview(self._counts)
-        self._occupied_view = memoryview(self._occupied)
+        self._occupied_bytes = memoryview(self._occupied).cast("B")
         self._total = 0
         self._nallocated_cache: int | None = 0  # reset by _store, counted on demand
         self._mirror: np.ndarray | None = None  # ``table``, made on first use
@@ -171,6 +185,7 @@ class PageFlags(PageMap):
         # Single-page calls read these as plain ints, not through the geometry.
         self._shift = geometry.chunk_shift
         self._local_mask = geometry.pages_per_chunk - 1
+        self._chunk_pages = geometry.pages_per_chunk
 
     # --- the one place where the table and its shadows change ----------------------
     def _store(self, where: Any, chunks: Any, addrs: Any, counts: Any) -> None:
@@ -181,13 +196,17 @@ class PageFlags(PageMap):
         # Addresses first: the references they replace go last, so no address is
         # ever left pointing at a chunk the map no longer holds.
         if type(where) is int:  # memoryviews: no NumPy scalar, no kernel to dispatch
+            old = self._addrs_view[where]
             self._addrs_view[where] = addrs
             self._counts_view[where] = counts
-            word, bit = where >> 6, 1 << (where & 63)
-            occupied = self._occupied_view
-            occupied[word] = occupied[word] | bit if addrs else occupied[word] & ~bit
-            self._nallocated_cache = None
-            self._views.pop(where, None)
+            if (not old) is not (not addrs):  # None became something, or the reverse
+                self._occupied_bytes[(where >> 3) ^ _BYTE_FLIP] ^= 1 << (where & 7)
+            full = self._full_addr
+            if old and old != full:  # a private chunk goes, and its view with it
+                self._views.pop(where, None)
+                self._nallocated_cache = None
+            elif addrs and addrs != full:
+                self._nallocated_cache = None
             self._refs[where] = chunks
             if self._mirror_writes is not None:
                 self._mirror_writes[where] = chunks
@@ -328,6 +347,28 @@ class PageFlags(PageMap):
         }
 
     # --- reads ---------------------------------------------------------------------
+    # test, count and find_next_set are fused (base.py): check and work in one frame.
+    def test(self, pfn: int) -> bool:
+        """Whether page ``pfn`` is set.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set(9); flags.test(9), 8 in flags
+        (True, False)
+        """
+        if type(pfn) is not int or not 0 <= pfn < self._npages:
+            pfn = check_pfn(pfn, self._npages)
+        chunk = self._refs[pfn >> self._shift]
+        if chunk is None:
+            return False
+        if chunk is self.FULL:
+            return True
+        local = pfn & self._local_mask
+        return chunk.item(local >> 6) >> (local & 63) & 1 == 1  # a Python int word
+
+    __contains__ = test
+
     def _test(self, pfn: int) -> bool:
         chunk = self._refs[pfn >> self._shift]
         if chunk is None:
@@ -335,7 +376,24 @@ class PageFlags(PageMap):
         if chunk is self.FULL:
             return True
         local = pfn & self._local_mask
-        return bool(chunk.item(local >> 6) >> (local & 63) & 1)  # a Python int word
+        return chunk.item(local >> 6) >> (local & 63) & 1 == 1
+
+    def count(self, start: int = 0, stop: int | None = None) -> int:
+        """Pages set in ``[start, stop)`` (the whole map by default).
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_range(0, 64)
+        >>> flags.count(), flags.count(32, 100)
+        (64, 32)
+        """
+        if type(start) is not int or type(stop) is not int or not (
+                0 <= start < stop <= self._npages):
+            start, stop = check_range(start, stop, self._npages)
+            if start == stop:
+                return 0
+        return self._count(start, stop)
 
     def _count(self, start: int, stop: int) -> int:
         shift = self._shift
@@ -344,14 +402,14 @@ class PageFlags(PageMap):
             chunk = self._refs[c]
             if chunk is None:
                 return 0
-            base = c << shift
             if chunk is self.FULL:
                 return stop - start
+            base = c << shift
             return _kernels.flat_count_range(chunk, start - base, stop - base)
-        if start == 0 and stop == self._geometry.npages:
+        if start == 0 and stop == self._npages:
             return self._total
         return int(_kernels.table_count_range(self._addrs, self._counts, start, stop,
-                                              self._geometry.chunk_shift, self._full_addr))
+                                              shift, self._full_addr))
 
     def _any(self, start: int, stop: int) -> bool:
         if start == 0 and stop == self._geometry.npages:
@@ -380,37 +438,107 @@ class PageFlags(PageMap):
         return bool(_kernels.table_equal_flat(self._addrs, shift, words))
 
     # --- writes --------------------------------------------------------------------
-    # A write inside one entry (a page, a small range, a whole section) costs one
-    # kernel call and no NumPy call: single calls in Python loops are what users write.
-    # A single page: one byte of the chunk's view, read and written as a Python int
-    # (for a span of a few words a kernel costs no more than int.from_bytes does).
-    def _set_one(self, pfn: int) -> None:
-        c, local = pfn >> self._shift, pfn & self._local_mask
-        if not _LITTLE_ENDIAN:  # the byte layout below is a little-endian word's
-            self._set_span(c, local, local + 1)
+    # A write inside one entry (a page, a short span, a whole section) costs no NumPy
+    # call and no kernel: single calls in Python loops are what users write.  Pages
+    # and spans of up to SPAN_WORDS words read and write Python-int words through the
+    # entry's private view (``_view``); a whole entry is one ``_store``.  The public
+    # writes are fused (base.py): check, writer guard and the common case in one
+    # frame, the rest in the primitives below them.
+    def set(self, pfn: int) -> None:
+        """Set page ``pfn``.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20)
+        >>> flags.set(4096); flags.test(4096), 4096 in flags
+        (True, True)
+        """
+        if type(pfn) is not int or not 0 <= pfn < self._npages:
+            pfn = check_pfn(pfn, self._npages)
+        token = self._token
+        try:
+            token.pop()
+        except IndexError:
+            self._as_owner()
+            self._set_one(pfn)
             return
-        view = self._views.get(c) or self._view(c, 0)
+        try:
+            c = pfn >> self._shift
+            view = self._views.get(c)
+            if view is None:
+                self._set_one(pfn)
+                return
+            local = pfn & self._local_mask
+            i, bit = local >> 6, 1 << (local & 63)
+            old = view[i]
+            if not old & bit:
+                view[i] = old | bit
+                self._counts_view[c] += 1
+                self._total += 1
+        finally:
+            token.append(True)
+
+    def clear(self, pfn: int) -> None:
+        """Clear page ``pfn``.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set(7); flags.clear(7); flags.test(7)
+        False
+        """
+        if type(pfn) is not int or not 0 <= pfn < self._npages:
+            pfn = check_pfn(pfn, self._npages)
+        token = self._token
+        try:
+            token.pop()
+        except IndexError:
+            self._as_owner()
+            self._clear_one(pfn)
+            return
+        try:
+            c = pfn >> self._shift
+            view = self._views.get(c)
+            if view is None:
+                self._clear_one(pfn)
+                return
+            local = pfn & self._local_mask
+            i, bit = local >> 6, 1 << (local & 63)
+            old = view[i]
+            if old & bit:
+                view[i] = old ^ bit
+                left = self._counts_view[c] - 1
+                self._counts_view[c] = left
+                self._total -= 1
+                if not left:
+                    self._free(c)
+        finally:
+            token.append(True)
+
+    def _set_one(self, pfn: int) -> None:
+        c = pfn >> self._shift
+        view = self._view(c, 0)
         if view is None:  # FULL: already set
             return
-        byte, bit = local >> 3, 1 << (local & 7)
-        old = view[byte]
+        local = pfn & self._local_mask
+        i, bit = local >> 6, 1 << (local & 63)
+        old = view[i]
         if not old & bit:
-            view[byte] = old | bit
+            view[i] = old | bit
             self._counts_view[c] += 1
             self._total += 1
 
     def _clear_one(self, pfn: int) -> None:
-        c, local = pfn >> self._shift, pfn & self._local_mask
-        if not _LITTLE_ENDIAN:
-            self._clear_span(c, local, local + 1)
-            return
-        view = self._views.get(c) or self._view(c, self._full_addr)
+        c = pfn >> self._shift
+        view = self._view(c, self._full_addr)
         if view is None:  # None: already clear
             return
-        byte, bit = local >> 3, 1 << (local & 7)
-        old = view[byte]
+        local = pfn & self._local_mask
+        i, bit = local >> 6, 1 << (local & 63)
+        old = view[i]
         if old & bit:
-            view[byte] = old & ~bit
+            view[i] = old ^ bit
             left = self._counts_view[c] - 1
             self._counts_view[c] = left
             self._total -= 1
@@ -418,7 +546,7 @@ class PageFlags(PageMap):
                 self._free(c)
 
     def _view(self, c: int, sought: int) -> memoryview | None:
-        """The writable bytes of entry ``c``'s private chunk, giving it one first when
+        """The writable words of entry ``c``'s private chunk, giving it one first when
         the entry is ``sought`` (``None`` to set bits, ``FULL`` to clear them); None
         when the entry already reads as wanted (``FULL`` to set, ``None`` to clear)."""
         view = self._views.get(c)
@@ -431,10 +559,115 @@ class PageFlags(PageMap):
             (self._allocate if sought == 0 else self._unshare)(np.array([c]))
             address = self._addrs_view[c]
         # A view over the bytes object's memory, held privately: NumPy and users only
-        # ever see the read-only chunk array.
+        # ever see the read-only chunk array.  Native uint64 words, so bit b of word i
+        # is local page 64 i + b whatever the byte order.
         memory = (ctypes.c_ubyte * self._geometry.chunk_bytes).from_address(address)
-        view = self._views[c] = memoryview(memory).cast("B")
+        view = self._views[c] = memoryview(memory).cast("B").cast("Q")
         return view
+
+    def set_range(self, start: int, stop: int) -> None:
+        """Set pages ``[start, stop)``.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_range(100, 200); flags.count()
+        100
+        """
+        if type(start) is not int or type(stop) is not int or not (
+                0 <= start < stop <= self._npages):
+            start, stop = check_range(start, stop, self._npages)
+            if start == stop:
+                return
+        token = self._token
+        try:
+            token.pop()
+        except IndexError:
+            self._as_owner()
+            self._set_range(start, stop)
+            return
+        try:
+            shift = self._shift
+            c = start >> shift
+            if (stop - 1) >> shift != c:
+                self._set_range(start, stop)
+            elif stop - start > self._local_mask:  # the whole entry
+                address = self._addrs_view[c]
+                if address != self._full_addr:
+                    self._total += self._chunk_pages - (
+                        self._counts_view[c] if address else 0)
+                    self._store(c, self.FULL, self._full_addr, self._chunk_pages)
+            else:
+                lo = start & self._local_mask
+                hi = lo + stop - start
+                view = self._views.get(c)
+                if view is not None and (hi - 1) >> 6 == lo >> 6:  # within one word
+                    i = lo >> 6
+                    old = view[i]
+                    new = old | ((1 << (hi - lo)) - 1) << (lo & 63)
+                    if new != old:
+                        view[i] = new
+                        added = (new ^ old).bit_count()
+                        self._counts_view[c] += added
+                        self._total += added
+                else:
+                    self._set_span(c, lo, hi)
+        finally:
+            token.append(True)
+
+    def clear_range(self, start: int, stop: int) -> None:
+        """Clear pages ``[start, stop)``.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_range(0, 1000)
+        >>> flags.clear_range(10, 1000); flags.count()
+        10
+        """
+        if type(start) is not int or type(stop) is not int or not (
+                0 <= start < stop <= self._npages):
+            start, stop = check_range(start, stop, self._npages)
+            if start == stop:
+                return
+        token = self._token
+        try:
+            token.pop()
+        except IndexError:
+            self._as_owner()
+            self._clear_range(start, stop)
+            return
+        try:
+            shift = self._shift
+            c = start >> shift
+            lo = start & self._local_mask
+            if (stop - 1) >> shift != c:
+                self._clear_range(start, stop)
+            elif not lo and (stop - start > self._local_mask or stop == self._npages):
+                address = self._addrs_view[c]  # the whole entry
+                if address:
+                    self._total -= (self._chunk_pages if address == self._full_addr
+                                    else self._counts_view[c])
+                    self._store(c, None, 0, 0)
+            else:
+                hi = lo + stop - start
+                view = self._views.get(c)
+                if view is not None and (hi - 1) >> 6 == lo >> 6:  # within one word
+                    i = lo >> 6
+                    old = view[i]
+                    gone = old & ((1 << (hi - lo)) - 1) << (lo & 63)
+                    if gone:
+                        view[i] = old ^ gone
+                        removed = gone.bit_count()
+                        left = self._counts_view[c] - removed
+                        self._counts_view[c] = left
+                        self._total -= removed
+                        if not left:
+                            self._free(c)
+                else:
+                    self._clear_span(c, lo, hi)
+        finally:
+            token.append(True)
 
     def _set_span(self, c: int, lo: int, hi: int) -> None:
         """Set local pages [lo, hi) of entry ``c`` (not the whole of it)."""
@@ -448,6 +681,15 @@ class PageFlags(PageMap):
             self._free(c)
 
     def _write_span(self, c: int, lo: int, hi: int, value: bool) -> int:
+        """Pages changed setting (``value``) or clearing local [lo, hi) of entry ``c``;
+        its count is kept, ``_total`` and freeing are the caller's."""
+        if ((hi - 1) >> 6) - (lo >> 6) < SPAN_WORDS:
+            view = self._view(c, 0 if value else self._full_addr)
+            if view is None:  # the entry already reads as wanted
+                return 0
+            changed = write_words(view, lo, hi, value)
+            self._counts_view[c] += changed if value else -changed
+            return changed
         args = (self._addrs, self._counts, c, lo, hi, self._shift, self._full_addr, value)
         changed = _kernels.table_write_span(*args)
         if changed < 0:  # give the entry a chunk of its own first
@@ -455,73 +697,56 @@ class PageFlags(PageMap):
             changed = _kernels.table_write_span(*args)
         return changed
 
-    def _range_ends(self, start: int, stop: int, whole_lo: int, whole_hi: int) -> list[int]:
-        """End chunks of [start, stop) outside the whole chunks [whole_lo, whole_hi)."""
-        shift = self._geometry.chunk_shift
-        ends = dict.fromkeys((start >> shift, (stop - 1) >> shift))
-        return [c for c in ends if not whole_lo <= c < whole_hi]
-
-    # Ranges: whole chunks change entry kind (vectorised over a slice); at most two end
-    # chunks are made private and get their bits from one kernel call.
+    # Ranges over several entries: whole chunks change entry kind (vectorised over a
+    # slice); the at most two end chunks are spans of one entry each.
     def _set_range(self, start: int, stop: int) -> None:
         shift = self._shift
         c = start >> shift
-        if (stop - 1) >> shift == c:
+        last = (stop - 1) >> shift
+        ppc = self._chunk_pages
+        if last == c:
             lo, hi = start - (c << shift), stop - (c << shift)
-            if hi - lo > self._local_mask:  # the whole chunk
-                self._total += hi - lo - self._counts_view[c]
+            if hi - lo == ppc:  # the whole chunk
+                self._total += ppc - self._counts_view[c]
                 self._fill(c)
             else:
                 self._set_span(c, lo, hi)
             return
-        ppc = self._geometry.pages_per_chunk
         whole_lo = -(-start // ppc)
         whole_hi = stop // ppc  # a chunk ending at or before stop is complete
-        ends = self._range_ends(start, stop, whole_lo, whole_hi)
         if whole_lo < whole_hi:
             covered = slice(whole_lo, whole_hi)
             self._total += (whole_hi - whole_lo) * ppc - int(
                 self._counts[covered].sum(dtype=np.int64))
             self._fill(covered)
-        if not ends:
-            return
-        missing = [c for c in ends if self._addrs[c] == 0]
-        if missing:
-            self._allocate(np.array(missing))
-        self._total += int(_kernels.table_set_range(
-            self._addrs, self._counts, start, stop, self._geometry.chunk_shift,
-            self._full_addr))
+        if c < whole_lo:
+            self._set_span(c, start - (c << shift), ppc)
+        if last >= whole_hi:
+            self._set_span(last, 0, stop - (last << shift))
 
     def _clear_range(self, start: int, stop: int) -> None:
-        g = self._geometry
         shift = self._shift
         c = start >> shift
-        if (stop - 1) >> shift == c:
-            lo, hi = start - (c << shift), stop - (c << shift)
-            if lo == 0 and (hi > self._local_mask or stop == g.npages):  # the whole entry
+        last = (stop - 1) >> shift
+        ppc = self._chunk_pages
+        # The partial last chunk is whole to a clear that reaches npages.
+        end = self._geometry.nchunks if stop == self._npages else stop // ppc
+        if last == c:
+            if start == c << shift and end > c:  # the whole entry
                 self._total -= self._counts_view[c]
                 self._free(c)
             else:
-                self._clear_span(c, lo, hi)
+                self._clear_span(c, start - (c << shift), stop - (c << shift))
             return
-        whole_lo = -(-start // g.pages_per_chunk)
-        whole_hi = g.nchunks if stop == g.npages else stop // g.pages_per_chunk
-        ends = self._range_ends(start, stop, whole_lo, whole_hi)
-        if whole_lo < whole_hi:
-            covered = slice(whole_lo, whole_hi)
+        whole_lo = -(-start // ppc)
+        if whole_lo < end:
+            covered = slice(whole_lo, end)
             self._total -= int(self._counts[covered].sum(dtype=np.int64))
             self._free(covered)
-        ends = [c for c in ends if self._addrs[c] != 0]
-        if not ends:
-            return
-        shared = [c for c in ends if self._addrs[c] == self._full_addr]
-        if shared:
-            self._unshare(np.array(shared))
-        self._total -= int(_kernels.table_clear_range(
-            self._addrs, self._counts, start, stop, g.chunk_shift, self._full_addr))
-        emptied = [c for c in ends if self._counts[c] == 0]
-        if emptied:
-            self._free(np.array(emptied))
+        if c < whole_lo:
+            self._clear_span(c, start - (c << shift), ppc)
+        if last >= end:
+            self._clear_span(last, 0, stop - (last << shift))
 
     def _counted(self, npfns: int) -> bool:
         """Whether a bulk write of ``npfns`` pfns should count bits as it goes, or
@@ -575,6 +800,26 @@ class PageFlags(PageMap):
             self._free(emptied)
 
     # --- scans, rank/select (issue 3) ----------------------------------------------
+    def find_next_set(self, start: int = 0) -> int:
+        """The lowest set pfn ``>= start``, or -1.
+
+        ``start`` may be ``npages`` (nothing is found); ``None`` entries are skipped
+        64 at a time without reading chunk data.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_many([10, 500_000])
+        >>> flags.find_next_set(0), flags.find_next_set(11), flags.find_next_set(500_001)
+        (10, 500000, -1)
+        """
+        if type(start) is not int or not 0 <= start < self._npages:
+            start = check_position("start", start, self._npages)
+            if start == self._npages:
+                return -1
+        return _kernels.table_find_next(self._addrs, self._occupied, start, self._npages,
+                                        self._shift, self._full_addr, _kernels.NULL)
+
     def _find_next_set(self, start: int) -> int:
         return _kernels.table_find_next(self._addrs, self._occupied, start, self._npages,
                                         self._shift, self._full_addr, _kernels.NULL)
