@@ -14,6 +14,8 @@ __all__ = ["SPAN_WORDS", "write_words"]
 #: Spans touching at most this many words are written in Python; longer by a kernel.
 SPAN_WORDS = 4
 
+_ONES = (1 << 64) - 1
+
 
 def write_words(view: memoryview, lo: int, hi: int, value: bool) -> int:
     """Set (``value``) or clear bits ``[lo, hi)`` of the words in ``view``; how many
@@ -28,15 +30,17 @@ def write_words(view: memoryview, lo: int, hi: int, value: bool) -> int:
     (10, [0, 0])
     """
     changed = 0
-    first, last = lo >> 6, (hi - 1) >> 6
-    for i in range(first, last + 1):
-        base = i << 6
-        a = lo - base if i == first else 0
-        b = hi - base if i == last else 64
-        mask = ((1 << (b - a)) - 1) << a
+    i, last = lo >> 6, (hi - 1) >> 6
+    mask = _ONES ^ ((1 << (lo & 63)) - 1)  # bits lo & 63 .. 63 of the first word
+    while True:
+        if i == last:
+            mask &= (1 << (hi - (i << 6))) - 1
         old = view[i]
         new = old | mask if value else old & ~mask
         if new != old:
             view[i] = new
             changed += (new ^ old).bit_count()
-    return changed
+        if i == last:
+            return changed
+        i += 1
+        mask = _ONES

@@ -141,6 +141,7 @@ class PageFlags(PageMap):
         "_total",
         "_views",
         "_whole_chunks",
+        "_word_mask",
         "_zero_addr",
     )
 
@@ -186,6 +187,7 @@ class PageFlags(PageMap):
         self._shift = geometry.chunk_shift
         self._local_mask = geometry.pages_per_chunk - 1
         self._chunk_pages = geometry.pages_per_chunk
+        self._word_mask = geometry.words_per_chunk - 1
 
     # --- the one place where the table and its shadows change ----------------------
     def _store(self, where: Any, chunks: Any, addrs: Any, counts: Any) -> None:
@@ -196,8 +198,9 @@ class PageFlags(PageMap):
         # Addresses first: the references they replace go last, so no address is
         # ever left pointing at a chunk the map no longer holds.
         if type(where) is int:  # memoryviews: no NumPy scalar, no kernel to dispatch
-            old = self._addrs_view[where]
-            self._addrs_view[where] = addrs
+            view = self._addrs_view
+            old = view[where]
+            view[where] = addrs
             self._counts_view[where] = counts
             if (not old) is not (not addrs):  # None became something, or the reverse
                 self._occupied_bytes[(where >> 3) ^ _BYTE_FLIP] ^= 1 << (where & 7)
@@ -364,8 +367,7 @@ class PageFlags(PageMap):
             return False
         if chunk is self.FULL:
             return True
-        local = pfn & self._local_mask
-        return chunk.item(local >> 6) >> (local & 63) & 1 == 1  # a Python int word
+        return chunk.item((pfn >> 6) & self._word_mask) >> (pfn & 63) & 1 == 1  # a Python int word
 
     __contains__ = test
 
@@ -375,8 +377,7 @@ class PageFlags(PageMap):
             return False
         if chunk is self.FULL:
             return True
-        local = pfn & self._local_mask
-        return chunk.item(local >> 6) >> (local & 63) & 1 == 1
+        return chunk.item((pfn >> 6) & self._word_mask) >> (pfn & 63) & 1 == 1
 
     def count(self, start: int = 0, stop: int | None = None) -> int:
         """Pages set in ``[start, stop)`` (the whole map by default).
@@ -393,7 +394,17 @@ class PageFlags(PageMap):
             start, stop = check_range(start, stop, self._npages)
             if start == stop:
                 return 0
-        return self._count(start, stop)
+        shift = self._shift
+        c = start >> shift
+        if (stop - 1) >> shift != c:
+            return self._count(start, stop)
+        chunk = self._refs[c]  # within one entry: at most one kernel
+        if chunk is None:
+            return 0
+        if chunk is self.FULL:
+            return stop - start
+        base = c << shift
+        return _kernels.flat_count_range(chunk, start - base, stop - base)
 
     def _count(self, start: int, stop: int) -> int:
         shift = self._shift
@@ -469,8 +480,7 @@ class PageFlags(PageMap):
             if view is None:
                 self._set_one(pfn)
                 return
-            local = pfn & self._local_mask
-            i, bit = local >> 6, 1 << (local & 63)
+            i, bit = (pfn >> 6) & self._word_mask, 1 << (pfn & 63)
             old = view[i]
             if not old & bit:
                 view[i] = old | bit
@@ -503,8 +513,7 @@ class PageFlags(PageMap):
             if view is None:
                 self._clear_one(pfn)
                 return
-            local = pfn & self._local_mask
-            i, bit = local >> 6, 1 << (local & 63)
+            i, bit = (pfn >> 6) & self._word_mask, 1 << (pfn & 63)
             old = view[i]
             if old & bit:
                 view[i] = old ^ bit
@@ -587,31 +596,28 @@ class PageFlags(PageMap):
             self._set_range(start, stop)
             return
         try:
-            shift = self._shift
-            c = start >> shift
-            if (stop - 1) >> shift != c:
-                self._set_range(start, stop)
-            elif stop - start > self._local_mask:  # the whole entry
-                address = self._addrs_view[c]
+            c = start >> self._shift
+            if (stop - 1) >> 6 == start >> 6:  # one word (so one entry)
+                view = self._views.get(c)
+                if view is None:
+                    self._set_range(start, stop)
+                    return
+                i = (start >> 6) & self._word_mask
+                old = view[i]
+                new = old | ((1 << (stop - start)) - 1) << (start & 63)
+                if new != old:
+                    view[i] = new
+                    added = (new ^ old).bit_count()
+                    self._counts_view[c] += added
+                    self._total += added
+            elif stop - start == self._chunk_pages and not start & self._local_mask:
+                address = self._addrs_view[c]  # the whole entry
                 if address != self._full_addr:
                     self._total += self._chunk_pages - (
                         self._counts_view[c] if address else 0)
                     self._store(c, self.FULL, self._full_addr, self._chunk_pages)
             else:
-                lo = start & self._local_mask
-                hi = lo + stop - start
-                view = self._views.get(c)
-                if view is not None and (hi - 1) >> 6 == lo >> 6:  # within one word
-                    i = lo >> 6
-                    old = view[i]
-                    new = old | ((1 << (hi - lo)) - 1) << (lo & 63)
-                    if new != old:
-                        view[i] = new
-                        added = (new ^ old).bit_count()
-                        self._counts_view[c] += added
-                        self._total += added
-                else:
-                    self._set_span(c, lo, hi)
+                self._set_range(start, stop)
         finally:
             token.append(True)
 
@@ -638,34 +644,31 @@ class PageFlags(PageMap):
             self._clear_range(start, stop)
             return
         try:
-            shift = self._shift
-            c = start >> shift
-            lo = start & self._local_mask
-            if (stop - 1) >> shift != c:
-                self._clear_range(start, stop)
-            elif not lo and (stop - start > self._local_mask or stop == self._npages):
+            c = start >> self._shift
+            if (stop - 1) >> 6 == start >> 6:  # one word (so one entry)
+                view = self._views.get(c)
+                if view is None:
+                    self._clear_range(start, stop)
+                    return
+                i = (start >> 6) & self._word_mask
+                old = view[i]
+                gone = old & ((1 << (stop - start)) - 1) << (start & 63)
+                if gone:
+                    view[i] = old ^ gone
+                    removed = gone.bit_count()
+                    left = self._counts_view[c] - removed
+                    self._counts_view[c] = left
+                    self._total -= removed
+                    if not left:
+                        self._free(c)
+            elif stop - start == self._chunk_pages and not start & self._local_mask:
                 address = self._addrs_view[c]  # the whole entry
                 if address:
                     self._total -= (self._chunk_pages if address == self._full_addr
                                     else self._counts_view[c])
                     self._store(c, None, 0, 0)
-            else:
-                hi = lo + stop - start
-                view = self._views.get(c)
-                if view is not None and (hi - 1) >> 6 == lo >> 6:  # within one word
-                    i = lo >> 6
-                    old = view[i]
-                    gone = old & ((1 << (hi - lo)) - 1) << (lo & 63)
-                    if gone:
-                        view[i] = old ^ gone
-                        removed = gone.bit_count()
-                        left = self._counts_view[c] - removed
-                        self._counts_view[c] = left
-                        self._total -= removed
-                        if not left:
-                            self._free(c)
-                else:
-                    self._clear_span(c, lo, hi)
+            else:  # other spans, several entries, and the partial last entry
+                self._clear_range(start, stop)
         finally:
             token.append(True)
 
@@ -684,7 +687,7 @@ class PageFlags(PageMap):
         """Pages changed setting (``value``) or clearing local [lo, hi) of entry ``c``;
         its count is kept, ``_total`` and freeing are the caller's."""
         if ((hi - 1) >> 6) - (lo >> 6) < SPAN_WORDS:
-            view = self._view(c, 0 if value else self._full_addr)
+            view = self._views.get(c) or self._view(c, 0 if value else self._full_addr)
             if view is None:  # the entry already reads as wanted
                 return 0
             changed = write_words(view, lo, hi, value)
@@ -710,7 +713,7 @@ class PageFlags(PageMap):
                 self._total += ppc - self._counts_view[c]
                 self._fill(c)
             else:
-                self._set_span(c, lo, hi)
+                self._total += self._write_span(c, lo, hi, True)
             return
         whole_lo = -(-start // ppc)
         whole_hi = stop // ppc  # a chunk ending at or before stop is complete
