@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels, persist, roaring
+from . import _direct, _kernels, persist, roaring
 from ._addresses import chunk_objects, object_pointers
 from ._args import check_pfn, check_position, check_range
 from ._chunks import address_of, full_chunk, new_chunks, zero_chunk
@@ -68,6 +68,11 @@ from .base import PageMap, writes
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 
 __all__ = ["PageFlags", "full_chunk"]
+
+_NULL = _kernels.NULL
+
+# Spans this short touch at most SPAN_WORDS words (so Python writes them).
+_SPAN_PAGES = 64 * (SPAN_WORDS - 1) + 1
 
 # Bit c of the ``_occupied`` words is in byte (c >> 3) ^ _BYTE_FLIP of their memory.
 _BYTE_FLIP = 0 if sys.byteorder == "little" else 7
@@ -128,6 +133,7 @@ class PageFlags(PageMap):
         "_chunk_pages",
         "_counts",
         "_counts_view",
+        "_find_next",
         "_full_addr",
         "_full_box",
         "_local_mask",
@@ -188,6 +194,7 @@ class PageFlags(PageMap):
         self._local_mask = geometry.pages_per_chunk - 1
         self._chunk_pages = geometry.pages_per_chunk
         self._word_mask = geometry.words_per_chunk - 1
+        self._find_next: Any = None  # find_next_set's kernel, bound on first use
 
     # --- the one place where the table and its shadows change ----------------------
     def _store(self, where: Any, chunks: Any, addrs: Any, counts: Any) -> None:
@@ -616,6 +623,12 @@ class PageFlags(PageMap):
                     self._total += self._chunk_pages - (
                         self._counts_view[c] if address else 0)
                     self._store(c, self.FULL, self._full_addr, self._chunk_pages)
+            elif stop - start <= _SPAN_PAGES and (stop - 1) >> self._shift == c and (
+                    view := self._views.get(c)) is not None:  # a few words of one entry
+                lo = start & self._local_mask
+                added = write_words(view, lo, lo + stop - start, True)
+                self._counts_view[c] += added
+                self._total += added
             else:
                 self._set_range(start, stop)
         finally:
@@ -667,6 +680,15 @@ class PageFlags(PageMap):
                     self._total -= (self._chunk_pages if address == self._full_addr
                                     else self._counts_view[c])
                     self._store(c, None, 0, 0)
+            elif stop - start <= _SPAN_PAGES and (stop - 1) >> self._shift == c and (
+                    view := self._views.get(c)) is not None:  # a few words of one entry
+                lo = start & self._local_mask
+                removed = write_words(view, lo, lo + stop - start, False)
+                left = self._counts_view[c] - removed
+                self._counts_view[c] = left
+                self._total -= removed
+                if not left:
+                    self._free(c)
             else:  # other spans, several entries, and the partial last entry
                 self._clear_range(start, stop)
         finally:
@@ -820,8 +842,15 @@ class PageFlags(PageMap):
             start = check_position("start", start, self._npages)
             if start == self._npages:
                 return -1
-        return _kernels.table_find_next(self._addrs, self._occupied, start, self._npages,
-                                        self._shift, self._full_addr, _kernels.NULL)
+        find = self._find_next
+        if find is not None:
+            return find(start, self._npages, self._shift, self._full_addr, _NULL)
+        args = (self._addrs, self._occupied, start, self._npages, self._shift,
+                self._full_addr, _NULL)
+        found = _kernels.table_find_next(*args)
+        # From now on without Numba's dispatch: the shadows are this map's for good.
+        self._find_next = _direct.bind(_kernels.table_find_next, args, 2)
+        return found
 
     def _find_next_set(self, start: int) -> int:
         return _kernels.table_find_next(self._addrs, self._occupied, start, self._npages,
