@@ -156,8 +156,8 @@ class PageFlags(PageMap):
     _FUSED = {
         "set": ("_set_one",), "clear": ("_clear_one",),
         "test": ("_test",), "__contains__": ("_test",), "count": ("_count",),
-        "set_range": ("_set_range", "_fill", "_set_span", "_write_span"),
-        "clear_range": ("_clear_range", "_free", "_clear_span", "_write_span"),
+        "set_range": ("_set_range", "_fill", "_store", "_fill_one", "_set_span", "_write_span"),
+        "clear_range": ("_clear_range", "_free", "_store", "_free_one", "_clear_span", "_write_span"),
         "find_next_set": ("_find_next_set",),
     }
 
@@ -197,30 +197,17 @@ class PageFlags(PageMap):
         self._find_next: Any = None  # find_next_set's kernel, bound on first use
 
     # --- the one place where the table and its shadows change ----------------------
+    # (_store; _store_one and its two special cases for a single entry)
     def _store(self, where: Any, chunks: Any, addrs: Any, counts: Any) -> None:
         """Point entries ``where`` (distinct) at ``chunks`` (object array or box).
 
         ``where`` may be a Python int, with one chunk (or None) and scalars.
         """
+        if type(where) is int:
+            self._store_one(where, chunks, addrs, counts, self._addrs_view[where])
+            return
         # Addresses first: the references they replace go last, so no address is
         # ever left pointing at a chunk the map no longer holds.
-        if type(where) is int:  # memoryviews: no NumPy scalar, no kernel to dispatch
-            view = self._addrs_view
-            old = view[where]
-            view[where] = addrs
-            self._counts_view[where] = counts
-            if (not old) is not (not addrs):  # None became something, or the reverse
-                self._occupied_bytes[(where >> 3) ^ _BYTE_FLIP] ^= 1 << (where & 7)
-            full = self._full_addr
-            if old and old != full:  # a private chunk goes, and its view with it
-                self._views.pop(where, None)
-                self._nallocated_cache = None
-            elif addrs and addrs != full:
-                self._nallocated_cache = None
-            self._refs[where] = chunks
-            if self._mirror_writes is not None:
-                self._mirror_writes[where] = chunks
-            return
         if self._views:
             self._views.clear()
         self._addrs[where] = addrs
@@ -230,6 +217,53 @@ class PageFlags(PageMap):
         self._refs[where] = chunks
         if self._mirror_writes is not None:
             self._mirror_writes[where] = chunks
+
+    def _store_one(self, c: int, chunk: Any, addr: int, count: int, old: int) -> None:
+        """:meth:`_store` of one entry ``c``, whose address now is ``old``.
+
+        Memoryviews of the shadows: no NumPy scalar, no kernel to dispatch (the
+        whole-section writes of a hotplug loop are this and a check).
+        """
+        self._addrs_view[c] = addr  # as above: the address first, the reference last
+        self._counts_view[c] = count
+        if (not old) is not (not addr):  # None became something, or the reverse
+            self._occupied_bytes[(c >> 3) ^ _BYTE_FLIP] ^= 1 << (c & 7)
+        full = self._full_addr
+        if old and old != full:  # a private chunk goes, and its view with it
+            self._views.pop(c, None)
+            self._nallocated_cache = None
+        elif addr and addr != full:
+            self._nallocated_cache = None
+        self._refs[c] = chunk
+        if self._mirror_writes is not None:
+            self._mirror_writes[c] = chunk
+
+    # The whole-section writes of a hotplug loop, specialised: an entry (whose address
+    # is ``old``) becomes FULL or None with two arguments and no case to test.
+    def _fill_one(self, c: int, old: int) -> None:
+        """``_store_one(c, FULL, ...)`` of an entry that is not FULL."""
+        self._addrs_view[c] = self._full_addr
+        self._counts_view[c] = self._chunk_pages
+        if old:  # a private chunk goes, and its view with it
+            self._views.pop(c, None)
+            self._nallocated_cache = None
+        else:
+            self._occupied_bytes[(c >> 3) ^ _BYTE_FLIP] |= 1 << (c & 7)
+        self._refs[c] = full = self.FULL
+        if self._mirror_writes is not None:
+            self._mirror_writes[c] = full
+
+    def _free_one(self, c: int, old: int) -> None:
+        """``_store_one(c, None, ...)`` of an entry that is not None."""
+        self._addrs_view[c] = 0
+        self._counts_view[c] = 0
+        self._occupied_bytes[(c >> 3) ^ _BYTE_FLIP] &= ~(1 << (c & 7))
+        if old != self._full_addr:
+            self._views.pop(c, None)
+            self._nallocated_cache = None
+        self._refs[c] = None
+        if self._mirror_writes is not None:
+            self._mirror_writes[c] = None
 
     def _free(self, where: Any) -> None:
         self._store(where, None, 0, 0)
@@ -603,8 +637,10 @@ class PageFlags(PageMap):
             self._set_range(start, stop)
             return
         try:
-            c = start >> self._shift
-            if (stop - 1) >> 6 == start >> 6:  # one word (so one entry)
+            # Where the ends differ tells the case, in two operations on the ints.
+            ends = start ^ (stop - 1)
+            if ends < 64:  # one word (so one entry)
+                c = start >> self._shift
                 view = self._views.get(c)
                 if view is None:
                     self._set_range(start, stop)
@@ -617,14 +653,15 @@ class PageFlags(PageMap):
                     added = (new ^ old).bit_count()
                     self._counts_view[c] += added
                     self._total += added
-            elif stop - start == self._chunk_pages and not start & self._local_mask:
-                address = self._addrs_view[c]  # the whole entry
+            elif ends == self._local_mask and stop - start == self._chunk_pages:
+                c = start >> self._shift  # the whole entry
+                address = self._addrs_view[c]
                 if address != self._full_addr:
                     self._total += self._chunk_pages - (
                         self._counts_view[c] if address else 0)
-                    self._store(c, self.FULL, self._full_addr, self._chunk_pages)
-            elif stop - start <= _SPAN_PAGES and (stop - 1) >> self._shift == c and (
-                    view := self._views.get(c)) is not None:  # a few words of one entry
+                    self._fill_one(c, address)
+            elif stop - start <= _SPAN_PAGES and ends <= self._local_mask and (
+                    view := self._views.get(c := start >> self._shift)) is not None:
                 lo = start & self._local_mask
                 added = write_words(view, lo, lo + stop - start, True)
                 self._counts_view[c] += added
@@ -657,8 +694,10 @@ class PageFlags(PageMap):
             self._clear_range(start, stop)
             return
         try:
-            c = start >> self._shift
-            if (stop - 1) >> 6 == start >> 6:  # one word (so one entry)
+            # Where the ends differ tells the case, in two operations on the ints.
+            ends = start ^ (stop - 1)
+            if ends < 64:  # one word (so one entry)
+                c = start >> self._shift
                 view = self._views.get(c)
                 if view is None:
                     self._clear_range(start, stop)
@@ -674,14 +713,15 @@ class PageFlags(PageMap):
                     self._total -= removed
                     if not left:
                         self._free(c)
-            elif stop - start == self._chunk_pages and not start & self._local_mask:
-                address = self._addrs_view[c]  # the whole entry
+            elif ends == self._local_mask and stop - start == self._chunk_pages:
+                c = start >> self._shift  # the whole entry
+                address = self._addrs_view[c]
                 if address:
                     self._total -= (self._chunk_pages if address == self._full_addr
                                     else self._counts_view[c])
-                    self._store(c, None, 0, 0)
-            elif stop - start <= _SPAN_PAGES and (stop - 1) >> self._shift == c and (
-                    view := self._views.get(c)) is not None:  # a few words of one entry
+                    self._free_one(c, address)
+            elif stop - start <= _SPAN_PAGES and ends <= self._local_mask and (
+                    view := self._views.get(c := start >> self._shift)) is not None:
                 lo = start & self._local_mask
                 removed = write_words(view, lo, lo + stop - start, False)
                 left = self._counts_view[c] - removed
