@@ -10,9 +10,10 @@ calls.json``.
 1. Per call, as users write it: a Python loop over a list of Python ints calling one
    method per item, on ``PageFlags``, ``FlatPageFlags`` and ``pyroaring.BitMap64``
    holding the same pages.  Before every round of a write loop, the opposite loop
-   (untimed) undoes it, so every timed write changes bits.  Both page maps use the 46-bit default geometry of
-   ``bench/conftest.py``: a flat map reserves 2 GiB, but ``np.zeros`` maps pages
-   lazily, so only the few hundred MiB written here become resident.
+   (untimed) undoes it, so every timed write changes bits.  Both page maps use the
+   46-bit default geometry of ``bench/conftest.py``: a flat map reserves 2 GiB, but
+   ``np.zeros`` maps pages lazily, so only the few hundred MiB written here become
+   resident.
 2. First build: ``set_many``, ``clear_many`` (into FULL entries) and ``from_array``
    of 16 Mi random present pfns into a NEW map every round (built in pedantic's
    untimed setup), then ``test_many`` on a warm map and ``to_array`` against

@@ -33,7 +33,7 @@ def _entry_point(kernel: Any, args: tuple) -> Callable | None:
 
         signature = tuple(numba.typeof(arg) for arg in args)
         return kernel.overloads[signature].entry_point
-    except Exception:  # noqa: BLE001  (any failure just means: use the dispatcher)
+    except Exception:
         return None
 
 

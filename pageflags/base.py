@@ -95,19 +95,16 @@ def writes(method: _Method) -> _Method:
     """
     @functools.wraps(method)
     def exclusive(self: PageMap, *args: Any, **kwargs: Any) -> Any:
-        token = self._token
-        try:
-            token.pop()
-        except IndexError:
-            self._as_owner()
-            return method(self, *args, **kwargs)
-        self._owner = _get_ident()
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            self._owner = None
-            token.append(True)
+        return self._as_writer(method, self, *args, **kwargs)
     return exclusive  # type: ignore[return-value]
+
+
+def named(function: _Method, owner: str, name: str, doc: str | None) -> _Method:
+    """``function`` as method ``name`` of class ``owner``, documented by ``doc``."""
+    function.__name__ = name
+    function.__qualname__ = f"{owner}.{name}"
+    function.__doc__ = doc
+    return function
 
 
 def _range_write(primitive: str, doc: str) -> Callable[[PageMap, int, int], None]:
@@ -116,24 +113,18 @@ def _range_write(primitive: str, doc: str) -> Callable[[PageMap, int, int], None
     def write(self: PageMap, start: int, stop: int) -> None:
         start, stop = check_range(start, stop, self._npages)
         if start < stop:
-            self._write(getattr(self, primitive), start, stop)
+            self._as_writer(getattr(self, primitive), start, stop)
 
-    write.__doc__ = doc
-    write.__name__ = primitive[1:]
-    write.__qualname__ = f"PageMap.{write.__name__}"
-    return write
+    return named(write, "PageMap", primitive[1:], doc)
 
 
 def _single_page_write(primitive: str, doc: str) -> Callable[[PageMap, int], None]:
     """A generic public single-page write: the pfn check, then the subclass's
     ``primitive`` as the map's writer."""
     def write(self: PageMap, pfn: int) -> None:
-        self._write(getattr(self, primitive), check_pfn(pfn, self._npages))
+        self._as_writer(getattr(self, primitive), check_pfn(pfn, self._npages))
 
-    write.__doc__ = doc
-    write.__name__ = primitive[1:-4]
-    write.__qualname__ = f"PageMap.{write.__name__}"
-    return write
+    return named(write, "PageMap", primitive[1:-4], doc)
 
 
 class PageMap:
@@ -188,18 +179,18 @@ class PageMap:
         if self._owner != _get_ident():
             raise concurrent_write_error(self)
 
-    def _write(self, primitive: Callable[..., None], *args: int) -> None:
-        """``primitive(*args)`` as the map's only writer (the generic single calls)."""
+    def _as_writer(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call(*args, **kwargs)`` as the map's only writer (what :func:`writes`
+        does; the fused single calls come here when the token is out)."""
         token = self._token
         try:
             token.pop()
         except IndexError:
             self._as_owner()
-            primitive(*args)
-            return
+            return call(*args, **kwargs)
         self._owner = _get_ident()
         try:
-            primitive(*args)
+            return call(*args, **kwargs)
         finally:
             self._owner = None
             token.append(True)

@@ -54,8 +54,9 @@ import ctypes
 import os
 import sys
 import threading
+from collections.abc import Callable
 from itertools import repeat
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -64,7 +65,7 @@ from ._addresses import chunk_objects, object_pointers
 from ._args import check_pfn, check_position, check_range
 from ._chunks import address_of, full_chunk, new_chunks, zero_chunk
 from ._words import SPAN_WORDS, write_words
-from .base import PageMap, writes
+from .base import PageMap, named, writes
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 
 __all__ = ["PageFlags", "full_chunk"]
@@ -106,6 +107,101 @@ def _boxed(obj: object) -> np.ndarray:
     box = np.empty((), dtype=object)
     box[()] = obj
     return box
+
+
+def _page_write(value: bool, doc: str) -> Callable[[PageFlags, int], None]:
+    """PageFlags' ``set`` (``value``) or ``clear``, fused (base.py): the int check, the
+    writer guard and the bit of an entry with a view in one frame."""
+    step = 1 if value else -1
+
+    def write(self: PageFlags, pfn: int) -> None:
+        if type(pfn) is not int or not 0 <= pfn < self._npages:
+            pfn = check_pfn(pfn, self._npages)
+        try:
+            self._token.pop()
+        except IndexError:
+            return self._as_writer(self._write_page, pfn, value)
+        try:
+            c = pfn >> self._shift
+            view = self._views.get(c)
+            if view is None:
+                return self._write_page(pfn, value)
+            i, bit = (pfn >> 6) & self._word_mask, 1 << (pfn & 63)
+            old = view[i]
+            if old & bit != (bit if value else 0):
+                view[i] = old ^ bit
+                left = self._counts_view[c] + step
+                self._counts_view[c] = left
+                self._total += step
+                if not left:
+                    self._free(c)
+        finally:
+            self._token.append(True)
+
+    return named(write, "PageFlags", "set" if value else "clear", doc)
+
+
+def _range_write(value: bool, doc: str) -> Callable[[PageFlags, int, int], None]:
+    """PageFlags' ``set_range`` (``value``) or ``clear_range``, fused (base.py): the
+    range check, the writer guard, and in one frame a span of one word or a few of an
+    entry with a view, or a whole entry."""
+    def write(self: PageFlags, start: int, stop: int) -> None:
+        if type(start) is not int or type(stop) is not int or not (
+                0 <= start < stop <= self._npages):
+            start, stop = check_range(start, stop, self._npages)
+            if start == stop:
+                return None
+        try:
+            self._token.pop()
+        except IndexError:
+            return self._as_writer(self._write_range, start, stop, value)
+        try:
+            # Where the ends differ tells the case, in two operations on the ints.
+            ends = start ^ (stop - 1)
+            if ends < 64:  # one word (so one entry)
+                c = start >> self._shift
+                view = self._views.get(c)
+                if view is None:
+                    return self._write_range(start, stop, value)
+                i = (start >> 6) & self._word_mask
+                old = view[i]
+                mask = ((1 << (stop - start)) - 1) << (start & 63)
+                new = old | mask if value else old & ~mask
+                if new == old:
+                    return None
+                view[i] = new
+                changed = (new ^ old).bit_count()
+            elif ends == self._local_mask and stop - start == self._chunk_pages:
+                c = start >> self._shift  # the whole entry
+                old = self._addrs_view[c]
+                ppc = self._chunk_pages
+                if not value:
+                    if old:
+                        self._total -= ppc if old == self._full_addr else self._counts_view[c]
+                        self._free_one(c, old)
+                elif old != self._full_addr:
+                    self._total += ppc - (self._counts_view[c] if old else 0)
+                    self._fill_one(c, old)
+                return None
+            elif stop - start <= _SPAN_PAGES and ends <= self._local_mask and (
+                    view := self._views.get(c := start >> self._shift)) is not None:
+                lo = start & self._local_mask
+                changed = write_words(view, lo, lo + stop - start, value)
+                if not changed:
+                    return None
+            else:  # other spans, several entries, and the partial last entry
+                return self._write_range(start, stop, value)
+            left = self._counts_view[c] + (changed if value else -changed)
+            self._counts_view[c] = left
+            self._total += changed if value else -changed
+            if not left:
+                self._free(c)
+        finally:
+            self._token.append(True)
+        return None
+
+    return named(write, "PageFlags", "set_range" if value else "clear_range", doc)
+
 
 
 class PageFlags(PageMap):
@@ -153,11 +249,11 @@ class PageFlags(PageMap):
 
     # The public methods below that are fused (base.py) and the methods each does
     # the work of: a subclass overriding one of those gets the generic method.
-    _FUSED = {
-        "set": ("_set_one",), "clear": ("_clear_one",),
-        "test": ("_test",), "__contains__": ("_test",), "count": ("_count",),
-        "set_range": ("_set_range", "_fill", "_store", "_fill_one", "_set_span", "_write_span"),
-        "clear_range": ("_clear_range", "_free", "_store", "_free_one", "_clear_span", "_write_span"),
+    _FUSED: ClassVar[dict[str, tuple[str, ...]]] = {
+        "set": ("_set_one", "_write_page"), "clear": ("_clear_one", "_write_page"),
+        "test": ("_test",), "__contains__": ("_test",),
+        "set_range": ("_set_range", "_write_range", "_fill", "_store", "_fill_one"),
+        "clear_range": ("_clear_range", "_write_range", "_free", "_store", "_free_one"),
         "find_next_set": ("_find_next_set",),
     }
 
@@ -393,14 +489,6 @@ class PageFlags(PageMap):
     # --- reads ---------------------------------------------------------------------
     # test, count and find_next_set are fused (base.py): check and work in one frame.
     def test(self, pfn: int) -> bool:
-        """Whether page ``pfn`` is set.
-
-        Examples
-        --------
-        >>> from pageflags import PageFlags
-        >>> flags = PageFlags(1 << 20); flags.set(9); flags.test(9), 8 in flags
-        (True, False)
-        """
         if type(pfn) is not int or not 0 <= pfn < self._npages:
             pfn = check_pfn(pfn, self._npages)
         chunk = self._refs[pfn >> self._shift]
@@ -410,42 +498,21 @@ class PageFlags(PageMap):
             return True
         return chunk.item((pfn >> 6) & self._word_mask) >> (pfn & 63) & 1 == 1  # a Python int word
 
+    test.__doc__ = PageMap.test.__doc__
     __contains__ = test
 
     def _test(self, pfn: int) -> bool:
-        chunk = self._refs[pfn >> self._shift]
-        if chunk is None:
-            return False
-        if chunk is self.FULL:
-            return True
-        return chunk.item((pfn >> 6) & self._word_mask) >> (pfn & 63) & 1 == 1
+        return PageFlags.test(self, pfn)
 
     def count(self, start: int = 0, stop: int | None = None) -> int:
-        """Pages set in ``[start, stop)`` (the whole map by default).
-
-        Examples
-        --------
-        >>> from pageflags import PageFlags
-        >>> flags = PageFlags(1 << 20); flags.set_range(0, 64)
-        >>> flags.count(), flags.count(32, 100)
-        (64, 32)
-        """
         if type(start) is not int or type(stop) is not int or not (
                 0 <= start < stop <= self._npages):
             start, stop = check_range(start, stop, self._npages)
             if start == stop:
                 return 0
-        shift = self._shift
-        c = start >> shift
-        if (stop - 1) >> shift != c:
-            return self._count(start, stop)
-        chunk = self._refs[c]  # within one entry: at most one kernel
-        if chunk is None:
-            return 0
-        if chunk is self.FULL:
-            return stop - start
-        base = c << shift
-        return _kernels.flat_count_range(chunk, start - base, stop - base)
+        return self._count(start, stop)
+
+    count.__doc__ = PageMap.count.__doc__
 
     def _count(self, start: int, stop: int) -> int:
         shift = self._shift
@@ -493,11 +560,10 @@ class PageFlags(PageMap):
     # A write inside one entry (a page, a short span, a whole section) costs no NumPy
     # call and no kernel: single calls in Python loops are what users write.  Pages
     # and spans of up to SPAN_WORDS words read and write Python-int words through the
-    # entry's private view (``_view``); a whole entry is one ``_store``.  The public
-    # writes are fused (base.py): check, writer guard and the common case in one
-    # frame, the rest in the primitives below them.
-    def set(self, pfn: int) -> None:
-        """Set page ``pfn``.
+    # entry's private view (``_view``); a whole entry is one ``_fill_one``/``_free_one``.
+    # The public writes are fused (base.py, made by _page_write and _range_write
+    # below the class): check, writer guard and the common case in one frame.
+    set = _page_write(True, """Set page ``pfn``.
 
         Examples
         --------
@@ -505,95 +571,51 @@ class PageFlags(PageMap):
         >>> flags = PageFlags(1 << 20)
         >>> flags.set(4096); flags.test(4096), 4096 in flags
         (True, True)
-        """
-        if type(pfn) is not int or not 0 <= pfn < self._npages:
-            pfn = check_pfn(pfn, self._npages)
-        token = self._token
-        try:
-            token.pop()
-        except IndexError:
-            self._as_owner()
-            self._set_one(pfn)
-            return
-        try:
-            c = pfn >> self._shift
-            view = self._views.get(c)
-            if view is None:
-                self._set_one(pfn)
-                return
-            i, bit = (pfn >> 6) & self._word_mask, 1 << (pfn & 63)
-            old = view[i]
-            if not old & bit:
-                view[i] = old | bit
-                self._counts_view[c] += 1
-                self._total += 1
-        finally:
-            token.append(True)
+        """)
 
-    def clear(self, pfn: int) -> None:
-        """Clear page ``pfn``.
+    clear = _page_write(False, """Clear page ``pfn``.
 
         Examples
         --------
         >>> from pageflags import PageFlags
         >>> flags = PageFlags(1 << 20); flags.set(7); flags.clear(7); flags.test(7)
         False
-        """
-        if type(pfn) is not int or not 0 <= pfn < self._npages:
-            pfn = check_pfn(pfn, self._npages)
-        token = self._token
-        try:
-            token.pop()
-        except IndexError:
-            self._as_owner()
-            self._clear_one(pfn)
-            return
-        try:
-            c = pfn >> self._shift
-            view = self._views.get(c)
-            if view is None:
-                self._clear_one(pfn)
-                return
-            i, bit = (pfn >> 6) & self._word_mask, 1 << (pfn & 63)
-            old = view[i]
-            if old & bit:
-                view[i] = old ^ bit
-                left = self._counts_view[c] - 1
-                self._counts_view[c] = left
-                self._total -= 1
-                if not left:
-                    self._free(c)
-        finally:
-            token.append(True)
+        """)
+
+    set_range = _range_write(True, """Set pages ``[start, stop)``.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_range(100, 200); flags.count()
+        100
+        """)
+
+    clear_range = _range_write(False, """Clear pages ``[start, stop)``.
+
+        Examples
+        --------
+        >>> from pageflags import PageFlags
+        >>> flags = PageFlags(1 << 20); flags.set_range(0, 1000)
+        >>> flags.clear_range(10, 1000); flags.count()
+        10
+        """)
 
     def _set_one(self, pfn: int) -> None:
-        c = pfn >> self._shift
-        view = self._view(c, 0)
-        if view is None:  # FULL: already set
-            return
-        local = pfn & self._local_mask
-        i, bit = local >> 6, 1 << (local & 63)
-        old = view[i]
-        if not old & bit:
-            view[i] = old | bit
-            self._counts_view[c] += 1
-            self._total += 1
+        self._write_page(pfn, True)
 
     def _clear_one(self, pfn: int) -> None:
-        c = pfn >> self._shift
-        view = self._view(c, self._full_addr)
-        if view is None:  # None: already clear
-            return
+        self._write_page(pfn, False)
+
+    def _write_page(self, pfn: int, value: bool) -> None:
         local = pfn & self._local_mask
-        i, bit = local >> 6, 1 << (local & 63)
-        old = view[i]
-        if old & bit:
-            view[i] = old ^ bit
-            left = self._counts_view[c] - 1
-            self._counts_view[c] = left
-            self._total -= 1
-            if not left:
-                self._free(c)
+        self._write_span(pfn >> self._shift, local, local + 1, value)
+
+    def _set_range(self, start: int, stop: int) -> None:
+        self._write_range(start, stop, value=True)
+
+    def _clear_range(self, start: int, stop: int) -> None:
+        self._write_range(start, stop, value=False)
 
     def _view(self, c: int, sought: int) -> memoryview | None:
         """The writable words of entry ``c``'s private chunk, giving it one first when
@@ -615,203 +637,57 @@ class PageFlags(PageMap):
         view = self._views[c] = memoryview(memory).cast("B").cast("Q")
         return view
 
-    def set_range(self, start: int, stop: int) -> None:
-        """Set pages ``[start, stop)``.
-
-        Examples
-        --------
-        >>> from pageflags import PageFlags
-        >>> flags = PageFlags(1 << 20); flags.set_range(100, 200); flags.count()
-        100
-        """
-        if type(start) is not int or type(stop) is not int or not (
-                0 <= start < stop <= self._npages):
-            start, stop = check_range(start, stop, self._npages)
-            if start == stop:
-                return
-        token = self._token
-        try:
-            token.pop()
-        except IndexError:
-            self._as_owner()
-            self._set_range(start, stop)
-            return
-        try:
-            # Where the ends differ tells the case, in two operations on the ints.
-            ends = start ^ (stop - 1)
-            if ends < 64:  # one word (so one entry)
-                c = start >> self._shift
-                view = self._views.get(c)
-                if view is None:
-                    self._set_range(start, stop)
-                    return
-                i = (start >> 6) & self._word_mask
-                old = view[i]
-                new = old | ((1 << (stop - start)) - 1) << (start & 63)
-                if new != old:
-                    view[i] = new
-                    added = (new ^ old).bit_count()
-                    self._counts_view[c] += added
-                    self._total += added
-            elif ends == self._local_mask and stop - start == self._chunk_pages:
-                c = start >> self._shift  # the whole entry
-                address = self._addrs_view[c]
-                if address != self._full_addr:
-                    self._total += self._chunk_pages - (
-                        self._counts_view[c] if address else 0)
-                    self._fill_one(c, address)
-            elif stop - start <= _SPAN_PAGES and ends <= self._local_mask and (
-                    view := self._views.get(c := start >> self._shift)) is not None:
-                lo = start & self._local_mask
-                added = write_words(view, lo, lo + stop - start, True)
-                self._counts_view[c] += added
-                self._total += added
-            else:
-                self._set_range(start, stop)
-        finally:
-            token.append(True)
-
-    def clear_range(self, start: int, stop: int) -> None:
-        """Clear pages ``[start, stop)``.
-
-        Examples
-        --------
-        >>> from pageflags import PageFlags
-        >>> flags = PageFlags(1 << 20); flags.set_range(0, 1000)
-        >>> flags.clear_range(10, 1000); flags.count()
-        10
-        """
-        if type(start) is not int or type(stop) is not int or not (
-                0 <= start < stop <= self._npages):
-            start, stop = check_range(start, stop, self._npages)
-            if start == stop:
-                return
-        token = self._token
-        try:
-            token.pop()
-        except IndexError:
-            self._as_owner()
-            self._clear_range(start, stop)
-            return
-        try:
-            # Where the ends differ tells the case, in two operations on the ints.
-            ends = start ^ (stop - 1)
-            if ends < 64:  # one word (so one entry)
-                c = start >> self._shift
-                view = self._views.get(c)
-                if view is None:
-                    self._clear_range(start, stop)
-                    return
-                i = (start >> 6) & self._word_mask
-                old = view[i]
-                gone = old & ((1 << (stop - start)) - 1) << (start & 63)
-                if gone:
-                    view[i] = old ^ gone
-                    removed = gone.bit_count()
-                    left = self._counts_view[c] - removed
-                    self._counts_view[c] = left
-                    self._total -= removed
-                    if not left:
-                        self._free(c)
-            elif ends == self._local_mask and stop - start == self._chunk_pages:
-                c = start >> self._shift  # the whole entry
-                address = self._addrs_view[c]
-                if address:
-                    self._total -= (self._chunk_pages if address == self._full_addr
-                                    else self._counts_view[c])
-                    self._free_one(c, address)
-            elif stop - start <= _SPAN_PAGES and ends <= self._local_mask and (
-                    view := self._views.get(c := start >> self._shift)) is not None:
-                lo = start & self._local_mask
-                removed = write_words(view, lo, lo + stop - start, False)
-                left = self._counts_view[c] - removed
-                self._counts_view[c] = left
-                self._total -= removed
-                if not left:
-                    self._free(c)
-            else:  # other spans, several entries, and the partial last entry
-                self._clear_range(start, stop)
-        finally:
-            token.append(True)
-
-    def _set_span(self, c: int, lo: int, hi: int) -> None:
-        """Set local pages [lo, hi) of entry ``c`` (not the whole of it)."""
-        self._total += self._write_span(c, lo, hi, True)
-
-    def _clear_span(self, c: int, lo: int, hi: int) -> None:
-        """Clear local pages [lo, hi) of entry ``c``, freeing it when it empties."""
-        removed = self._write_span(c, lo, hi, False)
-        self._total -= removed
-        if removed and not self._counts_view[c]:
+    def _changed(self, c: int, pages: int) -> None:
+        """Entry ``c`` gained ``pages`` set pages (lost, if negative): its count and
+        ``_total`` follow, and an entry left empty goes back to ``None``."""
+        left = self._counts_view[c] + pages
+        self._counts_view[c] = left
+        self._total += pages
+        if not left:
             self._free(c)
 
-    def _write_span(self, c: int, lo: int, hi: int, value: bool) -> int:
-        """Pages changed setting (``value``) or clearing local [lo, hi) of entry ``c``;
-        its count is kept, ``_total`` and freeing are the caller's."""
+    def _write_span(self, c: int, lo: int, hi: int, value: bool) -> None:
+        """Set (``value``) or clear local pages [lo, hi) of entry ``c``, not the whole
+        of it, keeping its count and ``_total`` (see :meth:`_changed`)."""
         if ((hi - 1) >> 6) - (lo >> 6) < SPAN_WORDS:
             view = self._views.get(c) or self._view(c, 0 if value else self._full_addr)
             if view is None:  # the entry already reads as wanted
-                return 0
+                return
             changed = write_words(view, lo, hi, value)
-            self._counts_view[c] += changed if value else -changed
-            return changed
+            if changed:
+                self._changed(c, changed if value else -changed)
+            return
         args = (self._addrs, self._counts, c, lo, hi, self._shift, self._full_addr, value)
         changed = _kernels.table_write_span(*args)
         if changed < 0:  # give the entry a chunk of its own first
             (self._allocate if value else self._unshare)(np.array([c]))
             changed = _kernels.table_write_span(*args)
-        return changed
+        self._total += changed if value else -changed  # the kernel kept the count
+        if not value and changed and not self._counts_view[c]:
+            self._free(c)
 
-    # Ranges over several entries: whole chunks change entry kind (vectorised over a
-    # slice); the at most two end chunks are spans of one entry each.
-    def _set_range(self, start: int, stop: int) -> None:
-        shift = self._shift
-        c = start >> shift
-        last = (stop - 1) >> shift
-        ppc = self._chunk_pages
-        if last == c:
-            lo, hi = start - (c << shift), stop - (c << shift)
-            if hi - lo == ppc:  # the whole chunk
-                self._total += ppc - self._counts_view[c]
-                self._fill(c)
-            else:
-                self._total += self._write_span(c, lo, hi, True)
-            return
-        whole_lo = -(-start // ppc)
-        whole_hi = stop // ppc  # a chunk ending at or before stop is complete
-        if whole_lo < whole_hi:
-            covered = slice(whole_lo, whole_hi)
-            self._total += (whole_hi - whole_lo) * ppc - int(
-                self._counts[covered].sum(dtype=np.int64))
-            self._fill(covered)
-        if c < whole_lo:
-            self._set_span(c, start - (c << shift), ppc)
-        if last >= whole_hi:
-            self._set_span(last, 0, stop - (last << shift))
-
-    def _clear_range(self, start: int, stop: int) -> None:
-        shift = self._shift
-        c = start >> shift
-        last = (stop - 1) >> shift
-        ppc = self._chunk_pages
-        # The partial last chunk is whole to a clear that reaches npages.
-        end = self._geometry.nchunks if stop == self._npages else stop // ppc
-        if last == c:
-            if start == c << shift and end > c:  # the whole entry
-                self._total -= self._counts_view[c]
-                self._free(c)
-            else:
-                self._clear_span(c, start - (c << shift), stop - (c << shift))
-            return
-        whole_lo = -(-start // ppc)
-        if whole_lo < end:
-            covered = slice(whole_lo, end)
-            self._total -= int(self._counts[covered].sum(dtype=np.int64))
-            self._free(covered)
-        if c < whole_lo:
-            self._clear_span(c, start - (c << shift), ppc)
-        if last >= end:
-            self._clear_span(last, 0, stop - (last << shift))
+    def _write_range(self, start: int, stop: int, value: bool) -> None:
+        """Set or clear [start, stop): whole chunks change entry kind (vectorised over
+        a slice), the at most two end chunks are spans of one entry each."""
+        shift, ppc = self._shift, self._chunk_pages
+        c, last = start >> shift, (stop - 1) >> shift
+        # Whole chunks [lo, hi); the partial last chunk is whole to a clear that
+        # reaches npages (never to a set: FULL stands only for complete chunks).
+        lo = -(-start // ppc)
+        hi = self._geometry.nchunks if not value and stop == self._npages else stop // ppc
+        if lo + 1 == hi:  # one: through the memoryviews
+            before = self._counts_view[lo]
+            self._total += ppc - before if value else -before
+            (self._fill if value else self._free)(lo)
+        elif lo < hi:
+            covered = slice(lo, hi)
+            before = int(self._counts[covered].sum(dtype=np.int64))
+            self._total += (hi - lo) * ppc - before if value else -before
+            (self._fill if value else self._free)(covered)
+        if c < lo:  # a partial first chunk
+            self._write_span(c, start - (c << shift), min(stop - (c << shift), ppc), value)
+        if last >= max(hi, lo):  # a partial last chunk (from its start: see above)
+            self._write_span(last, 0, stop - (last << shift), value)
 
     def _counted(self, npfns: int) -> bool:
         """Whether a bulk write of ``npfns`` pfns should count bits as it goes, or

@@ -9,17 +9,64 @@ spans of up to ``SPAN_WORDS`` words written as Python ints through a word view.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 
 from . import _kernels
 from ._args import check_pfn, check_range
 from ._words import SPAN_WORDS, write_words
-from .base import PageMap
+from .base import PageMap, named
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 
 __all__ = ["FlatPageFlags"]
+
+
+
+def _page_write(value: bool, doc: str) -> Callable[[FlatPageFlags, int], None]:
+    """FlatPageFlags' ``set`` (``value``) or ``clear``, fused (base.py)."""
+    def write(self: FlatPageFlags, pfn: int) -> None:
+        if type(pfn) is not int or not 0 <= pfn < self._npages:
+            pfn = check_pfn(pfn, self._npages)
+        view, i, bit = self._view, pfn >> 6, 1 << (pfn & 63)  # the view is never replaced
+        try:
+            self._token.pop()
+        except IndexError:
+            return self._as_writer(self._write_page, pfn, value)
+        try:
+            view[i] = view[i] | bit if value else view[i] & ~bit
+        finally:
+            self._token.append(True)
+        return None
+
+    return named(write, "FlatPageFlags", "set" if value else "clear", doc)
+
+
+def _range_write(value: bool, doc: str) -> Callable[[FlatPageFlags, int, int], None]:
+    """FlatPageFlags' ``set_range`` (``value``) or ``clear_range``, fused (base.py)."""
+    def write(self: FlatPageFlags, start: int, stop: int) -> None:
+        if type(start) is not int or type(stop) is not int or not (
+                0 <= start < stop <= self._npages):
+            start, stop = check_range(start, stop, self._npages)
+            if start == stop:
+                return None
+        short = ((stop - 1) >> 6) - (start >> 6) < SPAN_WORDS  # of SPAN_WORDS words at most
+        try:
+            self._token.pop()
+        except IndexError:
+            return self._as_writer(self._write_range, start, stop, value)
+        try:
+            if short:
+                write_words(self._view, start, stop, value)
+            else:
+                (_kernels.flat_set_range if value else _kernels.flat_clear_range)(
+                    self._words, start, stop)
+        finally:
+            self._token.append(True)
+        return None
+
+    return named(write, "FlatPageFlags", "set_range" if value else "clear_range", doc)
 
 
 
@@ -42,9 +89,11 @@ class FlatPageFlags(PageMap):
 
     __slots__ = ("_view", "_words")
 
-    _FUSED = {"set": ("_set_one",), "clear": ("_clear_one",), "test": ("_test",),
-              "__contains__": ("_test",), "set_range": ("_set_range",),
-              "clear_range": ("_clear_range",), "count": ("_count",)}
+    _FUSED: ClassVar[dict[str, tuple[str, ...]]] = {
+        "set": ("_set_one", "_write_page"), "clear": ("_clear_one", "_write_page"),
+        "test": ("_test",), "__contains__": ("_test",), "count": ("_count",),
+        "set_range": ("_set_range", "_write_range"),
+        "clear_range": ("_clear_range", "_write_range")}
     _TRANSIENT = (*PageMap._TRANSIENT, "_view")
 
     def __init__(self, geometry_or_npages: Geometry | int = DEFAULT_GEOMETRY) -> None:
@@ -97,113 +146,55 @@ class FlatPageFlags(PageMap):
 
     # Single pages and short spans read and write words as Python ints through the
     # word view: NumPy scalar arithmetic, or a kernel call, costs ten times the work.
-    # The public forms are fused (base.py).
+    # The public forms are fused (base.py; made by _page_write and _range_write).
     def test(self, pfn: int) -> bool:
-        """Whether page ``pfn`` is set.
-
-        Examples
-        --------
-        >>> from pageflags import FlatPageFlags
-        >>> flat = FlatPageFlags(1 << 20); flat.set(3); flat.test(3), 4 in flat
-        (True, False)
-        """
         if type(pfn) is not int or not 0 <= pfn < self._npages:
             pfn = check_pfn(pfn, self._npages)
         return self._view[pfn >> 6] >> (pfn & 63) & 1 == 1
 
+    test.__doc__ = PageMap.test.__doc__
     __contains__ = test
 
     def _test(self, pfn: int) -> bool:
-        return self._view[pfn >> 6] >> (pfn & 63) & 1 == 1
+        return FlatPageFlags.test(self, pfn)
 
-    def set(self, pfn: int) -> None:
-        """Set page ``pfn``.
+    set = _page_write(True, """Set page ``pfn``.
 
         Examples
         --------
         >>> from pageflags import FlatPageFlags
         >>> flat = FlatPageFlags(1 << 20); flat.set(70); flat.words[1]
         np.uint64(64)
-        """
-        if type(pfn) is not int or not 0 <= pfn < self._npages:
-            pfn = check_pfn(pfn, self._npages)
-        token = self._token
-        try:
-            token.pop()
-        except IndexError:
-            self._as_owner()
-        else:
-            try:
-                view, i = self._view, pfn >> 6
-                view[i] = view[i] | 1 << (pfn & 63)
-            finally:
-                token.append(True)
-            return
-        self._set_one(pfn)
+        """)
 
-    def clear(self, pfn: int) -> None:
-        """Clear page ``pfn``.
+    clear = _page_write(False, """Clear page ``pfn``.
 
         Examples
         --------
         >>> from pageflags import FlatPageFlags
         >>> flat = FlatPageFlags(1 << 20); flat.set(70); flat.clear(70); flat.count()
         0
-        """
-        if type(pfn) is not int or not 0 <= pfn < self._npages:
-            pfn = check_pfn(pfn, self._npages)
-        token = self._token
-        try:
-            token.pop()
-        except IndexError:
-            self._as_owner()
-        else:
-            try:
-                view, i = self._view, pfn >> 6
-                old = view[i]
-                view[i] = old & ~(1 << (pfn & 63))
-            finally:
-                token.append(True)
-            return
-        self._clear_one(pfn)
+        """)
 
     def _set_one(self, pfn: int) -> None:
-        view, i = self._view, pfn >> 6
-        view[i] = view[i] | 1 << (pfn & 63)
+        self._write_page(pfn, True)
 
     def _clear_one(self, pfn: int) -> None:
-        view, i = self._view, pfn >> 6
-        view[i] = view[i] & ~(1 << (pfn & 63))
+        self._write_page(pfn, False)
 
-    def set_range(self, start: int, stop: int) -> None:
-        """Set pages ``[start, stop)``.
+    def _write_page(self, pfn: int, value: bool) -> None:
+        write_words(self._view, pfn, pfn + 1, value)
+
+    set_range = _range_write(True, """Set pages ``[start, stop)``.
 
         Examples
         --------
         >>> from pageflags import FlatPageFlags
         >>> flat = FlatPageFlags(1 << 20); flat.set_range(60, 70); flat.count()
         10
-        """
-        if type(start) is not int or type(stop) is not int or not (
-                0 <= start < stop <= self._npages):
-            start, stop = check_range(start, stop, self._npages)
-            if start == stop:
-                return
-        token = self._token
-        try:
-            token.pop()
-        except IndexError:
-            self._as_owner()
-        else:
-            try:
-                self._set_range(start, stop)
-            finally:
-                token.append(True)
-            return
-        self._set_range(start, stop)
+        """)
 
-    def clear_range(self, start: int, stop: int) -> None:
-        """Clear pages ``[start, stop)``.
+    clear_range = _range_write(False, """Clear pages ``[start, stop)``.
 
         Examples
         --------
@@ -211,52 +202,30 @@ class FlatPageFlags(PageMap):
         >>> flat = FlatPageFlags(1 << 20); flat.set_range(0, 100)
         >>> flat.clear_range(10, 100); flat.count()
         10
-        """
-        if type(start) is not int or type(stop) is not int or not (
-                0 <= start < stop <= self._npages):
-            start, stop = check_range(start, stop, self._npages)
-            if start == stop:
-                return
-        token = self._token
-        try:
-            token.pop()
-        except IndexError:
-            self._as_owner()
-        else:
-            try:
-                self._clear_range(start, stop)
-            finally:
-                token.append(True)
-            return
-        self._clear_range(start, stop)
+        """)
 
     def _set_range(self, start: int, stop: int) -> None:
-        if ((stop - 1) >> 6) - (start >> 6) < SPAN_WORDS:
-            write_words(self._view, start, stop, True)
-        else:
-            _kernels.flat_set_range(self._words, start, stop)
+        self._write_range(start, stop, value=True)
 
     def _clear_range(self, start: int, stop: int) -> None:
+        self._write_range(start, stop, value=False)
+
+    def _write_range(self, start: int, stop: int, value: bool) -> None:
         if ((stop - 1) >> 6) - (start >> 6) < SPAN_WORDS:
-            write_words(self._view, start, stop, False)
+            write_words(self._view, start, stop, value)
         else:
-            _kernels.flat_clear_range(self._words, start, stop)
+            (_kernels.flat_set_range if value else _kernels.flat_clear_range)(
+                self._words, start, stop)
 
     def count(self, start: int = 0, stop: int | None = None) -> int:
-        """Pages set in ``[start, stop)`` (the whole map by default).
-
-        Examples
-        --------
-        >>> from pageflags import FlatPageFlags
-        >>> flat = FlatPageFlags(1 << 20); flat.set_range(0, 64); flat.count(32, 100)
-        32
-        """
         if type(start) is not int or type(stop) is not int or not (
                 0 <= start < stop <= self._npages):
             start, stop = check_range(start, stop, self._npages)
             if start == stop:
                 return 0
         return int(_kernels.flat_count_range(self._words, start, stop))
+
+    count.__doc__ = PageMap.count.__doc__
 
     def _count(self, start: int, stop: int) -> int:
         return int(_kernels.flat_count_range(self._words, start, stop))
