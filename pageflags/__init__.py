@@ -21,8 +21,9 @@ from .bitmap import PageFlags
 from .flat import FlatPageFlags
 from .geometry import Geometry, capacity
 from .hotplug import Hotplug
-from .memmap import MemoryMap, PreallocatedPageFlags
+from .memmap import MemoryMap
 from .persist import FormatError
+from .preallocated import PreallocatedPageFlags
 from .sharded import ShardedPageFlags  # imports Dask only when a map is made
 
 __version__ = "0.1.0"

@@ -124,7 +124,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _system
 from ._chunks import IOV_MAX, new_chunk_slabs, new_chunks, read_into
 from ._files import (
     create_temp,
@@ -365,9 +365,7 @@ def _too_big(geometry: Geometry, nchunks: int, where: str, detail: str) -> Forma
 
 def ensure_loadable(geometry: Geometry, nchunks: int, where: str) -> None:
     """:class:`FormatError` (check ``"memory"``) unless the map fits the memory available."""
-    from .memmap import _available_bytes  # memmap imports bitmap, which imports us
-
-    free = _available_bytes()
+    free = _system.available_bytes()
     if free is not None and load_cost(geometry, nchunks) > free:
         raise _too_big(geometry, nchunks, where,
                        f"more than the {format_size(free)} available")
