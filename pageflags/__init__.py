@@ -18,11 +18,11 @@ command.
 
 from .base import PageMap
 from .bitmap import PageFlags
+from .errors import FormatError
 from .flat import FlatPageFlags
 from .geometry import Geometry, capacity
 from .hotplug import Hotplug
 from .memmap import MemoryMap
-from .persist import FormatError
 from .preallocated import PreallocatedPageFlags
 from .sharded import ShardedPageFlags  # imports Dask only when a map is made
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import persist
 from .bitmap import PageFlags
+from .errors import FormatError
 from .geometry import Geometry
 
 # Algebra by name: tasks carry a string, not a function.
@@ -82,7 +83,7 @@ def load(path: str, geometry: Geometry) -> PageFlags:
     """``PageFlags.load(path)``, which must have ``geometry`` (``FormatError`` if not)."""
     flags = PageFlags.load(path)
     if flags.geometry != geometry:
-        raise persist.FormatError(path, "geometry",
+        raise FormatError(path, "geometry",
                                   f"shard has {flags.geometry}, the manifest says {geometry}")
     return flags
 

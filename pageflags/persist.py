@@ -138,6 +138,7 @@ from ._files import (
     write_all,
 )
 from ._sizes import format_size
+from .errors import FormatError
 from .geometry import Geometry
 
 if TYPE_CHECKING:
@@ -164,31 +165,6 @@ _SAVE_BUFFERS = 3
 # its words plus an ndarray object and ~200 bytes of bookkeeping while loading.
 _ENTRY_BYTES = 32
 _CHUNK_OVERHEAD = 320
-
-
-class FormatError(ValueError):
-    """A saved map, Roaring serialization or pickled state that cannot be loaded.
-
-    ``path`` names the file (or the kind of input), ``check`` the check that failed
-    and ``detail`` what it found.
-
-    Examples
-    --------
-    >>> from pageflags import FormatError
-    >>> error = FormatError("map.pgf", "magic", "not a pageflags file")
-    >>> str(error), isinstance(error, ValueError)
-    ('map.pgf: magic: not a pageflags file', True)
-    """
-
-    def __init__(self, path: str, check: str, detail: str) -> None:
-        # All three in args, so the error survives pickling (multiprocessing).
-        super().__init__(path, check, detail)
-        self.path = path
-        self.check = check
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.check}: {self.detail}"
 
 
 def _require(ok: bool, path: str, check: str, detail: str) -> None:

@@ -52,8 +52,8 @@ import numpy as np
 
 from . import _kernels, persist
 from ._chunks import new_chunks
+from .errors import FormatError
 from .geometry import Geometry, as_geometry
-from .persist import FormatError
 
 if TYPE_CHECKING:
     from .bitmap import PageFlags
