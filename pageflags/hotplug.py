@@ -63,7 +63,10 @@ def fill_sections(flags: PageMap, nrs: np.ndarray) -> None:
     """
     g = flags.geometry
     whole = nrs[nrs < g.npages >> g.chunk_shift]
-    _write_whole_sections(flags, whole, True)
+    if isinstance(flags, PageFlags):
+        flags._fill_entries(whole)
+    else:
+        _flat_sections(flags, whole, True)
     if whole.size < nrs.size:
         flags.set_range((g.nchunks - 1) << g.chunk_shift, g.npages)
 
@@ -81,34 +84,24 @@ def clear_sections(flags: PageMap, nrs: np.ndarray) -> None:
     (65536, True)
     """
     if isinstance(flags, PageFlags):
-        _write_whole_sections(flags, nrs, False)
+        flags._free_entries(nrs)  # a partial last entry is freed whole too
         return
     g = flags.geometry
     whole = nrs[nrs < g.npages >> g.chunk_shift]
-    _write_whole_sections(flags, whole, False)
+    _flat_sections(flags, whole, False)
     if whole.size < nrs.size:
         flags.clear_range((g.nchunks - 1) << g.chunk_shift, g.npages)
 
 
-def _write_whole_sections(flags: PageMap, nrs: np.ndarray, value: bool) -> None:
-    """Set (``value``) or clear sections ``nrs``, each wholly inside the map's pages
-    (a PageFlags clears a partial last entry whole as well)."""
-    if isinstance(flags, PageFlags):
-        if value:
-            flags._total += nrs.size * flags.geometry.pages_per_chunk - int(
-                flags._counts[nrs].sum(dtype=np.int64))
-            flags._fill(nrs)
-        else:
-            flags._total -= int(flags._counts[nrs].sum(dtype=np.int64))
-            flags._free(nrs)
-    elif isinstance(flags, FlatPageFlags):
-        g = flags.geometry
-        wpc = g.words_per_chunk
-        rows = flags.words[:(g.npages >> g.chunk_shift) * wpc].reshape(-1, wpc)
-        rows[nrs] = ~np.uint64(0) if value else np.uint64(0)
-    else:
+def _flat_sections(flat: PageMap, nrs: np.ndarray, value: bool) -> None:
+    """Set (``value``) or clear whole sections ``nrs`` of a flat bitmap's words."""
+    if not isinstance(flat, FlatPageFlags):
         raise TypeError(f"expected a PageFlags or a FlatPageFlags, got "
-                        f"{type(flags).__name__}")
+                        f"{type(flat).__name__}")
+    g = flat.geometry
+    wpc = g.words_per_chunk
+    rows = flat.words[:(g.npages >> g.chunk_shift) * wpc].reshape(-1, wpc)
+    rows[nrs] = ~np.uint64(0) if value else np.uint64(0)
 
 
 def apply_step(present: PageMap, maps: Iterable[PageMap], op: int, nrs: np.ndarray) -> None:
@@ -211,7 +204,7 @@ class Hotplug:
 
     def sections(self) -> np.ndarray:
         """Numbers of the sections holding any present page, sorted."""
-        return np.flatnonzero(self._present._addrs != 0)
+        return np.flatnonzero(self._present._occupied_mask())
 
     def section_nodes(self) -> np.ndarray:
         """Node of every section (see :meth:`MemoryMap.section_nodes`), read-only."""
@@ -259,7 +252,7 @@ class Hotplug:
             raise ValueError(f"map geometry {flags.geometry} is not {self._geometry}")
         if any(flags is m for m in self._maps.values()):
             raise ValueError("that map is attached already")
-        outside = np.flatnonzero((flags._counts != 0) & (self._present._addrs == 0))
+        outside = np.flatnonzero(flags._nonempty_mask() & ~self._present._occupied_mask())
         if outside.size:
             raise ValueError(f"map {name!r} has pages set in absent sections "
                              f"{outside[:8].tolist()}")
@@ -345,7 +338,7 @@ class Hotplug:
     def _apply(self, nrs: ArrayLike, op: int, strict: bool) -> int:
         nrs = check_sections(nrs, self._geometry.nchunks)
         todo = np.unique(nrs)
-        wrong = (self._present._addrs[todo] != 0) == (op == ADD)
+        wrong = self._present._occupied_mask(todo) == (op == ADD)
         if strict:
             if wrong.any():
                 state = "already present" if op == ADD else "not present"
@@ -402,7 +395,7 @@ class Hotplug:
         >>> trace.size, set(trace["op"].tolist()) <= {-1, 1}
         (100, True)
         """
-        return harness.events(self._present._addrs != 0, self._node_of, n, seed=seed,
+        return harness.events(self._present._occupied_mask(), self._node_of, n, seed=seed,
                               burst=burst, remove_fraction=remove_fraction)
 
     def run(self, trace: np.ndarray, *, batch: int = 256,
@@ -445,13 +438,13 @@ class Hotplug:
         >>> rec["events"].tolist(), rec.dtype["nbytes"].names
         ([200, 400, 600], ('present', 'dirty'))
         """
-        ops, nrs = harness.check_trace(trace, self._present._addrs != 0)
+        ops, nrs = harness.check_trace(trace, self._present._occupied_mask())
         present = self._present
         return harness.replay(
             ops, nrs, {PRESENT: present, **self._maps}, self._step, batch=batch,
             probe=probe, progress=progress,
             columns={"present_pages": present.count,
-                     "present_sections": lambda: np.count_nonzero(present._addrs),
+                     "present_sections": lambda: np.count_nonzero(present._occupied_mask()),
                      "flat_bytes": lambda: self._geometry.flat_bytes})
 
     # --- accounting --------------------------------------------------------------------
@@ -466,7 +459,7 @@ class Hotplug:
         (2, 2)
         """
         return {"present_pages": self.present_pages,
-                "present_sections": int(np.count_nonzero(self._present._addrs)),
+                "present_sections": int(np.count_nonzero(self._present._occupied_mask())),
                 "flat_bytes": self._geometry.flat_bytes,
                 "maps": {PRESENT: self._present.stats(),
                          **{m: f.stats() for m, f in self._maps.items()}}}
@@ -478,10 +471,10 @@ class Hotplug:
         attached map directly break the second check.
         """
         self._present.validate()
-        absent = self._present._addrs == 0
+        absent = ~self._present._occupied_mask()
         for name, flags in self._maps.items():
             flags.validate()
-            outside = np.flatnonzero(absent & (flags._counts != 0))
+            outside = np.flatnonzero(absent & flags._nonempty_mask())
             if outside.size:
                 raise AssertionError(f"Hotplug invariant broken: map {name!r} has pages "
                                      f"in absent sections {outside[:8].tolist()}")

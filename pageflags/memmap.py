@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _kernels
 from ._args import check_at_least, check_pair, check_pfn_array, int_array, read_only
 from ._files import open_regular
 from ._sizes import format_size, parse_size
@@ -526,7 +525,8 @@ class MemoryMap:
         """A map with every present page set.
 
         With ``alloc="lazy"`` a wholly present section is a ``FULL`` entry and costs
-        no chunk memory.  One kernel call sets the pages of every range.
+        no chunk memory.  The ranges are set as ``from_ranges`` sets them: whole
+        sections in one vectorised step, then one kernel call for every range.
 
         Examples
         --------
@@ -536,19 +536,9 @@ class MemoryMap:
         (True, True)
         """
         flags = self.new_flags(alloc)
-        g = self._geometry
-        starts = np.ascontiguousarray(self._ranges[:, 0])
-        stops = np.ascontiguousarray(self._ranges[:, 1])
-        if alloc == "lazy":
-            ppc = g.pages_per_chunk
-            whole = spans(-(-starts // ppc), np.minimum(stops // ppc, g.npages // ppc))
-            flags._fill(whole)
-            flags._total += whole.size * ppc
-            edges = np.unique(np.concatenate((starts >> g.chunk_shift,
-                                              (stops - 1) >> g.chunk_shift)))
-            flags._allocate(edges[flags._addrs[edges] == 0])
-        flags._total += int(_kernels.table_set_ranges(
-            flags._addrs, flags._counts, starts, stops, g.chunk_shift, flags._full_addr))
+        if self._ranges.size:
+            flags._set_ranges(np.ascontiguousarray(self._ranges[:, 0]),
+                              np.ascontiguousarray(self._ranges[:, 1]))
         if alloc == "lazy":
             flags.optimize()  # a section two touching ranges complete becomes FULL
         return flags

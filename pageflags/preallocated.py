@@ -91,13 +91,10 @@ class PreallocatedPageFlags(PageFlags):
         when the new chunks would not fit this machine's free memory.
         """
         nrs = np.unique(check_sections(sections, self._geometry.nchunks))
-        addrs = self._addrs[nrs]
-        missing = nrs[addrs == 0]
-        shared = nrs[addrs == self._full_addr]
-        ensure_fits((missing.size + shared.size) * self._geometry.chunk_bytes,
-                    f"pinning {missing.size + shared.size} sections")
-        self._allocate(missing)
-        self._unshare(shared)
+        lacking = nrs[~self._private_at(nrs)]
+        ensure_fits(lacking.size * self._geometry.chunk_bytes,
+                    f"pinning {lacking.size} sections")
+        self._own_entries(lacking)
         self._pinned[nrs] = True
 
     @writes
@@ -111,10 +108,9 @@ class PreallocatedPageFlags(PageFlags):
             nrs = np.arange(*where.indices(self._geometry.nchunks), dtype=np.int64)
         else:
             nrs = np.atleast_1d(np.asarray(where, dtype=np.int64))
-        addrs = self._addrs[nrs]
-        # Only a private chunk can be rewritten in place; checking the address too
+        # Only a private chunk can be rewritten in place; checking the entry too
         # means a broken pin can never make a kernel write through NULL or FULL.
-        keep = self._pinned[nrs] & (addrs != 0) & (addrs != self._full_addr)
+        keep = self._pinned[nrs] & self._private_at(nrs)
         return nrs[keep], nrs[~keep]
 
     def _free(self, where: Any) -> None:
@@ -127,11 +123,9 @@ class PreallocatedPageFlags(PageFlags):
     def _rewrite(self, where: Any, count: int, word: np.uint64, lazily: Any) -> None:
         """Set pinned chunks among ``where`` to ``word`` in place; the rest ``lazily``."""
         kept, rest = self._kept(where)
-        # Counts are exact, so a chunk already at ``count`` already holds ``word``:
-        # skipping it keeps optimize() on an "all" map from rewriting every chunk.
-        kept = kept[self._counts[kept] != count]
-        _kernels.table_fill_chunks(self._addrs, kept, self._geometry.chunk_shift, word)
-        self._counts[kept] = count
+        # Chunks already holding ``word`` are skipped, which keeps optimize() on an
+        # "all" map from rewriting every chunk.
+        self._rewrite_chunks(kept, word, count)
         lazily(rest)
 
     @writes
