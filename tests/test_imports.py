@@ -149,16 +149,16 @@ def _assigned_attributes(target: ast.expr) -> list[str]:
     return [target.attr] if isinstance(target, ast.Attribute) else []
 
 
+def _outside_bitmap() -> list[tuple[str, ast.AST]]:
+    """``(module, node)`` for every AST node of every module but bitmap.py."""
+    return [(name, node) for name, tree in modules().items() if name != "pageflags.bitmap"
+            for node in ast.walk(tree)]
+
+
 def test_only_bitmap_assigns_the_table_shadows_or_the_total():
-    writes = []
-    for name, tree in modules().items():
-        if name == "pageflags.bitmap":
-            continue
-        for node in ast.walk(tree):
-            for target in _targets(node):
-                for attr in _assigned_attributes(target):
-                    if attr in {"_addrs", "_counts", "_total"}:
-                        writes.append(f"{name}:{node.lineno} assigns {attr}")
+    writes = [f"{name}:{node.lineno} assigns {attr}" for name, node in _outside_bitmap()
+              for target in _targets(node) for attr in _assigned_attributes(target)
+              if attr in {"_addrs", "_counts", "_total"}]
     assert not writes, writes
 
 
@@ -168,16 +168,10 @@ def _is_super_call(node: ast.expr) -> bool:
 
 
 def test_only_bitmap_touches_the_table_state():
-    touches = []
-    for name, tree in modules().items():
-        if name == "pageflags.bitmap":
-            continue
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Attribute):
-                continue
-            if node.attr in TABLE_STATE or (node.attr in TABLE_HOOKS
-                                            and not _is_super_call(node.value)):
-                touches.append(f"{name}:{node.lineno} uses .{node.attr}")
+    touches = [f"{name}:{node.lineno} uses .{node.attr}" for name, node in _outside_bitmap()
+               if isinstance(node, ast.Attribute)
+               and (node.attr in TABLE_STATE
+                    or (node.attr in TABLE_HOOKS and not _is_super_call(node.value)))]
     assert not touches, touches
 
 
