@@ -109,7 +109,7 @@ def _boxed(obj: object) -> np.ndarray:
     return box
 
 
-def _page_write(value: bool, doc: str) -> Callable[[PageFlags, int], None]:
+def _page_write(value: bool, doc: str | None) -> Callable[[PageFlags, int], None]:
     """PageFlags' ``set`` (``value``) or ``clear``, fused (base.py): the int check, the
     writer guard and the bit of an entry with a view in one frame."""
     step = 1 if value else -1
@@ -141,13 +141,12 @@ def _page_write(value: bool, doc: str) -> Callable[[PageFlags, int], None]:
     return named(write, "PageFlags", "set" if value else "clear", doc)
 
 
-def _range_write(value: bool, doc: str) -> Callable[[PageFlags, int, int], None]:
+def _range_write(value: bool, doc: str | None) -> Callable[[PageFlags, int, int], None]:
     """PageFlags' ``set_range`` (``value``) or ``clear_range``, fused (base.py): the
     range check, the writer guard, and in one frame a span of one word or a few of an
     entry with a view, or a whole entry."""
     def write(self: PageFlags, start: int, stop: int) -> None:
-        if type(start) is not int or type(stop) is not int or not (
-                0 <= start < stop <= self._npages):
+        if type(start) is not int or type(stop) is not int or not 0 <= start < stop <= self._npages:
             start, stop = check_range(start, stop, self._npages)
             if start == stop:
                 return None
@@ -505,8 +504,7 @@ class PageFlags(PageMap):
         return PageFlags.test(self, pfn)
 
     def count(self, start: int = 0, stop: int | None = None) -> int:
-        if type(start) is not int or type(stop) is not int or not (
-                0 <= start < stop <= self._npages):
+        if type(start) is not int or type(stop) is not int or not 0 <= start < stop <= self._npages:
             start, stop = check_range(start, stop, self._npages)
             if start == stop:
                 return 0
@@ -563,43 +561,13 @@ class PageFlags(PageMap):
     # entry's private view (``_view``); a whole entry is one ``_fill_one``/``_free_one``.
     # The public writes are fused (base.py, made by _page_write and _range_write
     # below the class): check, writer guard and the common case in one frame.
-    set = _page_write(True, """Set page ``pfn``.
+    set = _page_write(True, PageMap.set.__doc__)
 
-        Examples
-        --------
-        >>> from pageflags import PageFlags
-        >>> flags = PageFlags(1 << 20)
-        >>> flags.set(4096); flags.test(4096), 4096 in flags
-        (True, True)
-        """)
+    clear = _page_write(False, PageMap.clear.__doc__)
 
-    clear = _page_write(False, """Clear page ``pfn``.
+    set_range = _range_write(True, PageMap.set_range.__doc__)
 
-        Examples
-        --------
-        >>> from pageflags import PageFlags
-        >>> flags = PageFlags(1 << 20); flags.set(7); flags.clear(7); flags.test(7)
-        False
-        """)
-
-    set_range = _range_write(True, """Set pages ``[start, stop)``.
-
-        Examples
-        --------
-        >>> from pageflags import PageFlags
-        >>> flags = PageFlags(1 << 20); flags.set_range(100, 200); flags.count()
-        100
-        """)
-
-    clear_range = _range_write(False, """Clear pages ``[start, stop)``.
-
-        Examples
-        --------
-        >>> from pageflags import PageFlags
-        >>> flags = PageFlags(1 << 20); flags.set_range(0, 1000)
-        >>> flags.clear_range(10, 1000); flags.count()
-        10
-        """)
+    clear_range = _range_write(False, PageMap.clear_range.__doc__)
 
     def _set_one(self, pfn: int) -> None:
         self._write_page(pfn, True)
@@ -742,18 +710,6 @@ class PageFlags(PageMap):
 
     # --- scans, rank/select (issue 3) ----------------------------------------------
     def find_next_set(self, start: int = 0) -> int:
-        """The lowest set pfn ``>= start``, or -1.
-
-        ``start`` may be ``npages`` (nothing is found); ``None`` entries are skipped
-        64 at a time without reading chunk data.
-
-        Examples
-        --------
-        >>> from pageflags import PageFlags
-        >>> flags = PageFlags(1 << 20); flags.set_many([10, 500_000])
-        >>> flags.find_next_set(0), flags.find_next_set(11), flags.find_next_set(500_001)
-        (10, 500000, -1)
-        """
         if type(start) is not int or not 0 <= start < self._npages:
             start = check_position("start", start, self._npages)
             if start == self._npages:
@@ -767,6 +723,8 @@ class PageFlags(PageMap):
         # From now on without Numba's dispatch: the shadows are this map's for good.
         self._find_next = _direct.bind(_kernels.table_find_next, args, 2)
         return found
+
+    find_next_set.__doc__ = PageMap.find_next_set.__doc__
 
     def _find_next_set(self, start: int) -> int:
         return _kernels.table_find_next(self._addrs, self._occupied, start, self._npages,

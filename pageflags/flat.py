@@ -24,7 +24,7 @@ __all__ = ["FlatPageFlags"]
 
 
 
-def _page_write(value: bool, doc: str) -> Callable[[FlatPageFlags, int], None]:
+def _page_write(value: bool, doc: str | None) -> Callable[[FlatPageFlags, int], None]:
     """FlatPageFlags' ``set`` (``value``) or ``clear``, fused (base.py)."""
     def write(self: FlatPageFlags, pfn: int) -> None:
         if type(pfn) is not int or not 0 <= pfn < self._npages:
@@ -43,11 +43,10 @@ def _page_write(value: bool, doc: str) -> Callable[[FlatPageFlags, int], None]:
     return named(write, "FlatPageFlags", "set" if value else "clear", doc)
 
 
-def _range_write(value: bool, doc: str) -> Callable[[FlatPageFlags, int, int], None]:
+def _range_write(value: bool, doc: str | None) -> Callable[[FlatPageFlags, int, int], None]:
     """FlatPageFlags' ``set_range`` (``value``) or ``clear_range``, fused (base.py)."""
     def write(self: FlatPageFlags, start: int, stop: int) -> None:
-        if type(start) is not int or type(stop) is not int or not (
-                0 <= start < stop <= self._npages):
+        if type(start) is not int or type(stop) is not int or not 0 <= start < stop <= self._npages:
             start, stop = check_range(start, stop, self._npages)
             if start == stop:
                 return None
@@ -158,23 +157,9 @@ class FlatPageFlags(PageMap):
     def _test(self, pfn: int) -> bool:
         return FlatPageFlags.test(self, pfn)
 
-    set = _page_write(True, """Set page ``pfn``.
+    set = _page_write(True, PageMap.set.__doc__)
 
-        Examples
-        --------
-        >>> from pageflags import FlatPageFlags
-        >>> flat = FlatPageFlags(1 << 20); flat.set(70); flat.words[1]
-        np.uint64(64)
-        """)
-
-    clear = _page_write(False, """Clear page ``pfn``.
-
-        Examples
-        --------
-        >>> from pageflags import FlatPageFlags
-        >>> flat = FlatPageFlags(1 << 20); flat.set(70); flat.clear(70); flat.count()
-        0
-        """)
+    clear = _page_write(False, PageMap.clear.__doc__)
 
     def _set_one(self, pfn: int) -> None:
         self._write_page(pfn, True)
@@ -185,24 +170,9 @@ class FlatPageFlags(PageMap):
     def _write_page(self, pfn: int, value: bool) -> None:
         write_words(self._view, pfn, pfn + 1, value)
 
-    set_range = _range_write(True, """Set pages ``[start, stop)``.
+    set_range = _range_write(True, PageMap.set_range.__doc__)
 
-        Examples
-        --------
-        >>> from pageflags import FlatPageFlags
-        >>> flat = FlatPageFlags(1 << 20); flat.set_range(60, 70); flat.count()
-        10
-        """)
-
-    clear_range = _range_write(False, """Clear pages ``[start, stop)``.
-
-        Examples
-        --------
-        >>> from pageflags import FlatPageFlags
-        >>> flat = FlatPageFlags(1 << 20); flat.set_range(0, 100)
-        >>> flat.clear_range(10, 100); flat.count()
-        10
-        """)
+    clear_range = _range_write(False, PageMap.clear_range.__doc__)
 
     def _set_range(self, start: int, stop: int) -> None:
         self._write_range(start, stop, value=True)
@@ -218,8 +188,7 @@ class FlatPageFlags(PageMap):
                 self._words, start, stop)
 
     def count(self, start: int = 0, stop: int | None = None) -> int:
-        if type(start) is not int or type(stop) is not int or not (
-                0 <= start < stop <= self._npages):
+        if type(start) is not int or type(stop) is not int or not 0 <= start < stop <= self._npages:
             start, stop = check_range(start, stop, self._npages)
             if start == stop:
                 return 0
