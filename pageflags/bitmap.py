@@ -61,7 +61,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import _direct, _kernels, persist, roaring
-from ._addresses import chunk_objects, object_pointers
+from ._addresses import chunk_objects, data_address, object_pointers
 from ._args import check_pfn, check_position, check_range
 from ._chunks import address_of, full_chunk, new_chunks, zero_chunk
 from ._words import SPAN_WORDS, write_words
@@ -595,13 +595,15 @@ class PageFlags(PageMap):
         address = self._addrs_view[c]
         if address != sought and address in (0, self._full_addr):
             return None
-        if address == sought:
-            (self._allocate if sought == 0 else self._unshare)(np.array([c]))
-            address = self._addrs_view[c]
+        if address == sought:  # a chunk of its own first: zeroed, or a copy of FULL
+            memory = self.FULL.tobytes() if address else bytes(self._chunk_pages >> 3)
+            chunk = np.frombuffer(memory, dtype=np.uint64)
+            address = data_address(chunk)
+            self._store_one(c, chunk, address, self._chunk_pages if sought else 0, sought)
         # A view over the bytes object's memory, held privately: NumPy and users only
         # ever see the read-only chunk array.  Native uint64 words, so bit b of word i
         # is local page 64 i + b whatever the byte order.
-        memory = (ctypes.c_ubyte * self._geometry.chunk_bytes).from_address(address)
+        memory = (ctypes.c_ubyte * (self._chunk_pages >> 3)).from_address(address)
         view = self._views[c] = memoryview(memory).cast("B").cast("Q")
         return view
 
@@ -643,10 +645,12 @@ class PageFlags(PageMap):
         # reaches npages (never to a set: FULL stands only for complete chunks).
         lo = -(-start // ppc)
         hi = self._geometry.nchunks if not value and stop == self._npages else stop // ppc
-        if lo + 1 == hi:  # one: through the memoryviews
-            before = self._counts_view[lo]
-            self._total += ppc - before if value else -before
-            (self._fill if value else self._free)(lo)
+        if 0 < hi - lo <= FEW_ENTRIES:  # one at a time, through the memoryviews
+            store = self._fill if value else self._free
+            for entry in range(lo, hi):
+                before = self._counts_view[entry]
+                self._total += ppc - before if value else -before
+                store(entry)
         elif lo < hi:
             covered = slice(lo, hi)
             before = int(self._counts[covered].sum(dtype=np.int64))
