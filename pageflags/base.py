@@ -10,12 +10,13 @@ Single calls in loops
 ``set``, ``clear``, ``test`` and the range writes run millions of times in Python
 loops, where each Python frame, NumPy call or Numba dispatch costs more than the
 work.  A subclass may therefore *fuse* one of them: define the public method itself,
-with the int check (:func:`plain_pfn` or the range chain, falling back to the full
-check of :mod:`pageflags._args`), the writer guard (:meth:`PageMap._claim`'s inline
-form) and the work in one frame.  It lists in ``_FUSED`` the methods each fused
-method does the work of instead of calling; a subclass of it that overrides any of
-those gets this module's generic method back (check, guard, then the primitive), so
-an override is never bypassed.
+with the int check inline (``type(pfn) is not int or not 0 <= pfn < self._npages``,
+anything else going through the full check of :mod:`pageflags._args`, so both accept
+and refuse exactly the same), the writer guard inline (take the token, and when it is
+out hand the primitive to :meth:`PageMap._as_writer`) and the work, in one frame.  It
+lists in ``_FUSED`` the methods each fused method does the work of instead of calling;
+a subclass of it that overrides any of those gets this module's generic method back
+(check, guard, then the primitive), so an override is never bypassed.
 """
 
 from __future__ import annotations
