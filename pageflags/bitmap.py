@@ -596,8 +596,8 @@ class PageFlags(PageMap):
         if address != sought and address in (0, self._full_addr):
             return None
         if address == sought:  # a chunk of its own first: zeroed, or a copy of FULL
-            memory = self.FULL.tobytes() if address else bytes(self._chunk_pages >> 3)
-            chunk = np.frombuffer(memory, dtype=np.uint64)
+            words = self.FULL.tobytes() if address else bytes(self._chunk_pages >> 3)
+            chunk = np.frombuffer(words, dtype=np.uint64)
             address = data_address(chunk)
             self._store_one(c, chunk, address, self._chunk_pages if sought else 0, sought)
         # A view over the bytes object's memory, held privately: NumPy and users only
