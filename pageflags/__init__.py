@@ -18,11 +18,12 @@ command.
 
 from .base import PageMap
 from .bitmap import PageFlags
+from .errors import FormatError
 from .flat import FlatPageFlags
 from .geometry import Geometry, capacity
 from .hotplug import Hotplug
-from .memmap import MemoryMap, PreallocatedPageFlags
-from .persist import FormatError
+from .memmap import MemoryMap
+from .preallocated import PreallocatedPageFlags
 from .sharded import ShardedPageFlags  # imports Dask only when a map is made
 
 __version__ = "0.1.0"
