@@ -371,43 +371,44 @@ def _prefetch_flat(base, pfns, i, last):
     prefetch(base + ((q >> _U6) << _U3))
 
 
-@_njit(**_JIT)
-def flat_set_many(words, pfns):
-    """Set bit ``p`` for every p in ``pfns``."""
+_SET, _CLEAR, _TEST = 0, 1, 2
+
+
+@_njit(inline="always")
+def _flat_pass(words, pfns, mode, out):
+    """One prefetching pass over ``pfns``: set, clear or test (into ``out``) each bit."""
     base = np.uint64(words.ctypes.data)
     n = np.uint64(pfns.size)
     i = np.uint64(0)
     while i < n:
         _prefetch_flat(base, pfns, i, n - ONE)
         p = np.uint64(pfns[i])
-        words[p >> _U6] |= ONE << (p & _U63)
+        bit = ONE << (p & _U63)
+        if mode == _SET:
+            words[p >> _U6] |= bit
+        elif mode == _CLEAR:
+            words[p >> _U6] &= ~bit
+        else:
+            out[i] = (words[p >> _U6] & bit) != NULL
         i += ONE
+
+
+@_njit(**_JIT)
+def flat_set_many(words, pfns):
+    """Set bit ``p`` for every p in ``pfns``."""
+    _flat_pass(words, pfns, _SET, words)
 
 
 @_njit(**_JIT)
 def flat_clear_many(words, pfns):
     """Clear bit ``p`` for every p in ``pfns``."""
-    base = np.uint64(words.ctypes.data)
-    n = np.uint64(pfns.size)
-    i = np.uint64(0)
-    while i < n:
-        _prefetch_flat(base, pfns, i, n - ONE)
-        p = np.uint64(pfns[i])
-        words[p >> _U6] &= ~(ONE << (p & _U63))
-        i += ONE
+    _flat_pass(words, pfns, _CLEAR, words)
 
 
 @_njit(**_JIT)
 def flat_test_many(words, pfns, out):
     """``out[i] = bit pfns[i]``."""
-    base = np.uint64(words.ctypes.data)
-    n = np.uint64(pfns.size)
-    i = np.uint64(0)
-    while i < n:
-        _prefetch_flat(base, pfns, i, n - ONE)
-        p = np.uint64(pfns[i])
-        out[i] = ((words[p >> _U6] >> (p & _U63)) & ONE) != NULL
-        i += ONE
+    _flat_pass(words, pfns, _TEST, out)
 
 
 # --- two-level kernels -------------------------------------------------------------
@@ -584,30 +585,40 @@ def _pfn_bits(chunk_shift, pfns):
 # wraparound check, and random set_many ran 25% slower.
 
 @_njit(inline="always")
-def _set_pass(addrs, counts, pfns, first, chunk_shift, full, counted):
+def _write_pass(addrs, counts, pfns, first, chunk_shift, full, value, counted, emptied, e):
+    """Set (``value``) or clear pfns ``pfns[first:]`` until one falls in an entry that
+    must first get a chunk (None to set, FULL to clear): ``(changed, reached, e)``."""
     shift, local_mask, n, last = _pfn_bits(chunk_shift, pfns)
-    added = 0
+    stop, done = (NULL, full) if value else (full, NULL)
+    changed = 0
     i = np.uint64(first)
     while i < n:
         _prefetch_pfn(addrs, pfns, i, last, shift, local_mask)
         p = np.uint64(pfns[i])
         c = p >> shift
         a = addrs[c]
-        if a == NULL:
-            return added, np.int64(i)
+        if a == stop:
+            return changed, np.int64(i), e
         i += ONE
-        if a == full:
+        if a == done:
             continue
         at = a + _word_offset(p, local_mask)
         old = _load_word(at)
         bit = ONE << (p & _U63)
+        new = old | bit if value else old & ~bit
         if not counted:
-            _store_word(at, old | bit)
-        elif not old & bit:  # a store only for a new bit: a warm map stays clean
-            _store_word(at, old | bit)
-            counts[c] += 1
-            added += 1
-    return added, pfns.size
+            _store_word(at, new)
+        elif new != old:  # a store only for a change: a warm map stays clean
+            _store_word(at, new)
+            changed += 1
+            if value:
+                counts[c] += 1
+            else:
+                counts[c] -= 1
+                if counts[c] == 0:
+                    emptied[e] = c
+                    e += 1
+    return changed, pfns.size, e
 
 
 @_njit(**_JIT)
@@ -622,40 +633,13 @@ def table_set_many(addrs, counts, pfns, first, chunk_shift, full_addr, counted):
     the pfns outnumber the chunks' words).
     """
     full = np.uint64(full_addr)
-    if counted:  # two loops, so the uncounted one carries no counting at all
-        return _set_pass(addrs, counts, pfns, first, chunk_shift, full, True)
-    return _set_pass(addrs, counts, pfns, first, chunk_shift, full, False)
-
-
-@_njit(inline="always")
-def _clear_pass(addrs, counts, pfns, first, chunk_shift, full, emptied, e, counted):
-    shift, local_mask, n, last = _pfn_bits(chunk_shift, pfns)
-    removed = 0
-    i = np.uint64(first)
-    while i < n:
-        _prefetch_pfn(addrs, pfns, i, last, shift, local_mask)
-        p = np.uint64(pfns[i])
-        c = p >> shift
-        a = addrs[c]
-        if a == full:
-            return removed, np.int64(i), e
-        i += ONE
-        if a == NULL:
-            continue
-        at = a + _word_offset(p, local_mask)
-        old = _load_word(at)
-        bit = ONE << (p & _U63)
-        if not counted:
-            _store_word(at, old & ~bit)
-        elif old & bit:
-            _store_word(at, old & ~bit)
-            left = counts[c] - 1
-            counts[c] = left
-            removed += 1
-            if left == 0:
-                emptied[e] = c
-                e += 1
-    return removed, pfns.size, e
+    unused = np.empty(0, dtype=np.int64)
+    # Two loops, so the uncounted one carries no counting at all.
+    added, reached, _ = (
+        _write_pass(addrs, counts, pfns, first, chunk_shift, full, True, True, unused, 0)
+        if counted else
+        _write_pass(addrs, counts, pfns, first, chunk_shift, full, True, False, unused, 0))
+    return added, reached
 
 
 @_njit(**_JIT)
@@ -669,8 +653,9 @@ def table_clear_many(addrs, counts, pfns, first, chunk_shift, full_addr, emptied
     """
     full = np.uint64(full_addr)
     if counted:
-        return _clear_pass(addrs, counts, pfns, first, chunk_shift, full, emptied, e, True)
-    return _clear_pass(addrs, counts, pfns, first, chunk_shift, full, emptied, e, False)
+        return _write_pass(addrs, counts, pfns, first, chunk_shift, full, False, True,
+                           emptied, e)
+    return _write_pass(addrs, counts, pfns, first, chunk_shift, full, False, False, emptied, e)
 
 
 @_njit(**_JIT)
