@@ -281,11 +281,6 @@ def fill_machine(bitmap, mm: MemoryMap):
     return bitmap
 
 
-def collect_garbage() -> None:
-    """Free the last round's maps before the next timing (a setup returning nothing)."""
-    gc.collect()
-
-
 def time_fresh(benchmark, impl: str, target: Callable, make: Callable, rounds: int = 7):
     """Time ``target(make())`` with a new map from ``make`` every round (untimed)."""
     def setup():
@@ -319,12 +314,9 @@ def test_first_clear_many(benchmark, machine_pfns, impl):
 def test_first_from_array(benchmark, machine_pfns, impl):
     _, pfns = machine_pfns
     cls = PAGE_IMPLS[impl]
-    cls.from_array(pfns, GEOMETRY)
-    gc.collect()
-    record(benchmark, impl, suite=SUITE, calls=1)
     benchmark.group = "first build: from_array 16 Mi present pfns"
-    benchmark.pedantic(cls.from_array, args=(pfns, GEOMETRY), setup=collect_garbage, rounds=3,
-                       iterations=1)
+    # As the other first builds: 7 rounds, the last round's map collected untimed.
+    time_fresh(benchmark, impl, lambda kind: kind.from_array(pfns, GEOMETRY), lambda: cls)
 
 
 @pytest.fixture(scope="module")

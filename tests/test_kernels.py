@@ -36,6 +36,8 @@ BULK_SIGNATURES = {
     "flat_set_many": (U64, I64),
     "flat_clear_many": (U64, I64),
     "flat_test_many": (U64, I64, BOOL),
+    "table_collect": (U64, I32, INT, INT, INT, INT, I64),
+    "flat_collect": (U64, INT, INT, I64),
 }
 FLOAT_OPS = re.compile(r"\b(uitofp|sitofp|fcmp|fptoui|fptosi)\b")
 
