@@ -176,12 +176,7 @@ PREFETCH_DISTANCE = 128
 # Bulk kernels do their pfn and address arithmetic in uint64 throughout: Numba turns
 # a comparison or sum of a uint64 and an int64 into float64 arithmetic (a conversion
 # per pfn, and inexact above 2**53), and an unsigned index needs no wraparound check.
-_U2 = np.uint64(2)
-_U3 = np.uint64(3)
-_U4 = np.uint64(4)
-_U6 = np.uint64(6)
-_U63 = np.uint64(63)
-_U64 = np.uint64(64)
+_U2, _U3, _U4, _U6, _U63, _U64 = (np.uint64(v) for v in (2, 3, 4, 6, 63, 64))
 
 
 @_njit(inline="always")
