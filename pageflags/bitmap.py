@@ -855,7 +855,9 @@ class PageFlags(PageMap):
         else:
             reused = np.zeros(computed.size, dtype=bool)
         fresh = computed[~reused]
-        chunks, fresh_addrs = new_chunk_runs(fresh, g.words_per_chunk, slabs=result._slabs)
+        # The kernel below writes every word of every computed chunk.
+        chunks, fresh_addrs = new_chunk_runs(fresh, g.words_per_chunk, slabs=result._slabs,
+                                             written=True)
         out_addrs = np.empty(computed.size, dtype=np.uint64)
         out_addrs[reused] = self._addrs[computed[reused]]
         out_addrs[~reused] = fresh_addrs

@@ -163,3 +163,17 @@ def test_unaligned_slabs_advise_the_huge_pages_inside_them(monkeypatch):
     data = _chunks.address_of(slab)
     assert start % huge == 0 and length % huge == 0 and length >= 2 * huge
     assert data <= start and start + length <= data + slab.nbytes
+
+
+@pytest.mark.parametrize("nbytes", [(5 << 20) + 8, (5 << 20) - 8, 4 << 20, 1 << 20])
+def test_unzeroed_slabs_show_no_old_memory_outside_their_words(nbytes):
+    dirty = b"\xab" * (12 << 20)  # freed below: a likely source of the next slab
+    del dirty
+    slab = _chunks._slab(nbytes, zeroed=False)
+    memory = slab.base if isinstance(slab.base, bytes) else slab.base.base
+    assert isinstance(memory, bytes) and slab.nbytes == nbytes
+    start = _chunks.address_of(slab) - _chunks.address_of(np.frombuffer(memory, np.uint8))
+    outside = np.frombuffer(memory, np.uint8).copy()
+    outside[start:start + nbytes] = 0  # the words: the caller writes every one
+    assert not outside.any()
+    assert not slab.flags.writeable
