@@ -108,6 +108,10 @@ RECOUNT_MIN_PFNS = 1 << 20
 #: which then gives chunks to the entries of the pfns left and resumes.
 PRESCAN_MIN_PFNS = 1 << 16
 PRESCAN_STEP = 64
+#: When the sample saw the entries it found fewer than this many times each on
+#: average, entries with few pfns likely went unseen (one in 150 at 5 a piece), and
+#: each would stop the pass: a second, denser sample then looks for them.
+PRESCAN_SEEN = 16
 
 
 #: test_many samples this many pfns; when the share of them in ``None`` entries is
@@ -445,9 +449,16 @@ class PageFlags(PageMap):
         at ``sought`` (0 to set bits, FULL's address to clear them)."""
         if pfns.size < PRESCAN_MIN_PFNS:
             return
+        give = self._allocate if sought == 0 else self._unshare
         found = self._entries_at(pfns, 0, sought, PRESCAN_STEP)
         if found.size:
-            (self._allocate if sought == 0 else self._unshare)(found)
+            give(found)
+        sampled = -(-pfns.size // PRESCAN_STEP)
+        if 0 < sampled < PRESCAN_SEEN * found.size:
+            step = max(1, pfns.size // (PRESCAN_SEEN * found.size))
+            more = self._entries_at(pfns, step // 2, sought, step)  # finds only new ones
+            if more.size:
+                give(more)
 
     # --- public state --------------------------------------------------------------
     @property

@@ -327,7 +327,8 @@ def _why_slower(rows: list[dict[str, Any]], g: Geometry, dirty_pfns: np.ndarray,
             lines.append(f"{op}: {alloc * 1e3:.3g} ms of pageflags' {row['pageflags'] * 1e3:.3g}"
                          f" ms give {firsts.size:,} sections a {size} chunk each and touch "
                          "them (slabs of fresh pages, zeroed by the kernel on first touch as "
-                         f"flat's are); the rest takes {rest:.2f}x flat's time, two dependent "
+                         "flat's are); the rest (a 1-in-64 sample of the pfns, the pass, a "
+                         f"recount of the chunks) takes {rest:.2f}x flat's time, two dependent "
                          "loads a pfn where flat has one")
         elif op.startswith("test_many"):
             lines.append(f"{op}: each pfn costs two dependent loads (its entry, then its "

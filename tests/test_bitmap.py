@@ -825,3 +825,31 @@ def test_put_words_into_many_entries_matches_flat():
         flat.put_words(start, words)
         flags.validate()
         assert flags == flat
+
+
+def test_a_second_denser_prescan_finds_entries_with_few_pfns(monkeypatch):
+    from pageflags import bitmap
+
+    rng = np.random.default_rng(8)
+    # 600 entries with about 110 pfns each: the one-in-64 sample sees each less than
+    # twice, misses some, and a second sample finds them before the pass starts.
+    pfns = rng.integers(0, 600 * C, bitmap.PRESCAN_MIN_PFNS)
+    assert pfns.size // bitmap.PRESCAN_STEP < bitmap.PRESCAN_SEEN * 600
+    from pageflags import _kernels
+
+    calls, passes = [], []
+    real = PageFlags._allocate
+    monkeypatch.setattr(PageFlags, "_allocate",
+                        lambda self, nrs: calls.append(np.sort(nrs)) or real(self, nrs))
+    real_pass = _kernels.table_set_many
+    monkeypatch.setattr(_kernels, "table_set_many",
+                        lambda *args: passes.append(args[3]) or real_pass(*args))
+    flags = PageFlags(SLABS)
+    flags.set_many(pfns)
+    first, second = calls       # both prescans,
+    assert passes == [0]        # and one pass that never stopped for an entry
+    assert np.union1d(first, second).tolist() == list(range(600))
+    assert second.size > 0 and np.intersect1d(first, second).size == 0
+    model = np.zeros(SLABS.npages, dtype=bool)
+    model[pfns] = True
+    assert_matches(flags, model, FlatPageFlags.from_array(pfns, SLABS))
