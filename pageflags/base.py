@@ -1,9 +1,12 @@
 """PageMap: the public API every page-flag map shares, with its argument checks.
 
-Subclasses (:class:`~pageflags.PageFlags`, :class:`~pageflags.FlatPageFlags`) store
-bits their own way and implement the underscored methods, which may assume checked
-arguments: an in-range Python int pfn, a range with ``0 <= start < stop <= npages``,
-or a non-empty flat ``int64`` array of in-range pfns.
+:class:`PageMap` is an abstract base class.  Subclasses
+(:class:`~pageflags.PageFlags`, :class:`~pageflags.FlatPageFlags`) store bits their
+own way and implement its abstract methods: ``nbytes``, ``copy``, ``stats``,
+``validate``, ``optimize`` and the underscored primitives, each of which may assume
+the checked arguments its docstring names (an in-range Python int pfn, a range with
+``0 <= start < stop <= npages``, a non-empty flat ``int64`` array of in-range pfns).
+A class that leaves one out cannot be instantiated (``TypeError`` names it).
 
 Single calls in loops
 ---------------------
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -128,7 +132,7 @@ def _single_page_write(primitive: str, doc: str) -> Callable[[PageMap, int], Non
     return named(write, "PageMap", primitive[1:-4], doc)
 
 
-class PageMap:
+class PageMap(ABC):
     """One bit per page over the pages of a :class:`~pageflags.Geometry`.
 
     One writer at a time: a write while another thread is writing the same map
@@ -811,95 +815,127 @@ class PageMap:
             raise ValueError(f"window [{start}, {stop}) is not 64-aligned (a stop may "
                              f"also be npages {self._npages})")
 
-    # --- to implement ------------------------------------------------------------------
+    # --- the primitives each map type implements ---------------------------------------
+    # The public methods above check their arguments and hold the writer guard, then
+    # call these.  A primitive may assume what its docstring says and checks nothing.
     @property
+    @abstractmethod
     def nbytes(self) -> int:
-        raise NotImplementedError
+        """Bytes of memory the map holds."""
 
+    @abstractmethod
     def copy(self) -> PageMap:
-        raise NotImplementedError
+        """An independent map with the same pages set."""
 
+    @abstractmethod
     def stats(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """What the map holds and costs."""
 
+    @abstractmethod
     def validate(self) -> None:
-        raise NotImplementedError
+        """Check every invariant of the storage; ``AssertionError`` names the first broken."""
 
+    @abstractmethod
     def optimize(self) -> int:
-        raise NotImplementedError
+        """Give back memory the map does not need; returns the bytes freed."""
 
+    @abstractmethod
     def _set_range(self, start: int, stop: int) -> None:
-        raise NotImplementedError
+        """Set pages ``[start, stop)``, ``0 <= start < stop <= npages``."""
 
+    @abstractmethod
     def _clear_range(self, start: int, stop: int) -> None:
-        raise NotImplementedError
+        """Clear pages ``[start, stop)``, ``0 <= start < stop <= npages``."""
 
+    @abstractmethod
     def _count(self, start: int, stop: int) -> int:
-        raise NotImplementedError
+        """Pages set in ``[start, stop)``, ``0 <= start < stop <= npages``."""
 
+    @abstractmethod
     def _any(self, start: int, stop: int) -> bool:
-        raise NotImplementedError
+        """Whether a page of ``[start, stop)`` is set, ``0 <= start < stop <= npages``."""
 
+    @abstractmethod
     def _test(self, pfn: int) -> bool:
-        raise NotImplementedError
+        """Whether page ``pfn`` (a Python int in ``[0, npages)``) is set."""
 
+    @abstractmethod
     def _set_many(self, pfns: np.ndarray) -> None:
-        raise NotImplementedError
+        """Set ``pfns``: a non-empty flat ``int64`` array of in-range pfns, any order,
+        duplicates allowed."""
 
+    @abstractmethod
     def _clear_many(self, pfns: np.ndarray) -> None:
-        raise NotImplementedError
+        """Clear ``pfns`` (as for :meth:`_set_many`)."""
 
+    @abstractmethod
     def _test_many(self, pfns: np.ndarray, out: np.ndarray) -> None:
-        raise NotImplementedError
+        """``out[i] = pfns[i] is set`` for a non-empty flat ``int64`` array of in-range
+        pfns and a bool ``out`` of the same size."""
 
+    @abstractmethod
     def _equal(self, other: PageMap) -> bool:
-        raise NotImplementedError
+        """Whether ``other`` (same geometry, same count) has the same pages set."""
 
-
+    @abstractmethod
     def _find_next_set(self, start: int) -> int:
-        raise NotImplementedError
+        """The lowest set pfn ``>= start`` (``0 <= start < npages``), or -1."""
 
+    @abstractmethod
     def _find_next_clear(self, start: int) -> int:
-        raise NotImplementedError
+        """The lowest clear pfn ``>= start`` (``0 <= start < npages``), or -1."""
 
+    @abstractmethod
     def _find_prev_set(self, stop: int) -> int:
-        """Highest set pfn in [0, stop), or -1 (stop may be 0)."""
-        raise NotImplementedError
+        """The highest set pfn in ``[0, stop)``, or -1 (``stop`` may be 0)."""
 
+    @abstractmethod
     def _collect(self, start: int, stop: int, out: np.ndarray) -> tuple[int, int]:
-        """Set pfns of [start, stop) into ``out`` while room: (written, resume pfn)."""
-        raise NotImplementedError
+        """Write the set pfns of ``[start, stop)`` into the ``int64`` array ``out``, in
+        order, while it has room: ``(pfns written, the pfn to resume from)``."""
 
+    @abstractmethod
     def _runs(self, start: int, stop: int, starts: np.ndarray, stops: np.ndarray,
               fill: bool) -> int:
-        raise NotImplementedError
+        """The number of maximal runs of set pages in ``[start, stop)``, cut at both
+        ends; with ``fill``, their bounds go into ``starts`` and ``stops`` (``int64``,
+        room for every run)."""
 
+    @abstractmethod
     def _select(self, k: int) -> int:
-        raise NotImplementedError
+        """The pfn of the ``k``-th set page, ``0 <= k < count()``."""
 
+    @abstractmethod
     def _combine(self, op: int, other: PageMap) -> PageMap:
-        raise NotImplementedError
+        """A new map ``self op other``; ``other`` is of the same kind and geometry."""
 
+    @abstractmethod
     def _combine_in_place(self, op: int, other: PageMap) -> None:
-        raise NotImplementedError
+        """``self = self op other`` (``other`` as for :meth:`_combine`, maybe ``self``)."""
 
+    @abstractmethod
     def _invert(self) -> PageMap:
-        raise NotImplementedError
+        """A new map of the pages of ``[0, npages)`` not set in ``self``."""
 
+    @abstractmethod
     def _count_and(self, other: PageMap, first_only: bool) -> int:
-        raise NotImplementedError
+        """Pages set in both (``other`` as for :meth:`_combine`); with ``first_only``,
+        any positive number once one is found."""
 
+    @abstractmethod
     def _set_ranges(self, starts: np.ndarray, stops: np.ndarray) -> None:
-        """Set every range (int64 arrays, checked, possibly empty or overlapping)."""
-        raise NotImplementedError
+        """Set every ``[starts[i], stops[i])``: checked ``int64`` arrays of one size,
+        ranges possibly empty, overlapping or touching, in any order."""
 
+    @abstractmethod
     def _get_words(self, start: int, stop: int) -> np.ndarray:
-        """Words of pages [start, stop); start 64-aligned, stop aligned or npages."""
-        raise NotImplementedError
+        """A new ``uint64`` array of the words of pages ``[start, stop)``; ``start`` is
+        64-aligned, ``stop`` aligned or ``npages``, ``start < stop``."""
 
+    @abstractmethod
     def _put_words(self, start: int, words: np.ndarray) -> None:
-        """Overwrite whole words from 64-aligned ``start`` (bits past npages clear)."""
-        raise NotImplementedError
+        """Overwrite pages from 64-aligned ``start`` with the bits of the non-empty
+        ``uint64`` array ``words``, which fit the map (bits past ``npages`` clear)."""
 
 
 def _default_geometry(geometry: Geometry | int | None, start: int, length: int) -> Geometry:
