@@ -23,10 +23,11 @@ from . import persist
 from .bitmap import PageFlags
 from .errors import FormatError
 from .geometry import Geometry
+from .ops import Op
 
-# Algebra by name: tasks carry a string, not a function.
-OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
-    "and": operator.and_, "or": operator.or_, "xor": operator.xor, "andnot": operator.sub}
+# Tasks carry an Op, not a function.
+OPERATORS: dict[Op, Callable[[PageFlags, PageFlags], PageFlags]] = {
+    Op.AND: operator.and_, Op.OR: operator.or_, Op.XOR: operator.xor, Op.ANDNOT: operator.sub}
 
 
 def write(prev: PageFlags | None, geometry: Geometry, method: str, *args: Any) -> PageFlags:
@@ -58,8 +59,8 @@ def call(flags: PageFlags, method: str, *args: Any) -> Any:
     return getattr(flags, method)(*args)
 
 
-def combine(a: PageFlags, b: PageFlags, op: str) -> PageFlags:
-    """A new map ``a op b``; ``op`` is a key of :data:`OPERATORS`."""
+def combine(a: PageFlags, b: PageFlags, op: Op) -> PageFlags:
+    """A new map ``a op b``."""
     return OPERATORS[op](a, b)
 
 

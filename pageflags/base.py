@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _kernels
 from ._args import (
     check_at_least,
     check_index,
@@ -48,6 +47,7 @@ from ._args import (
     plain_array,
 )
 from .geometry import Geometry, as_geometry
+from .ops import Op
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -562,7 +562,7 @@ class PageMap(ABC):
             raise ValueError(f"geometries differ: {self.geometry} vs {other.geometry}")
         return other
 
-    def _binary(self, other: object, op: int, in_place: bool) -> PageMap:
+    def _binary(self, other: object, op: Op, in_place: bool) -> PageMap:
         if not isinstance(other, PageMap):
             return NotImplemented
         other = self._peer(other)
@@ -572,7 +572,7 @@ class PageMap(ABC):
         return self._combine(op, other)
 
     @writes
-    def _combine_in_place_exclusive(self, op: int, other: PageMap) -> None:
+    def _combine_in_place_exclusive(self, op: Op, other: PageMap) -> None:
         self._combine_in_place(op, other)
 
     def __and__(self, other: PageMap) -> PageMap:
@@ -586,31 +586,31 @@ class PageMap(ABC):
         >>> (a & b).count(), (a | b).count(), (a ^ b).count(), (a - b).count()
         (5, 20, 15, 5)
         """
-        return self._binary(other, _kernels.OP_AND, False)
+        return self._binary(other, Op.AND, False)
 
     def __or__(self, other: PageMap) -> PageMap:
         """Pages set in either."""
-        return self._binary(other, _kernels.OP_OR, False)
+        return self._binary(other, Op.OR, False)
 
     def __xor__(self, other: PageMap) -> PageMap:
         """Pages set in exactly one."""
-        return self._binary(other, _kernels.OP_XOR, False)
+        return self._binary(other, Op.XOR, False)
 
     def __sub__(self, other: PageMap) -> PageMap:
         """Pages set in ``self`` and not in ``other`` (and-not)."""
-        return self._binary(other, _kernels.OP_ANDNOT, False)
+        return self._binary(other, Op.ANDNOT, False)
 
     def __iand__(self, other: PageMap) -> PageMap:
-        return self._binary(other, _kernels.OP_AND, True)
+        return self._binary(other, Op.AND, True)
 
     def __ior__(self, other: PageMap) -> PageMap:
-        return self._binary(other, _kernels.OP_OR, True)
+        return self._binary(other, Op.OR, True)
 
     def __ixor__(self, other: PageMap) -> PageMap:
-        return self._binary(other, _kernels.OP_XOR, True)
+        return self._binary(other, Op.XOR, True)
 
     def __isub__(self, other: PageMap) -> PageMap:
-        return self._binary(other, _kernels.OP_ANDNOT, True)
+        return self._binary(other, Op.ANDNOT, True)
 
     def __invert__(self) -> PageMap:
         """Every page of ``[0, npages)`` not set in ``self``.
@@ -906,11 +906,11 @@ class PageMap(ABC):
         """The pfn of the ``k``-th set page, ``0 <= k < count()``."""
 
     @abstractmethod
-    def _combine(self, op: int, other: PageMap) -> PageMap:
+    def _combine(self, op: Op, other: PageMap) -> PageMap:
         """A new map ``self op other``; ``other`` is of the same kind and geometry."""
 
     @abstractmethod
-    def _combine_in_place(self, op: int, other: PageMap) -> None:
+    def _combine_in_place(self, op: Op, other: PageMap) -> None:
         """``self = self op other`` (``other`` as for :meth:`_combine`, maybe ``self``)."""
 
     @abstractmethod

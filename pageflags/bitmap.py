@@ -67,6 +67,7 @@ from ._chunks import address_of, full_chunk, new_chunks, zero_chunk
 from ._words import SPAN_WORDS, write_words
 from .base import PageMap, named, writes
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
+from .ops import Op
 
 __all__ = ["PageFlags", "full_chunk"]
 
@@ -765,13 +766,13 @@ class PageFlags(PageMap):
                                             other._counts, self._geometry.chunk_shift,
                                             self._full_addr, first_only))
 
-    def _combine(self, op: int, other: PageMap) -> PageFlags:
+    def _combine(self, op: Op, other: PageMap) -> PageFlags:
         assert isinstance(other, PageFlags)
-        return self._combine_into(op, other._addrs, PageFlags(self._geometry))
+        return self._combine_into(int(op), other._addrs, PageFlags(self._geometry))
 
-    def _combine_in_place(self, op: int, other: PageMap) -> None:
+    def _combine_in_place(self, op: Op, other: PageMap) -> None:
         assert isinstance(other, PageFlags)
-        self._combine_into(op, other._addrs, self)
+        self._combine_into(int(op), other._addrs, self)
 
     def _invert(self) -> PageFlags:
         g = self._geometry
@@ -781,7 +782,7 @@ class PageFlags(PageMap):
         if self._whole_chunks < g.nchunks:
             _kernels.flat_set_range(tail, 0, g.last_chunk_pages)
             ones[-1] = address_of(tail)
-        return self._combine_into(_kernels.OP_XOR, ones, PageFlags(g))
+        return self._combine_into(int(Op.XOR), ones, PageFlags(g))
 
     def _combine_into(self, op: int, addrs_b: np.ndarray, result: PageFlags) -> PageFlags:
         """``result = self op b`` for b given by its address shadow.

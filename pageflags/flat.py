@@ -19,6 +19,7 @@ from ._args import check_pfn, check_range
 from ._words import SPAN_WORDS, write_words
 from .base import PageMap, named
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
+from .ops import Op
 
 __all__ = ["FlatPageFlags"]
 
@@ -241,15 +242,15 @@ class FlatPageFlags(PageMap):
         assert isinstance(other, FlatPageFlags)
         return int(_kernels.flat_count_and(self._words, other._words, first_only))
 
-    def _combine(self, op: int, other: PageMap) -> FlatPageFlags:
+    def _combine(self, op: Op, other: PageMap) -> FlatPageFlags:
         assert isinstance(other, FlatPageFlags)
         new = FlatPageFlags(self._geometry)
-        _kernels.flat_combine(op, self._words, other._words, new._words)
+        _kernels.flat_combine(int(op), self._words, other._words, new._words)
         return new
 
-    def _combine_in_place(self, op: int, other: PageMap) -> None:
+    def _combine_in_place(self, op: Op, other: PageMap) -> None:
         assert isinstance(other, FlatPageFlags)
-        _kernels.flat_combine(op, self._words, other._words, self._words)
+        _kernels.flat_combine(int(op), self._words, other._words, self._words)
 
     def _invert(self) -> FlatPageFlags:
         new = FlatPageFlags(self._geometry)

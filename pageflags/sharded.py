@@ -48,6 +48,7 @@ from ._args import (
 from ._system import ensure_fits
 from .bitmap import PageFlags
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
+from .ops import Op
 
 __all__ = ["DEFAULT_SHARD_BYTES", "ShardedPageFlags"]
 
@@ -438,7 +439,7 @@ class ShardedPageFlags:
                              f"{other.geometry}/{other.shard_pages}")
         return other
 
-    def _combined(self, other: object, op: str, in_place: bool = False) -> ShardedPageFlags:
+    def _combined(self, other: object, op: Op, in_place: bool = False) -> ShardedPageFlags:
         """``self op other``, into ``self`` when ``in_place``; absent operands need no
         task, and futures never change, so a result shard may share an operand's."""
         other = self._peer(other)
@@ -446,8 +447,8 @@ class ShardedPageFlags:
         for a, b in zip(self._futures, other._futures, strict=True):
             if a is None or b is None:
                 # and: absent; or, xor: the present one; andnot: a.
-                out.append(None if op == "and" else a if b is None else
-                           None if op == "andnot" else b)
+                out.append(None if op is Op.AND else a if b is None else
+                           None if op is Op.ANDNOT else b)
             else:
                 out.append(self._submit(_shard_tasks.combine, a, b, op))
         result = self if in_place else ShardedPageFlags.__new__(ShardedPageFlags)
@@ -456,31 +457,31 @@ class ShardedPageFlags:
 
     def __and__(self, other: ShardedPageFlags) -> ShardedPageFlags:
         """Pages set in both (maps sharded alike: same geometry and shard_pages)."""
-        return self._combined(other, "and")
+        return self._combined(other, Op.AND)
 
     def __or__(self, other: ShardedPageFlags) -> ShardedPageFlags:
         """Pages set in either."""
-        return self._combined(other, "or")
+        return self._combined(other, Op.OR)
 
     def __xor__(self, other: ShardedPageFlags) -> ShardedPageFlags:
         """Pages set in exactly one."""
-        return self._combined(other, "xor")
+        return self._combined(other, Op.XOR)
 
     def __sub__(self, other: ShardedPageFlags) -> ShardedPageFlags:
         """Pages set in ``self`` and not in ``other``."""
-        return self._combined(other, "andnot")
+        return self._combined(other, Op.ANDNOT)
 
     def __iand__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        return self._combined(other, "and", True)
+        return self._combined(other, Op.AND, True)
 
     def __ior__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        return self._combined(other, "or", True)
+        return self._combined(other, Op.OR, True)
 
     def __ixor__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        return self._combined(other, "xor", True)
+        return self._combined(other, Op.XOR, True)
 
     def __isub__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        return self._combined(other, "andnot", True)
+        return self._combined(other, Op.ANDNOT, True)
 
     def count_and(self, other: ShardedPageFlags) -> int:
         """``(self & other).count()`` without building it."""
