@@ -668,6 +668,19 @@ class PageMap(ABC):
         return self._count_and(self._peer(other), False) == self.count()
 
     # --- conversions -------------------------------------------------------------------
+    # The builders (``from_*`` here, ``load`` and ``from_roaring64_bytes`` on PageFlags)
+    # return an instance of the class they are called on: they make it empty with
+    # ``_empty``, write the contents, and return what ``_built`` makes of it.  A
+    # subclass whose constructor needs more than a geometry overrides ``_empty``.
+    @classmethod
+    def _empty(cls, geometry: Geometry | int) -> Self:
+        """An empty map of ``geometry`` for a builder to write its contents into."""
+        return cls(as_geometry(geometry))
+
+    def _built(self) -> Self:
+        """The map a builder returns once it has written the contents (``self``)."""
+        return self
+
     @classmethod
     def from_array(cls, pfns: ArrayLike, geometry: Geometry | int) -> Self:
         """A map with exactly the pages ``pfns`` set (any order, duplicates allowed).
@@ -678,9 +691,9 @@ class PageMap(ABC):
         >>> PageFlags.from_array([3, 1, 3], 1 << 20).to_array()
         array([1, 3])
         """
-        flags = cls(geometry)
+        flags = cls._empty(geometry)
         flags.set_many(pfns)
-        return flags
+        return flags._built()
 
     @classmethod
     def from_ranges(cls, starts: ArrayLike, stops: ArrayLike,
@@ -698,11 +711,11 @@ class PageMap(ABC):
         >>> flags.count(), flags.table[2] is flags.FULL
         (60010, True)
         """
-        flags = cls(geometry)
+        flags = cls._empty(geometry)
         starts, stops = check_ranges(starts, stops, flags.npages)
         if starts.size:
             flags._set_ranges(starts, stops)
-        return flags
+        return flags._built()
 
     @classmethod
     def from_bool(cls, mask: ArrayLike, start: int = 0,
@@ -723,7 +736,7 @@ class PageMap(ABC):
         if mask.dtype != np.bool_ or mask.ndim != 1:
             raise TypeError(f"mask must be a 1-D bool array, got {mask.dtype} {mask.shape}")
         start = check_index("start", start)
-        flags = cls(_default_geometry(geometry, start, mask.size))
+        flags = cls._empty(_default_geometry(geometry, start, mask.size))
         check_range(start, start + mask.size, flags.npages)
         lead = start & 63
         padded = np.zeros(-(-(lead + mask.size) // 64) * 64, dtype=np.uint8)
@@ -731,7 +744,7 @@ class PageMap(ABC):
         words = np.packbits(padded, bitorder="little").view("<u8").astype(np.uint64)
         if words.size:
             flags._put_words(start - lead, words)
-        return flags
+        return flags._built()
 
     @classmethod
     def from_words(cls, words: ArrayLike, start: int = 0,
@@ -750,9 +763,9 @@ class PageMap(ABC):
         """
         words = check_words("words", words)
         start = check_index("start", start)
-        flags = cls(_default_geometry(geometry, start, 64 * words.size))
+        flags = cls._empty(_default_geometry(geometry, start, 64 * words.size))
         flags.put_words(start, words)
-        return flags
+        return flags._built()
 
     def to_bool(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """A bool array of pages ``[start, stop)``.

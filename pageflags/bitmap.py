@@ -56,7 +56,7 @@ import sys
 import threading
 from collections.abc import Callable
 from itertools import repeat
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -68,6 +68,9 @@ from ._words import SPAN_WORDS, write_words
 from .base import PageMap, named, writes
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 from .ops import Op
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["PageFlags", "full_chunk"]
 
@@ -958,8 +961,10 @@ class PageFlags(PageMap):
         persist.save(self, path, sync=sync)
 
     @classmethod
-    def load(cls, path: str | bytes | os.PathLike) -> PageFlags:
+    def load(cls, path: str | bytes | os.PathLike) -> Self:
         """Read a map written by :meth:`save`, checking everything before building it.
+
+        The map is a ``cls``: ``MyFlags.load(path)`` builds a ``MyFlags``.
 
         Raises
         ------
@@ -977,7 +982,7 @@ class PageFlags(PageMap):
         >>> PageFlags.load("map.pgf").count()                  # doctest: +SKIP
         100
         """
-        return persist.load(path)
+        return persist.load(path, cls)
 
     def to_roaring64_bytes(self) -> bytes:
         """The set pfns in Roaring's portable 64-bit serialization (CRoaring, pyroaring).
@@ -995,8 +1000,9 @@ class PageFlags(PageMap):
 
     @classmethod
     def from_roaring64_bytes(cls, data: bytes | bytearray | memoryview | np.ndarray,
-                             geometry: Geometry | int) -> PageFlags:
-        """A map of ``geometry`` holding the values of a portable Roaring64 serialization.
+                             geometry: Geometry | int) -> Self:
+        """A ``cls`` map of ``geometry`` holding the values of a portable Roaring64
+        serialization.
 
         Chunks that come out wholly set become ``FULL``.
 
@@ -1012,7 +1018,7 @@ class PageFlags(PageMap):
         >>> PageFlags.from_roaring64_bytes(empty, 1 << 20).count()
         0
         """
-        return roaring.from_roaring64_bytes(data, geometry)
+        return roaring.from_roaring64_bytes(data, geometry, cls)
 
     def validate(self) -> None:
         """Check every invariant of the structure; ``AssertionError`` names the first broken.
@@ -1093,15 +1099,16 @@ class PageFlags(PageMap):
 
     @classmethod
     def _from_parts(cls, geometry: Geometry, full: np.ndarray | None, entries: np.ndarray,
-                    chunks: np.ndarray, addrs: np.ndarray, counts: np.ndarray) -> PageFlags:
-        """A map of ``geometry`` built from its parts; every other entry is ``None``.
+                    chunks: np.ndarray, addrs: np.ndarray, counts: np.ndarray) -> Self:
+        """A ``cls`` map of ``geometry`` built from its parts; every other entry is ``None``.
 
         ``full`` (a bool mask over the entries, or None) marks the ``FULL`` entries;
         ``entries`` hold ``chunks`` (read-only chunks made for this map, whose data
         lie at ``addrs``) with ``counts`` pages set in each.  Nothing is checked
-        here: a reader of outside data runs :meth:`_check_structure` next.
+        here: a reader of outside data runs :meth:`_check_structure` next, then
+        :meth:`_built`.
         """
-        flags = cls(geometry)
+        flags = cls._empty(geometry)
         if full is not None:
             flags._fill(full)
         flags._store(entries, chunks, addrs, counts)

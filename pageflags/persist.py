@@ -120,7 +120,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, overload
 
 import numpy as np
 
@@ -143,6 +143,8 @@ from .geometry import Geometry
 
 if TYPE_CHECKING:
     from .bitmap import PageFlags
+
+_Flags = TypeVar("_Flags", bound="PageFlags")
 
 __all__ = ["FormatError", "load", "load_cost", "save"]
 
@@ -190,7 +192,7 @@ def builds(cls: type[PageFlags]) -> type[PageFlags]:
     return cls
 
 
-def _map_class() -> type[PageFlags]:
+def map_class() -> type[PageFlags]:
     return _MAP_CLASS[0]
 
 
@@ -278,18 +280,19 @@ def full_mask(geometry: Geometry, runs: np.ndarray) -> np.ndarray | None:
 
 def assemble(geometry: Geometry, full: np.ndarray | None, allocated: np.ndarray,
              chunks: np.ndarray, addrs: np.ndarray, counts: np.ndarray,
-             path: str) -> PageFlags:
-    """Build a map from checked parts (chunks read-only, owned by the map); check it.
+             path: str, cls: type[_Flags]) -> _Flags:
+    """Build a map of class ``cls`` from checked parts (chunks read-only, owned by the
+    map); check it.
 
     ``full`` is a bool mask of the ``FULL`` entries, or None for none.
     """
-    flags = _map_class()._from_parts(geometry, full, allocated, chunks, addrs, counts)
+    flags = cls._from_parts(geometry, full, allocated, chunks, addrs, counts)
     try:
         # Counts came from reading these very chunks: only the structure is left.
         flags._check_structure()
     except AssertionError as exc:
         raise FormatError(path, "validate", str(exc)) from None
-    return flags
+    return flags._built()
 
 
 # --- pickle ------------------------------------------------------------------------
@@ -321,7 +324,7 @@ def restore(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
         check_tail(geometry, allocated, chunks, where)
         counts = popcounts(addrs, geometry.chunk_shift)
         return assemble(geometry, full_mask(geometry, runs), allocated, chunks, addrs, counts,
-                        where)
+                        where, map_class())
 
 
 def _checked_geometry(geometry: object, where: str) -> Geometry:
@@ -565,13 +568,22 @@ def save(flags: PageFlags, path: str | bytes | os.PathLike, *, sync: bool = True
         fsync_folder(folder)
 
 
-def load(path: str | bytes | os.PathLike) -> PageFlags:
+@overload
+def load(path: str | bytes | os.PathLike) -> PageFlags: ...
+@overload
+def load(path: str | bytes | os.PathLike, cls: type[_Flags]) -> _Flags: ...
+
+
+def load(path: str | bytes | os.PathLike, cls: type[PageFlags] | None = None) -> PageFlags:
     """Read a map written by :func:`save`, checking everything before building it.
 
     Parameters
     ----------
     path : str, bytes or os.PathLike
         A regular file.
+    cls : type, optional
+        The class of the map to build: :class:`~pageflags.PageFlags` (the default) or
+        a subclass of it (what ``cls.load(path)`` passes).
 
     Raises
     ------
@@ -594,12 +606,12 @@ def load(path: str | bytes | os.PathLike) -> PageFlags:
     path = _fspath(path)
     fd = open_regular(path)
     try:
-        return _load_fd(fd, os.fstat(fd).st_size, path)
+        return _load_fd(fd, os.fstat(fd).st_size, path, map_class() if cls is None else cls)
     finally:
         os.close(fd)
 
 
-def _load_fd(fd: int, size: int, path: str) -> PageFlags:
+def _load_fd(fd: int, size: int, path: str, cls: type[_Flags]) -> _Flags:
     least = HEADER_BYTES + TRAILER_BYTES
     _require(size >= least, path, "size", f"{size} bytes, a file has at least {least}")
     ended_early = partial(_ended_early, path)
@@ -622,11 +634,11 @@ def _load_fd(fd: int, size: int, path: str) -> PageFlags:
              f"{size} bytes, the header implies {expected}")
     ensure_loadable(geometry, nalloc, path)
     with _out_of_memory(geometry, nalloc, path):
-        return _load_parts(fd, size, path, raw, geometry, nruns, nalloc, total)
+        return _load_parts(fd, size, path, raw, geometry, nruns, nalloc, total, cls)
 
 
 def _load_parts(fd: int, size: int, path: str, raw: bytes, geometry: Geometry,
-                nruns: int, nalloc: int, total: int) -> PageFlags:
+                nruns: int, nalloc: int, total: int, cls: type[_Flags]) -> _Flags:
     """The rest of a load, once the header's counts are justified and fit memory."""
     ended_early = partial(_ended_early, path)
     header = np.frombuffer(raw, dtype=np.uint64)
@@ -651,4 +663,4 @@ def _load_parts(fd: int, size: int, path: str, raw: bytes, geometry: Geometry,
     counted = full_pages + int(counts.sum())
     _require(counted == total, path, "count",
              f"{counted} pages set, the header says {total}")
-    return assemble(geometry, full_mask(geometry, runs), at, chunks, addrs, counts, path)
+    return assemble(geometry, full_mask(geometry, runs), at, chunks, addrs, counts, path, cls)
