@@ -7,8 +7,8 @@ a flat twin to compare with (:class:`FlatPageFlags`); machines read from
 ``/proc/iomem``, sysfs or made up (:class:`MemoryMap`); memory hotplug with a
 ``pfn_valid()`` map (:class:`Hotplug`); crash-safe files and Roaring interchange
 (``PageFlags.save``/``load``, :class:`FormatError`); maps sharded over Dask workers
-(:class:`ShardedPageFlags`, with the ``distributed`` extra); and the ``pageflags``
-command.
+(:class:`ShardedPageFlags`, with the ``distributed`` extra), all of which satisfy one
+declared interface (:class:`PageMapLike`); and the ``pageflags`` command.
 
 >>> import pageflags
 >>> flags = pageflags.PageFlags()          # a 46-bit space: 2**34 pages of 4 KiB
@@ -22,6 +22,7 @@ from .errors import FormatError
 from .flat import FlatPageFlags
 from .geometry import Geometry, capacity
 from .hotplug import Hotplug
+from .interface import PageMapLike
 from .memmap import MemoryMap
 from .preallocated import PreallocatedPageFlags
 from .sharded import ShardedPageFlags  # imports Dask only when a map is made
@@ -29,5 +30,5 @@ from .sharded import ShardedPageFlags  # imports Dask only when a map is made
 __version__ = "0.1.0"
 
 __all__ = ["FlatPageFlags", "FormatError", "Geometry", "Hotplug", "MemoryMap", "PageFlags",
-           "PageMap", "PreallocatedPageFlags", "ShardedPageFlags", "capacity",
+           "PageMap", "PageMapLike", "PreallocatedPageFlags", "ShardedPageFlags", "capacity",
            "__version__"]

@@ -562,14 +562,16 @@ class PageMap(ABC):
             raise ValueError(f"geometries differ: {self.geometry} vs {other.geometry}")
         return other
 
-    def _binary(self, other: object, op: Op, in_place: bool) -> PageMap:
+    def _binary(self, other: object, op: Op) -> PageMap:
         if not isinstance(other, PageMap):
             return NotImplemented
-        other = self._peer(other)
-        if in_place:
-            self._combine_in_place_exclusive(op, other)
-            return self
-        return self._combine(op, other)
+        return self._combine(op, self._peer(other))
+
+    def _in_place(self, other: object, op: Op) -> Self:
+        if not isinstance(other, PageMap):
+            return NotImplemented
+        self._combine_in_place_exclusive(op, self._peer(other))
+        return self
 
     @writes
     def _combine_in_place_exclusive(self, op: Op, other: PageMap) -> None:
@@ -586,31 +588,31 @@ class PageMap(ABC):
         >>> (a & b).count(), (a | b).count(), (a ^ b).count(), (a - b).count()
         (5, 20, 15, 5)
         """
-        return self._binary(other, Op.AND, False)
+        return self._binary(other, Op.AND)
 
     def __or__(self, other: PageMap) -> PageMap:
         """Pages set in either."""
-        return self._binary(other, Op.OR, False)
+        return self._binary(other, Op.OR)
 
     def __xor__(self, other: PageMap) -> PageMap:
         """Pages set in exactly one."""
-        return self._binary(other, Op.XOR, False)
+        return self._binary(other, Op.XOR)
 
     def __sub__(self, other: PageMap) -> PageMap:
         """Pages set in ``self`` and not in ``other`` (and-not)."""
-        return self._binary(other, Op.ANDNOT, False)
+        return self._binary(other, Op.ANDNOT)
 
-    def __iand__(self, other: PageMap) -> PageMap:
-        return self._binary(other, Op.AND, True)
+    def __iand__(self, other: PageMap) -> Self:
+        return self._in_place(other, Op.AND)
 
-    def __ior__(self, other: PageMap) -> PageMap:
-        return self._binary(other, Op.OR, True)
+    def __ior__(self, other: PageMap) -> Self:
+        return self._in_place(other, Op.OR)
 
-    def __ixor__(self, other: PageMap) -> PageMap:
-        return self._binary(other, Op.XOR, True)
+    def __ixor__(self, other: PageMap) -> Self:
+        return self._in_place(other, Op.XOR)
 
-    def __isub__(self, other: PageMap) -> PageMap:
-        return self._binary(other, Op.ANDNOT, True)
+    def __isub__(self, other: PageMap) -> Self:
+        return self._in_place(other, Op.ANDNOT)
 
     def __invert__(self) -> PageMap:
         """Every page of ``[0, npages)`` not set in ``self``.

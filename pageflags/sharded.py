@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -49,6 +48,9 @@ from ._system import ensure_fits
 from .bitmap import PageFlags
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 from .ops import Op
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["DEFAULT_SHARD_BYTES", "ShardedPageFlags"]
 
@@ -123,12 +125,30 @@ class ShardedPageFlags:
         self._futures: list[Any] = [None] * self._nshards
 
     # --- shape ---------------------------------------------------------------------
-    geometry = property(attrgetter("_geometry"), doc="The geometry of the whole space.")
-    npages = property(attrgetter("_geometry.npages"), doc="Pages in the whole space.")
-    shard_pages = property(attrgetter("_shard_pages"),
-                           doc="Pages per shard (the last one may hold fewer).")
-    nshards = property(attrgetter("_nshards"), doc="Number of shards, present or absent.")
-    client = property(attrgetter("_client"), doc="The Dask client the shards live on.")
+    @property
+    def geometry(self) -> Geometry:
+        """The geometry of the whole space."""
+        return self._geometry
+
+    @property
+    def npages(self) -> int:
+        """Pages in the whole space."""
+        return self._geometry.npages
+
+    @property
+    def shard_pages(self) -> int:
+        """Pages per shard (the last one may hold fewer)."""
+        return self._shard_pages
+
+    @property
+    def nshards(self) -> int:
+        """Number of shards, present or absent."""
+        return self._nshards
+
+    @property
+    def client(self) -> Any:
+        """The Dask client the shards live on."""
+        return self._client
 
     @property
     def futures(self) -> tuple[Any, ...]:
@@ -439,11 +459,22 @@ class ShardedPageFlags:
                              f"{other.geometry}/{other.shard_pages}")
         return other
 
-    def _combined(self, other: object, op: Op, in_place: bool = False) -> ShardedPageFlags:
-        """``self op other``, into ``self`` when ``in_place``; absent operands need no
-        task, and futures never change, so a result shard may share an operand's."""
+    def _combined(self, other: object, op: Op) -> ShardedPageFlags:
+        """A new map ``self op other``."""
+        result = ShardedPageFlags.__new__(ShardedPageFlags)
+        result.__dict__.update(self.__dict__, _futures=self._combined_shards(other, op))
+        return result
+
+    def _combined_in_place(self, other: object, op: Op) -> Self:
+        """``self op= other``."""
+        self._futures = self._combined_shards(other, op)
+        return self
+
+    def _combined_shards(self, other: object, op: Op) -> list[Any]:
+        """The shard futures of ``self op other``: absent operands need no task, and
+        futures never change, so a result shard may share an operand's."""
         other = self._peer(other)
-        out = []
+        out: list[Any] = []
         for a, b in zip(self._futures, other._futures, strict=True):
             if a is None or b is None:
                 # and: absent; or, xor: the present one; andnot: a.
@@ -451,9 +482,7 @@ class ShardedPageFlags:
                            None if op is Op.ANDNOT else b)
             else:
                 out.append(self._submit(_shard_tasks.combine, a, b, op))
-        result = self if in_place else ShardedPageFlags.__new__(ShardedPageFlags)
-        result.__dict__.update(self.__dict__, _futures=out)
-        return result
+        return out
 
     def __and__(self, other: ShardedPageFlags) -> ShardedPageFlags:
         """Pages set in both (maps sharded alike: same geometry and shard_pages)."""
@@ -471,17 +500,17 @@ class ShardedPageFlags:
         """Pages set in ``self`` and not in ``other``."""
         return self._combined(other, Op.ANDNOT)
 
-    def __iand__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        return self._combined(other, Op.AND, True)
+    def __iand__(self, other: ShardedPageFlags) -> Self:
+        return self._combined_in_place(other, Op.AND)
 
-    def __ior__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        return self._combined(other, Op.OR, True)
+    def __ior__(self, other: ShardedPageFlags) -> Self:
+        return self._combined_in_place(other, Op.OR)
 
-    def __ixor__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        return self._combined(other, Op.XOR, True)
+    def __ixor__(self, other: ShardedPageFlags) -> Self:
+        return self._combined_in_place(other, Op.XOR)
 
-    def __isub__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        return self._combined(other, Op.ANDNOT, True)
+    def __isub__(self, other: ShardedPageFlags) -> Self:
+        return self._combined_in_place(other, Op.ANDNOT)
 
     def count_and(self, other: ShardedPageFlags) -> int:
         """``(self & other).count()`` without building it."""

@@ -19,11 +19,13 @@ distributed = pytest.importorskip(
     "distributed", reason='needs the distributed extra: pip install "pageflags[distributed]"')
 
 import dask  # noqa: E402  (after the skip: only there when distributed is)
+from _mapkit import exercise, other_ranges  # noqa: E402
 
 from pageflags import (  # noqa: E402
     FormatError,
     Geometry,
     PageFlags,
+    PageMapLike,
     ShardedPageFlags,
     _manifest,
     _shard_tasks,
@@ -369,3 +371,11 @@ def test_scan_runs_sharded_on_workers_or_a_scheduler(client, where, capsys):
                "find walk, per section", "count_and"):
         assert rows[op]["sharded"] > 0
     assert "sharded" not in rows["to_array"]
+
+
+def test_a_sharded_map_satisfies_the_declared_interface(client):
+    sharded, local = both(client)
+    assert isinstance(sharded, PageMapLike)
+    ranges = other_ranges(G.npages)
+    got = exercise(sharded, ShardedPageFlags.from_ranges(*ranges, G, SHARD, client))
+    assert got == exercise(local, PageFlags.from_ranges(*ranges, G))
