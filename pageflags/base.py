@@ -47,6 +47,7 @@ from ._args import (
     plain_array,
 )
 from .geometry import Geometry, as_geometry
+from .interface import MapStats
 from .ops import Op
 
 if TYPE_CHECKING:
@@ -569,7 +570,8 @@ class PageMap(ABC):
 
     def _in_place(self, other: object, op: Op) -> Self:
         if not isinstance(other, PageMap):
-            return NotImplemented
+            # What the in-place operator returns; mypy allows it only in the operator.
+            return NotImplemented  # type: ignore[no-any-return]
         self._combine_in_place_exclusive(op, self._peer(other))
         return self
 
@@ -843,8 +845,9 @@ class PageMap(ABC):
         """An independent map with the same pages set."""
 
     @abstractmethod
-    def stats(self) -> dict[str, Any]:
-        """What the map holds and costs."""
+    def stats(self) -> MapStats:
+        """What the map holds and costs: at least the keys of :class:`MapStats
+        <pageflags.interface.MapStats>`."""
 
     @abstractmethod
     def validate(self) -> None:

@@ -67,6 +67,7 @@ from ._chunks import address_of, full_chunk, new_chunks, zero_chunk
 from ._words import SPAN_WORDS, write_words
 from .base import PageMap, named, writes
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
+from .interface import PageFlagsStats
 from .ops import Op
 
 if TYPE_CHECKING:
@@ -461,16 +462,17 @@ class PageFlags(PageMap):
         return (self._addrs != 0) & (self._addrs != self._full_addr)
 
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> PageFlagsStats:
         """What the map holds and costs.
 
         Returns
         -------
-        dict
-            ``none``, ``full`` and ``allocated`` entry counts, ``chunk_bytes`` (memory
-            of allocated chunks), ``table_bytes`` (object array and shadows),
-            ``nbytes`` (both), ``flat_bytes`` (what a flat bitmap of the same space
-            takes), ``count``, ``npages`` and ``nchunks``.
+        PageFlagsStats
+            A dict (:class:`~pageflags.interface.PageFlagsStats`): ``none``, ``full``
+            and ``allocated`` entry counts, ``chunk_bytes`` (memory of allocated
+            chunks), ``table_bytes`` (object array and shadows), ``nbytes`` (both),
+            ``flat_bytes`` (what a flat bitmap of the same space takes), ``count``,
+            ``npages`` and ``nchunks``.
 
         Examples
         --------

@@ -10,7 +10,7 @@ spans of up to ``SPAN_WORDS`` words written as Python ints through a word view.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from ._args import check_pfn, check_range
 from ._words import SPAN_WORDS, write_words
 from .base import PageMap, named
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
+from .interface import FlatStats
 from .ops import Op
 
 __all__ = ["FlatPageFlags"]
@@ -120,8 +121,9 @@ class FlatPageFlags(PageMap):
         """Bytes of the bitmap."""
         return self._words.nbytes
 
-    def stats(self) -> dict[str, Any]:
-        """``nbytes``, ``flat_bytes`` (the same), ``count``, ``npages``."""
+    def stats(self) -> FlatStats:
+        """``nbytes``, ``flat_bytes`` (the same), ``count``, ``npages``: a dict
+        (:class:`~pageflags.interface.FlatStats`)."""
         return {"nbytes": self.nbytes, "flat_bytes": self.nbytes, "count": self.count(),
                 "npages": self.npages}
 

@@ -10,8 +10,12 @@ leaf size used by the kernel's ``memory_bm``, TuxOnIce and x86-64 sparsemem alik
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ._args import check_at_least, check_index, is_integer
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["DEFAULT_GEOMETRY", "Geometry", "as_geometry", "capacity"]
 
@@ -101,7 +105,7 @@ class Geometry:
 
     @classmethod
     def from_npages(cls, npages: int, *, page_shift: int = 12,
-                    chunk_shift: int = 15) -> Geometry:
+                    chunk_shift: int = 15) -> Self:
         """Geometry for exactly ``npages`` pages; the last chunk may be partial.
 
         Examples

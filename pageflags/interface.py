@@ -1,4 +1,5 @@
-"""The interface every page map shares, declared: :class:`PageMapLike`.
+"""The interface every page map shares, declared: :class:`PageMapLike`, and the
+shapes of what each map type's ``stats()`` returns.
 
 :class:`~pageflags.PageFlags`, :class:`~pageflags.FlatPageFlags` and
 :class:`~pageflags.PreallocatedPageFlags` (through their base
@@ -23,7 +24,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, TypedDict, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -33,7 +34,79 @@ from .geometry import Geometry
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["PageMapLike"]
+__all__ = ["FlatStats", "MapStats", "PageFlagsStats", "PageMapLike", "PreallocatedStats",
+           "ShardedStats", "ShardedTotals"]
+
+
+# --- stats() -----------------------------------------------------------------------
+class MapStats(TypedDict):
+    """The keys of every local map's ``stats()``."""
+
+    nbytes: int
+    """Bytes the map holds."""
+    flat_bytes: int
+    """Bytes a flat bitmap of the same space takes."""
+    count: int
+    """Pages set."""
+    npages: int
+    """Pages in the map."""
+
+
+class FlatStats(MapStats):
+    """:meth:`FlatPageFlags.stats <pageflags.FlatPageFlags.stats>`: the common keys
+    (``nbytes`` is ``flat_bytes``)."""
+
+
+class PageFlagsStats(MapStats):
+    """:meth:`PageFlags.stats <pageflags.PageFlags.stats>`: the common keys and the
+    table's entry kinds and memory."""
+
+    none: int
+    """Entries of kind ``None`` (all clear)."""
+    full: int
+    """Entries of kind ``FULL`` (all set)."""
+    allocated: int
+    """Entries holding a private chunk."""
+    chunk_bytes: int
+    """Memory of the private chunks."""
+    table_bytes: int
+    """Memory of the object array and its shadows."""
+    nchunks: int
+    """Entries in the table."""
+
+
+class PreallocatedStats(PageFlagsStats):
+    """:meth:`PreallocatedPageFlags.stats <pageflags.PreallocatedPageFlags.stats>`:
+    PageFlags' keys and the pinning."""
+
+    alloc: Literal["present", "all"]
+    """The mode the map was made with."""
+    pinned: int
+    """Sections that keep their chunk."""
+
+
+class ShardedTotals(PageFlagsStats):
+    """The ``total`` of :meth:`ShardedPageFlags.stats
+    <pageflags.ShardedPageFlags.stats>`: PageFlags' keys summed over the shards (an
+    absent shard's entries count as ``none``; ``npages``, ``nchunks`` and
+    ``flat_bytes`` are the whole space's) and the shard counts."""
+
+    nshards: int
+    """Shards, present or absent."""
+    present: int
+    """Shards present (written at least once)."""
+
+
+class ShardedStats(TypedDict):
+    """:meth:`ShardedPageFlags.stats <pageflags.ShardedPageFlags.stats>`."""
+
+    shards: list[PageFlagsStats | None]
+    """Each shard's stats, None for an absent shard."""
+    total: ShardedTotals
+    """Their sums."""
+
+
+# --- the protocol ------------------------------------------------------------------
 
 
 @runtime_checkable

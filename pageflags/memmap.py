@@ -28,6 +28,7 @@ import re
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -38,6 +39,9 @@ from ._sizes import format_size, parse_size
 from .bitmap import PageFlags
 from .geometry import Geometry, as_geometry
 from .preallocated import PreallocatedPageFlags
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["MemoryMap", "ALLOC_MODES"]
 
@@ -142,7 +146,7 @@ class MemoryMap:
 
     @classmethod
     def _build(cls, starts: Sequence[int], stops: Sequence[int], nodes: Sequence[int],
-               labels: list[str], geometry: Geometry) -> MemoryMap:
+               labels: list[str], geometry: Geometry) -> Self:
         """A map from parsed pieces; errors name the piece's ``labels`` entry."""
         self = cls.__new__(cls)
         self._geometry = geometry
@@ -157,7 +161,7 @@ class MemoryMap:
     # --- readers ---------------------------------------------------------------------
     @classmethod
     def from_iomem(cls, text_or_path: str | os.PathLike = "/proc/iomem", *,
-                   geometry: Geometry = DEFAULT_GEOMETRY) -> MemoryMap:
+                   geometry: Geometry = DEFAULT_GEOMETRY) -> Self:
         """Present memory from ``/proc/iomem``: its top-level ``System RAM`` ranges.
 
         Lines are ``start-end : name`` in hex with ``end`` inclusive; nested
@@ -242,7 +246,7 @@ class MemoryMap:
     @classmethod
     def from_sysfs(cls, root: str | os.PathLike = _SYSFS_MEMORY, *,
                    geometry: Geometry = DEFAULT_GEOMETRY, include_offline: bool = False
-                   ) -> MemoryMap:
+                   ) -> Self:
         """Present memory from the sysfs memory-block tree.
 
         Reads ``block_size_bytes`` (hex), then each ``memoryN`` directory:
@@ -335,7 +339,7 @@ class MemoryMap:
     def synthetic(cls, total: str | int = "2 TiB", nodes: int = 8, *, seed: int = 0,
                   geometry: Geometry | None = None, phys_addr_bits: int = 46,
                   hole_below_4g: bool = True, unaligned: bool = False,
-                  pieces: tuple[int, int] = (1, 4)) -> MemoryMap:
+                  pieces: tuple[int, int] = (1, 4)) -> Self:
         """A seeded machine of the kind the kernel meets.
 
         Node ``k`` starts at ``k`` strides of ``npages // nodes`` pages and holds

@@ -21,7 +21,7 @@ that afterwards.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -32,6 +32,7 @@ from ._system import ensure_fits
 from .base import writes
 from .bitmap import PageFlags, _entry_numbers
 from .geometry import DEFAULT_GEOMETRY, Geometry
+from .interface import PreallocatedStats
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -88,11 +89,11 @@ class PreallocatedPageFlags(PageFlags):
         super().__init__(geometry_or_npages)
         n = self._geometry.nchunks
         self._pinned = np.zeros(n, dtype=bool)
-        self._alloc = "all" if sections is None else "present"
+        self._alloc: Literal["present", "all"] = "all" if sections is None else "present"
         self.pin(np.arange(n, dtype=np.int64) if sections is None else sections)
 
     @property
-    def alloc(self) -> str:
+    def alloc(self) -> Literal["present", "all"]:
         """``"present"`` or ``"all"``: the mode the map was made with."""
         return self._alloc
 
@@ -161,8 +162,9 @@ class PreallocatedPageFlags(PageFlags):
         super().optimize()
         return (before - self._nallocated) * self._geometry.chunk_bytes
 
-    def stats(self) -> dict[str, Any]:
-        """:meth:`PageFlags.stats` plus ``alloc`` (the mode) and ``pinned`` (sections)."""
+    def stats(self) -> PreallocatedStats:
+        """:meth:`PageFlags.stats` plus ``alloc`` (the mode) and ``pinned`` (sections):
+        a dict (:class:`~pageflags.interface.PreallocatedStats`)."""
         return {**super().stats(), "alloc": self._alloc,
                 "pinned": int(np.count_nonzero(self._pinned))}
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -47,6 +47,7 @@ from ._args import (
 from ._system import ensure_fits
 from .bitmap import PageFlags
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
+from .interface import PageFlagsStats, ShardedStats, ShardedTotals
 from .ops import Op
 
 if TYPE_CHECKING:
@@ -60,7 +61,8 @@ DEFAULT_SHARD_BYTES = 128 << 20
 
 _INSTALL = ("ShardedPageFlags needs Dask's distributed scheduler: "
             'pip install "pageflags[distributed]"')
-_SUMMED = ("none", "full", "allocated", "chunk_bytes", "table_bytes", "nbytes", "count")
+# The keys of a shard's stats that the total sums.
+_Summed = Literal["none", "full", "allocated", "chunk_bytes", "table_bytes", "nbytes", "count"]
 
 
 def _distributed() -> Any:
@@ -419,7 +421,7 @@ class ShardedPageFlags:
 
     @classmethod
     def from_ranges(cls, starts: ArrayLike, stops: ArrayLike, geometry: Geometry | int,
-                    shard_pages: int | None = None, client: Any = None) -> ShardedPageFlags:
+                    shard_pages: int | None = None, client: Any = None) -> Self:
         """A sharded map with the pages of every ``[starts[i], stops[i])`` set.
 
         Same contract as :meth:`PageFlags.from_ranges`; each shard is built by one
@@ -437,7 +439,7 @@ class ShardedPageFlags:
         new._write_ranges(*check_ranges(starts, stops, new.npages), True)
         return new
 
-    def wait(self) -> ShardedPageFlags:
+    def wait(self) -> Self:
         """Block until every shard's pending writes are done; raise the first one's error.
 
         Nothing is fetched: the shards stay on the workers.
@@ -533,14 +535,15 @@ class ShardedPageFlags:
         return self.count() - self.count_and(other)
 
     # --- what it holds ---------------------------------------------------------------
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> ShardedStats:
         """Per-shard :meth:`PageFlags.stats` and their total.
 
         Returns
         -------
-        dict
-            ``shards``: one dict per shard, None for an absent one; ``total``: the
-            sums of ``none`` (absent shards' chunks included), ``full``, ``allocated``,
+        ShardedStats
+            A dict (:class:`~pageflags.interface.ShardedStats`).  ``shards``: one
+            dict per shard, None for an absent one; ``total``: the sums of ``none``
+            (absent shards' chunks included), ``full``, ``allocated``,
             ``chunk_bytes``, ``table_bytes``, ``nbytes`` and ``count``, with
             ``npages``, ``nchunks``, ``flat_bytes`` of the whole space and
             ``nshards``/``present`` shard counts.
@@ -552,15 +555,21 @@ class ShardedPageFlags:
         >>> s = flags.stats(); s["total"]["full"], s["total"]["present"]  # doctest: +SKIP
         (65536, 2)
         """
-        per = self.map_shards(_shard_tasks.call, "stats")
-        shards = [per.get(i) for i in range(self._nshards)]
+        per: dict[int, PageFlagsStats] = self.map_shards(_shard_tasks.call, "stats")
         g = self._geometry
-        total = {key: sum(s[key] for s in per.values()) for key in _SUMMED}
-        total["none"] += sum(self.shard_geometry(i).nchunks for i in range(self._nshards)
-                             if i not in per)
-        total.update(npages=g.npages, nchunks=g.nchunks, flat_bytes=g.flat_bytes,
-                     nshards=self._nshards, present=len(per))
-        return {"shards": shards, "total": total}
+
+        def summed(key: _Summed) -> int:
+            return sum(s[key] for s in per.values())
+
+        absent = sum(self.shard_geometry(i).nchunks for i in range(self._nshards)
+                     if i not in per)
+        total: ShardedTotals = {
+            "none": summed("none") + absent, "full": summed("full"),
+            "allocated": summed("allocated"), "chunk_bytes": summed("chunk_bytes"),
+            "table_bytes": summed("table_bytes"), "nbytes": summed("nbytes"),
+            "count": summed("count"), "npages": g.npages, "nchunks": g.nchunks,
+            "flat_bytes": g.flat_bytes, "nshards": self._nshards, "present": len(per)}
+        return {"shards": [per.get(i) for i in range(self._nshards)], "total": total}
 
     def __repr__(self) -> str:
         present = sum(f is not None for f in self._futures)
@@ -595,7 +604,7 @@ class ShardedPageFlags:
 
     @classmethod
     def from_local(cls, flags: PageFlags, client: Any = None,
-                   shard_pages: int | None = None) -> ShardedPageFlags:
+                   shard_pages: int | None = None) -> Self:
         """A sharded copy of a local map; its shards are scattered to the workers.
 
         Examples
@@ -652,7 +661,7 @@ class ShardedPageFlags:
         _manifest.remove_stale(folder, {n for n in names if n is not None})
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, client: Any = None) -> ShardedPageFlags:
+    def load(cls, folder: str | os.PathLike, client: Any = None) -> Self:
         """Read a folder written by :meth:`save`; the workers read the shard files.
 
         Raises

@@ -13,6 +13,14 @@ from _mapkit import exercise, other_ranges
 from conftest import PARTIAL
 
 from pageflags import FlatPageFlags, PageFlags, PageMapLike, PreallocatedPageFlags
+from pageflags.interface import (
+    FlatStats,
+    MapStats,
+    PageFlagsStats,
+    PreallocatedStats,
+    ShardedStats,
+    ShardedTotals,
+)
 from pageflags.interface import PageMapLike as Declared
 
 
@@ -43,3 +51,27 @@ def test_code_written_against_the_protocol_agrees_on_every_map(cls):
     got = exercise(flags, cls.from_ranges(*other_ranges(PARTIAL.npages), PARTIAL))
     assert got == exercise(reference, FlatPageFlags.from_ranges(*other_ranges(PARTIAL.npages),
                                                                 PARTIAL))
+
+
+@pytest.mark.parametrize(("make", "shape"), [
+    (lambda: PageFlags(PARTIAL), PageFlagsStats),
+    (lambda: FlatPageFlags(PARTIAL), FlatStats),
+    (lambda: PreallocatedPageFlags(PARTIAL, sections=[1]), PreallocatedStats)],
+    ids=["pageflags", "flat", "preallocated"])
+def test_stats_have_exactly_the_keys_their_typed_dict_declares(make, shape):
+    flags = make()
+    flags.set_range(5, 40_000)
+    stats = flags.stats()
+    assert set(stats) == shape.__required_keys__
+    assert MapStats.__required_keys__ <= set(stats)
+    assert all(type(value) is int for key, value in stats.items() if key != "alloc")
+    assert stats["count"] == flags.count() == 39_995 and stats["npages"] == PARTIAL.npages
+
+
+def test_the_typed_dicts_share_the_common_keys():
+    common = {"nbytes", "flat_bytes", "count", "npages"}
+    assert MapStats.__required_keys__ == common
+    for shape in (FlatStats, PageFlagsStats, PreallocatedStats, ShardedTotals):
+        assert common <= shape.__required_keys__, shape
+    assert PageFlagsStats.__required_keys__ <= ShardedTotals.__required_keys__
+    assert ShardedStats.__required_keys__ == {"shards", "total"}
