@@ -107,7 +107,7 @@ def address_of(array: np.ndarray) -> int:
     >>> chunk = zero_chunk(4); address_of(chunk) == chunk.ctypes.data
     True
     """
-    return array.__array_interface__["data"][0]
+    return int(array.__array_interface__["data"][0])
 
 
 @functools.cache
@@ -134,7 +134,7 @@ def full_chunk(words_per_chunk: int) -> np.ndarray:
     return _view(b"\xff" * (8 * words_per_chunk))
 
 
-def _libc_preadv() -> Callable | None:
+def _libc_preadv() -> Callable[..., int] | None:
     try:
         function = ctypes.CDLL(None, use_errno=True).preadv
     except (OSError, AttributeError):

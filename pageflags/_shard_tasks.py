@@ -105,7 +105,7 @@ def split(flags: PageFlags, first: int, stop: int, geometry: Geometry) -> PageFl
     allocated = np.flatnonzero(mask)
     if not runs.size and not allocated.size:
         return None
-    data = (np.stack(flags._chunks_at(first + allocated)) if allocated.size else
+    data = (np.stack(list(flags._chunks_at(first + allocated))) if allocated.size else
             np.empty((0, geometry.words_per_chunk), dtype=np.uint64))
     return persist.restore(geometry, runs.astype(np.uint64), allocated.astype(np.uint64),
                            data)

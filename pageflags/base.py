@@ -29,7 +29,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = ["PageMap"]
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 _get_ident = threading.get_ident
 
 
@@ -185,7 +187,7 @@ class PageMap(ABC):
         if self._owner != _get_ident():
             raise concurrent_write_error(self)
 
-    def _as_writer(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _as_writer(self, call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """``call(*args, **kwargs)`` as the map's only writer (what :func:`writes`
         does; the fused single calls come here when the token is out)."""
         token = self._token
@@ -375,7 +377,7 @@ class PageMap(ABC):
     def __copy__(self) -> PageMap:
         return self.copy()
 
-    def __deepcopy__(self, memo: dict) -> PageMap:
+    def __deepcopy__(self, memo: dict[int, object]) -> PageMap:
         return self.copy()
 
     # --- search --------------------------------------------------------------------
@@ -563,14 +565,15 @@ class PageMap(ABC):
             raise ValueError(f"geometries differ: {self.geometry} vs {other.geometry}")
         return other
 
+    # ``NotImplemented`` is what the operators calling these return for a non-map;
+    # mypy accepts it only in the operators themselves, hence the two ignores.
     def _binary(self, other: object, op: Op) -> PageMap:
         if not isinstance(other, PageMap):
-            return NotImplemented
+            return NotImplemented  # type: ignore[no-any-return]
         return self._combine(op, self._peer(other))
 
     def _in_place(self, other: object, op: Op) -> Self:
         if not isinstance(other, PageMap):
-            # What the in-place operator returns; mypy allows it only in the operator.
             return NotImplemented  # type: ignore[no-any-return]
         self._combine_in_place_exclusive(op, self._peer(other))
         return self

@@ -51,7 +51,6 @@ ranges) which entries must first become private chunks, allocates them or copies
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
 import threading
 from collections.abc import Callable
@@ -72,6 +71,11 @@ from .ops import Op
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+    from ._files import PathArg
+
+    #: A chunk: ``words_per_chunk`` words.
+    Chunk = np.ndarray[tuple[int], np.dtype[np.uint64]]
 
 __all__ = ["PageFlags", "full_chunk"]
 
@@ -273,10 +277,11 @@ class PageFlags(PageMap):
         # Writable word views of private chunks, made by single-entry writes and
         # dropped by _store whenever their entry changes (so never left dangling).
         self._views: dict[int, memoryview] = {}
-        # The same memory as Python-int views, for writes to one entry.
-        self._addrs_view = memoryview(self._addrs)
-        self._counts_view = memoryview(self._counts)
-        self._occupied_bytes = memoryview(self._occupied).cast("B")
+        # The same memory as Python-int views, for writes to one entry.  (The ignores:
+        # ndarray has the buffer protocol; numpy's stubs declare it for Python 3.12+.)
+        self._addrs_view = memoryview(self._addrs)  # type: ignore[arg-type]
+        self._counts_view = memoryview(self._counts)  # type: ignore[arg-type]
+        self._occupied_bytes = memoryview(self._occupied).cast("B")  # type: ignore[arg-type]
         self._total = 0
         self._nallocated_cache: int | None = 0  # reset by _store, counted on demand
         self._mirror: np.ndarray | None = None  # ``table``, made on first use
@@ -294,7 +299,8 @@ class PageFlags(PageMap):
         self._local_mask = geometry.pages_per_chunk - 1
         self._chunk_pages = geometry.pages_per_chunk
         self._word_mask = geometry.words_per_chunk - 1
-        self._find_next: Any = None  # find_next_set's kernel, bound on first use
+        # find_next_set's kernel, bound on first use to this map's shadow arrays.
+        self._find_next: Callable[[int, int, int, int, int], int] | None = None
 
     # --- the one place where the table and its shadows change ----------------------
     # (_store; _store_one and its two special cases for a single entry)
@@ -459,7 +465,8 @@ class PageFlags(PageMap):
         return self._nallocated_cache
 
     def _allocated_mask(self) -> np.ndarray:
-        return (self._addrs != 0) & (self._addrs != self._full_addr)
+        mask: np.ndarray = (self._addrs != 0) & (self._addrs != self._full_addr)
+        return mask
 
 
     def stats(self) -> PageFlagsStats:
@@ -496,7 +503,7 @@ class PageFlags(PageMap):
     def test(self, pfn: int) -> bool:
         if type(pfn) is not int or not 0 <= pfn < self._npages:
             pfn = check_pfn(pfn, self._npages)
-        chunk = self._refs[pfn >> self._shift]
+        chunk: Chunk | None = self._refs[pfn >> self._shift]
         if chunk is None:
             return False
         if chunk is self.FULL:
@@ -528,7 +535,8 @@ class PageFlags(PageMap):
             if chunk is self.FULL:
                 return stop - start
             base = c << shift
-            return _kernels.flat_count_range(chunk, start - base, stop - base)
+            counted: int = _kernels.flat_count_range(chunk, start - base, stop - base)
+            return counted
         if start == 0 and stop == self._npages:
             return self._total
         return int(_kernels.table_count_range(self._addrs, self._counts, start, stop,
@@ -556,8 +564,8 @@ class PageFlags(PageMap):
             return bool(_kernels.table_equal(self._addrs, self._counts, other._addrs,
                                              other._counts, shift))
         words = getattr(other, "words", None)
-        if words is None:
-            return NotImplemented
+        if words is None:  # __eq__ passes it on, so the other map's __eq__ is tried
+            return NotImplemented  # type: ignore[no-any-return]
         return bool(_kernels.table_equal_flat(self._addrs, shift, words))
 
     # --- writes --------------------------------------------------------------------
@@ -729,7 +737,7 @@ class PageFlags(PageMap):
             return find(start, self._npages, self._shift, self._full_addr, _NULL)
         args = (self._addrs, self._occupied, start, self._npages, self._shift,
                 self._full_addr, _NULL)
-        found = _kernels.table_find_next(*args)
+        found: int = _kernels.table_find_next(*args)
         # From now on without Numba's dispatch: the shadows are this map's for good.
         self._find_next = _direct.bind(_kernels.table_find_next, args, 2)
         return found
@@ -737,8 +745,10 @@ class PageFlags(PageMap):
     find_next_set.__doc__ = PageMap.find_next_set.__doc__
 
     def _find_next_set(self, start: int) -> int:
-        return _kernels.table_find_next(self._addrs, self._occupied, start, self._npages,
-                                        self._shift, self._full_addr, _kernels.NULL)
+        found: int = _kernels.table_find_next(self._addrs, self._occupied, start,
+                                              self._npages, self._shift, self._full_addr,
+                                              _kernels.NULL)
+        return found
 
     def _find_next_clear(self, start: int) -> int:
         g = self._geometry
@@ -765,6 +775,14 @@ class PageFlags(PageMap):
                                          self._geometry.chunk_shift, self._full_addr))
 
     # --- algebra ---------------------------------------------------------------------
+    if TYPE_CHECKING:
+        # What the operators PageMap defines return for this class: the base kind.
+        def __and__(self, other: PageMap) -> PageFlags: ...
+        def __or__(self, other: PageMap) -> PageFlags: ...
+        def __xor__(self, other: PageMap) -> PageFlags: ...
+        def __sub__(self, other: PageMap) -> PageFlags: ...
+        def __invert__(self) -> PageFlags: ...
+
     def _count_and(self, other: PageMap, first_only: bool) -> int:
         assert isinstance(other, PageFlags)
         return int(_kernels.table_count_and(self._addrs, self._counts, other._addrs,
@@ -928,12 +946,12 @@ class PageFlags(PageMap):
         new._store(allocated, chunks, addrs, self._counts[allocated])
         return new
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         # Compact: FULL runs, entry numbers and allocated chunks only (persist.py).
         return persist.reduce(self)
 
     # --- files and interchange (persist.py, roaring.py) -----------------------------
-    def save(self, path: str | bytes | os.PathLike, *, sync: bool = True) -> None:
+    def save(self, path: PathArg, *, sync: bool = True) -> None:
         """Write the map to ``path`` atomically (temporary file, fsync, replace).
 
         The file holds the geometry, the ``FULL`` runs and only the allocated
@@ -963,7 +981,7 @@ class PageFlags(PageMap):
         persist.save(self, path, sync=sync)
 
     @classmethod
-    def load(cls, path: str | bytes | os.PathLike) -> Self:
+    def load(cls, path: PathArg) -> Self:
         """Read a map written by :meth:`save`, checking everything before building it.
 
         The map is a ``cls``: ``MyFlags.load(path)`` builds a ``MyFlags``.
@@ -1119,29 +1137,35 @@ class PageFlags(PageMap):
 
     def _full_mask(self) -> np.ndarray:
         """Bool per entry: ``FULL``."""
-        return self._addrs == self._full_addr
+        mask: np.ndarray = self._addrs == self._full_addr
+        return mask
 
     def _occupied_mask(self, entries: np.ndarray | None = None) -> np.ndarray:
         """Bool per entry (of ``entries``, or of the table): not ``None`` (``FULL`` or a
         private chunk)."""
-        return (self._addrs if entries is None else self._addrs[entries]) != 0
+        mask: np.ndarray = (self._addrs if entries is None else self._addrs[entries]) != 0
+        return mask
 
     def _nonempty_mask(self) -> np.ndarray:
         """Bool per entry: some page of it is set."""
-        return self._counts != 0
+        mask: np.ndarray = self._counts != 0
+        return mask
 
     def _private_at(self, entries: np.ndarray) -> np.ndarray:
         """Bool per entry of ``entries``: it holds a private chunk (not None, not FULL)."""
         addrs = self._addrs[entries]
-        return (addrs != 0) & (addrs != self._full_addr)
+        mask: np.ndarray = (addrs != 0) & (addrs != self._full_addr)
+        return mask
 
     def _chunks_at(self, entries: np.ndarray) -> np.ndarray:
         """The chunk arrays of private entries ``entries`` (an object array)."""
-        return self._refs[entries]
+        chunks: np.ndarray = self._refs[entries]
+        return chunks
 
     def _chunk_addresses(self, entries: np.ndarray) -> np.ndarray:
         """The data addresses (``uint64``) of private entries ``entries``."""
-        return self._addrs[entries]
+        addrs: np.ndarray = self._addrs[entries]
+        return addrs
 
     def _shadows(self) -> tuple[np.ndarray, np.ndarray]:
         """``(addresses, counts)``: the table's shadows themselves, for kernels that
@@ -1187,7 +1211,8 @@ def _entry_numbers(where: Any, n: int) -> np.ndarray:
     where = np.asarray(where)
     if where.dtype == bool:
         return np.flatnonzero(where)
-    return where.astype(np.int64, copy=False).reshape(-1)
+    numbers: np.ndarray = where.astype(np.int64, copy=False).reshape(-1)
+    return numbers
 
 
 def _require(condition: bool, reason: str) -> None:

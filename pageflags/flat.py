@@ -10,7 +10,7 @@ spans of up to ``SPAN_WORDS`` words written as Python ints through a word view.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -104,8 +104,9 @@ class FlatPageFlags(PageMap):
 
     def _init_transient(self) -> None:
         super()._init_transient()
-        # The words as native uint64 Python ints, for single calls.
-        self._view = memoryview(self._words).cast("B").cast("Q")
+        # The words as native uint64 Python ints, for single calls.  (The ignore:
+        # ndarray has the buffer protocol; numpy's stubs declare it for Python 3.12+.)
+        self._view = memoryview(self._words).cast("B").cast("Q")  # type: ignore[arg-type]
 
     @property
     def words(self) -> np.ndarray:
@@ -240,6 +241,15 @@ class FlatPageFlags(PageMap):
     def _select(self, k: int) -> int:
         return int(_kernels.flat_select(self._words, k))
 
+    # --- algebra ---------------------------------------------------------------------
+    if TYPE_CHECKING:
+        # What the operators PageMap defines return for this class: the base kind.
+        def __and__(self, other: PageMap) -> FlatPageFlags: ...
+        def __or__(self, other: PageMap) -> FlatPageFlags: ...
+        def __xor__(self, other: PageMap) -> FlatPageFlags: ...
+        def __sub__(self, other: PageMap) -> FlatPageFlags: ...
+        def __invert__(self) -> FlatPageFlags: ...
+
     def _count_and(self, other: PageMap, first_only: bool) -> int:
         assert isinstance(other, FlatPageFlags)
         return int(_kernels.flat_count_and(self._words, other._words, first_only))
@@ -264,7 +274,8 @@ class FlatPageFlags(PageMap):
         _kernels.flat_set_ranges(self._words, starts, stops)
 
     def _get_words(self, start: int, stop: int) -> np.ndarray:
-        return self._words[start >> 6:-(-stop // 64)].copy()
+        words: np.ndarray = self._words[start >> 6:-(-stop // 64)].copy()
+        return words
 
     def _put_words(self, start: int, words: np.ndarray) -> None:
         self._words[start >> 6:(start >> 6) + words.size] = words

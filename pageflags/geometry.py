@@ -198,7 +198,7 @@ class Geometry:
             raise IndexError(f"pfn {pfn} outside [0, {self.npages})")
         return pfn
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, int]:
         """The geometry and its derived sizes as a plain dict."""
         return {
             "phys_addr_bits": self.phys_addr_bits, "page_shift": self.page_shift,
@@ -217,7 +217,7 @@ def as_geometry(geometry_or_npages: Geometry | int) -> Geometry:
     if not is_integer(geometry_or_npages):
         raise TypeError("expected a Geometry or a page count, got "
                         f"{type(geometry_or_npages).__name__}")
-    return Geometry.from_npages(int(geometry_or_npages))  # type: ignore[call-overload]
+    return Geometry.from_npages(int(geometry_or_npages))
 
 
 #: x86-64 with 4-level paging: 46-bit physical addresses, 4 KiB pages, 128 MiB chunks.

@@ -117,16 +117,17 @@ import os
 import stat as _stat
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import numpy as np
 
 from . import _kernels, _system
 from ._chunks import IOV_MAX, new_chunk_slabs, new_chunks, read_into
 from ._files import (
+    PathArg,
     create_temp,
     fsync_folder,
     not_a_regular_file,
@@ -297,10 +298,11 @@ def assemble(geometry: Geometry, full: np.ndarray | None, allocated: np.ndarray,
 
 # --- pickle ------------------------------------------------------------------------
 
-def reduce(flags: PageFlags) -> tuple:
+def reduce(flags: PageFlags) -> tuple[Callable[..., PageFlags],
+                                      tuple[Geometry, np.ndarray, np.ndarray, np.ndarray]]:
     """``__reduce__`` of a map: only ``FULL`` runs, entry numbers and allocated chunks."""
     allocated = allocated_entries(flags)
-    data = (np.stack(flags._chunks_at(allocated.astype(np.int64))) if allocated.size else
+    data = (np.stack(list(flags._chunks_at(allocated.astype(np.int64)))) if allocated.size else
             np.empty((0, flags.geometry.words_per_chunk), dtype=np.uint64))
     return (restore, (flags.geometry, full_runs(flags), allocated, data))
 
@@ -332,9 +334,11 @@ def _checked_geometry(geometry: object, where: str) -> Geometry:
     _require(isinstance(geometry, Geometry), where, "geometry",
              f"not a Geometry: {type(geometry).__name__}")
     fields = getattr(geometry, "__dict__", {})
+    # Whatever the pickle held, unchecked: Geometry checks each value's type.
+    values: list[Any] = [fields.get(name) for name in
+                         ("phys_addr_bits", "page_shift", "chunk_shift", "npages")]
     try:
-        return Geometry(*(fields.get(name) for name in
-                          ("phys_addr_bits", "page_shift", "chunk_shift", "npages")))
+        return Geometry(*values)
     except (TypeError, ValueError) as exc:
         raise FormatError(where, "geometry", str(exc)) from None
 
@@ -456,7 +460,7 @@ def _read_chunks(fd: int, offset: int, addrs: np.ndarray, chunk_bytes: int,
 
 def xxh64_start(parts: tuple[np.ndarray, ...]) -> np.ndarray:
     """An XXH64 state fed the (small, contiguous ``uint64``) arrays ``parts``."""
-    state = _kernels.xxh64_start(_SEED)
+    state: np.ndarray = _kernels.xxh64_start(_SEED)
     addrs = np.array([part.ctypes.data for part in parts], dtype=np.uint64)
     lengths = np.array([part.size for part in parts], dtype=np.int64)
     _kernels.xxh64_update(state, addrs, lengths, np.empty(len(parts), dtype=np.int64))
@@ -467,7 +471,7 @@ def xxh64_digest(state: np.ndarray) -> int:
     return int(_kernels.xxh64_digest(state, _SEED))
 
 
-def _fspath(path: str | bytes | os.PathLike) -> str:
+def _fspath(path: PathArg) -> str:
     """``path`` as a ``str`` (bytes through ``os.fsdecode``, which round-trips)."""
     return os.fsdecode(os.fspath(path))
 
@@ -489,7 +493,7 @@ def _target_mode(path: str, given: str) -> int:
     return info.st_mode & 0o7777
 
 
-def save(flags: PageFlags, path: str | bytes | os.PathLike, *, sync: bool = True) -> None:
+def save(flags: PageFlags, path: PathArg, *, sync: bool = True) -> None:
     """Write ``flags`` to ``path`` atomically; see the module docstring for the layout.
 
     Parameters
@@ -569,12 +573,12 @@ def save(flags: PageFlags, path: str | bytes | os.PathLike, *, sync: bool = True
 
 
 @overload
-def load(path: str | bytes | os.PathLike) -> PageFlags: ...
+def load(path: PathArg) -> PageFlags: ...
 @overload
-def load(path: str | bytes | os.PathLike, cls: type[_Flags]) -> _Flags: ...
+def load(path: PathArg, cls: type[_Flags]) -> _Flags: ...
 
 
-def load(path: str | bytes | os.PathLike, cls: type[PageFlags] | None = None) -> PageFlags:
+def load(path: PathArg, cls: type[PageFlags] | None = None) -> PageFlags:
     """Read a map written by :func:`save`, checking everything before building it.
 
     Parameters

@@ -25,7 +25,6 @@ without the ``distributed`` extra.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,8 +43,10 @@ from ._args import (
     check_ranges,
     check_sections,
 )
+from ._files import StrPath
 from ._system import ensure_fits
 from .bitmap import PageFlags
+from .errors import FormatError
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 from .interface import PageFlagsStats, ShardedStats, ShardedTotals
 from .ops import Op
@@ -256,7 +257,7 @@ class ShardedPageFlags:
                hi: int) -> np.ndarray:
         """Shard ``index``'s pfns as local offsets, 32-bit when they fit (half the bytes
         to send)."""
-        local = pfns[order[lo:hi]] - index * self._shard_pages
+        local: np.ndarray = pfns[order[lo:hi]] - index * self._shard_pages
         return local.astype(np.uint32) if self._shard_pages <= 1 << 32 else local
 
     def set_many(self, pfns: ArrayLike) -> None:
@@ -317,7 +318,7 @@ class ShardedPageFlags:
                  if self._futures[index] is not None]
         for (index, _), hit in zip(asked, self._gather([f for _, f in asked]), strict=True):
             if hit >= 0:
-                return index * self._shard_pages + hit
+                return index * self._shard_pages + int(hit)
         return -1
 
     def find_next_clear(self, start: int = 0) -> int:
@@ -627,7 +628,7 @@ class ShardedPageFlags:
                 new._futures[index] = new._client.scatter(part, hash=False)
         return new
 
-    def save(self, folder: str | os.PathLike) -> None:
+    def save(self, folder: StrPath) -> None:
         """Write one file per present shard (written by the workers, so ``folder`` must be
         reachable from them at the same path) and ``manifest.json``, last.
 
@@ -648,9 +649,8 @@ class ShardedPageFlags:
         asked = []
         for index, future in enumerate(self._futures):
             if future is not None:
-                names[index] = _manifest.shard_name(index, gen)
-                asked.append(self._submit(_shard_tasks.save, future,
-                                          str(folder / names[index])))
+                names[index] = name = _manifest.shard_name(index, gen)
+                asked.append(self._submit(_shard_tasks.save, future, str(folder / name)))
         self._gather(asked)
         g = self._geometry
         _manifest.write(folder, {
@@ -661,7 +661,7 @@ class ShardedPageFlags:
         _manifest.remove_stale(folder, {n for n in names if n is not None})
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, client: Any = None) -> Self:
+    def load(cls, folder: StrPath, client: Any = None) -> Self:
         """Read a folder written by :meth:`save`; the workers read the shard files.
 
         Raises
@@ -673,16 +673,14 @@ class ShardedPageFlags:
         manifest = _manifest.read(folder)
         new = cls(manifest["geometry"], manifest["shard_pages"], client)
         if len(manifest["shards"]) != new.nshards:
-            raise _manifest.FormatError(str(folder / _manifest.NAME), "shards",
-                                        f"{len(manifest['shards'])} shards, expected "
-                                        f"{new.nshards}")
+            raise FormatError(str(folder / _manifest.NAME), "shards",
+                              f"{len(manifest['shards'])} shards, expected {new.nshards}")
         for index, name in enumerate(manifest["shards"]):
             if name is not None:
                 new._futures[index] = new._submit(_shard_tasks.load, str(folder / name),
                                                   new.shard_geometry(index))
         count = new.count()  # reads every shard: a bad file raises here, not later
         if count != manifest["count"]:
-            raise _manifest.FormatError(str(folder / _manifest.NAME), "count",
-                                        f"shards hold {count} pages, manifest says "
-                                        f"{manifest['count']}")
+            raise FormatError(str(folder / _manifest.NAME), "count",
+                              f"shards hold {count} pages, manifest says {manifest['count']}")
         return new
