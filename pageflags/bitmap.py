@@ -726,7 +726,7 @@ class PageFlags(PageMap):
         if emptied.size:
             self._free(emptied)
 
-    # --- scans, rank/select (issue 3) ----------------------------------------------
+    # --- scans, rank/select ---------------------------------------------------------
     def find_next_set(self, start: int = 0) -> int:
         if type(start) is not int or not 0 <= start < self._npages:
             start = check_position("start", start, self._npages)

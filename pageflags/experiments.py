@@ -188,7 +188,7 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
     Parameters
     ----------
     phys_addr_bits, memory, nodes, seed
-        The machine (46 bits, 2 TiB, 8 nodes: the issue's default).
+        The machine (by default 46 bits, 2 TiB, 8 nodes, as the ``pageflags`` command).
     density : float
         Fraction of present pages in the dirty map.
     repeat : int

@@ -220,7 +220,7 @@ class FlatPageFlags(PageMap):
             return bool(np.array_equal(self._words, other._words))
         return other._equal(self)
 
-    # --- scans, rank/select, algebra, conversions (issue 3) ------------------------
+    # --- scans, rank/select, algebra, conversions ------------------------------------
     def _find_next_set(self, start: int) -> int:
         return int(_kernels.flat_find_next(self._words, start, self.npages, _kernels.NULL))
 
