@@ -47,7 +47,7 @@ from ._args import (
     plain_array,
 )
 from .geometry import Geometry, as_geometry
-from .interface import MapStats
+from .interface import Geometric, MapStats
 from .ops import Op
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def _single_page_write(primitive: str, doc: str) -> Callable[[PageMap, int], Non
     return named(write, "PageMap", primitive[1:-4], doc)
 
 
-class PageMap(ABC):
+class PageMap(Geometric, ABC):
     """One bit per page over the pages of a :class:`~pageflags.Geometry`.
 
     One writer at a time: a write while another thread is writing the same map
@@ -202,16 +202,6 @@ class PageMap(ABC):
         finally:
             self._owner = None
             token.append(True)
-
-    @property
-    def geometry(self) -> Geometry:
-        """The map's :class:`~pageflags.Geometry`."""
-        return self._geometry
-
-    @property
-    def npages(self) -> int:
-        """Pages in the map (valid pfns are ``[0, npages)``)."""
-        return self._geometry.npages
 
     # --- single pages --------------------------------------------------------------
     set = _single_page_write("_set_one", """Set page ``pfn``.

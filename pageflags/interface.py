@@ -107,6 +107,24 @@ class ShardedStats(TypedDict):
 
 
 # --- the protocol ------------------------------------------------------------------
+class Geometric:
+    """``geometry`` and ``npages`` of a map that keeps its geometry in ``_geometry``
+    (a base of :class:`~pageflags.PageMap` and :class:`~pageflags.ShardedPageFlags`)."""
+
+    __slots__ = ()
+    _geometry: Geometry
+
+    @property
+    def geometry(self) -> Geometry:
+        """The map's :class:`~pageflags.Geometry` (of the whole space, if sharded)."""
+        return self._geometry
+
+    @property
+    def npages(self) -> int:
+        """Pages in the map (valid pfns are ``[0, npages)``)."""
+        return self._geometry.npages
+
+
 
 
 @runtime_checkable

@@ -48,7 +48,7 @@ from ._system import ensure_fits
 from .bitmap import PageFlags
 from .errors import FormatError
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
-from .interface import PageFlagsStats, ShardedStats, ShardedTotals
+from .interface import Geometric, PageFlagsStats, ShardedStats, ShardedTotals
 from .ops import Op
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def _client(client: Any) -> Any:
                          "(distributed.Client(...))") from None
 
 
-class ShardedPageFlags:
+class ShardedPageFlags(Geometric):
     """A page map of ``geometry`` split into shards of ``shard_pages`` held on Dask workers.
 
     Parameters
@@ -128,16 +128,6 @@ class ShardedPageFlags:
         self._futures: list[Any] = [None] * self._nshards
 
     # --- shape ---------------------------------------------------------------------
-    @property
-    def geometry(self) -> Geometry:
-        """The geometry of the whole space."""
-        return self._geometry
-
-    @property
-    def npages(self) -> int:
-        """Pages in the whole space."""
-        return self._geometry.npages
-
     @property
     def shard_pages(self) -> int:
         """Pages per shard (the last one may hold fewer)."""
