@@ -7,8 +7,10 @@ a flat twin to compare with (:class:`FlatPageFlags`); machines read from
 ``/proc/iomem``, sysfs or made up (:class:`MemoryMap`); memory hotplug with a
 ``pfn_valid()`` map (:class:`Hotplug`); crash-safe files and Roaring interchange
 (``PageFlags.save``/``load``, :class:`FormatError`); maps sharded over Dask workers
-(:class:`ShardedPageFlags`, with the ``distributed`` extra); and the ``pageflags``
-command.
+(:class:`ShardedPageFlags`, with the ``distributed`` extra); a live machine's page
+flags from ``/proc/kpageflags`` as one map per flag, with page-types' summaries, bit
+filters, snapshots and diffs (:class:`PageFlagSet`, :class:`KPF`); and the
+``pageflags`` command.
 
 >>> import pageflags
 >>> flags = pageflags.PageFlags()          # a 46-bit space: 2**34 pages of 4 KiB
@@ -18,15 +20,17 @@ command.
 
 from .base import PageMap
 from .bitmap import PageFlags
+from .flagset import PageFlagSet
 from .flat import FlatPageFlags
 from .geometry import Geometry, capacity
 from .hotplug import Hotplug
+from .kpf import KPF
 from .memmap import MemoryMap, PreallocatedPageFlags
 from .persist import FormatError
 from .sharded import ShardedPageFlags  # imports Dask only when a map is made
 
 __version__ = "0.1.0"
 
-__all__ = ["FlatPageFlags", "FormatError", "Geometry", "Hotplug", "MemoryMap", "PageFlags",
-           "PageMap", "PreallocatedPageFlags", "ShardedPageFlags", "capacity",
-           "__version__"]
+__all__ = ["KPF", "FlatPageFlags", "FormatError", "Geometry", "Hotplug", "MemoryMap",
+           "PageFlagSet", "PageFlags", "PageMap", "PreallocatedPageFlags", "ShardedPageFlags",
+           "capacity", "__version__"]
