@@ -606,12 +606,16 @@ class PageFlagSet:
             words, pages = self._words_histogram()
             labels = np.zeros(words.size, dtype=np.int64)
         else:
-            if not isinstance(within, PageMap) or within.geometry != self._geometry:
-                raise ValueError("within must be a map of the set's geometry")
             words, labels, pages = self._count(np.array([0]), np.array([n]),
-                                               np.array([0]), within)
+                                               np.array([0]), self._within(within))
         rows = _rows(words, labels, pages, raw, bits)
         return _plain(rows)
+
+    def _within(self, within: PageMap | None) -> PageMap | None:
+        if within is not None and (not isinstance(within, PageMap)
+                                   or within.geometry != self._geometry):
+            raise ValueError("within must be a map of the set's geometry")
+        return within
 
     def _words_histogram(self) -> tuple[np.ndarray, np.ndarray]:
         if self._histogram is None:
@@ -621,13 +625,15 @@ class PageFlagSet:
         return self._histogram
 
     def summary_by_node(self, memmap: Any = None, raw: bool = False,
-                        bits: str | Iterable[str] | None = None) -> np.ndarray:
+                        bits: str | Iterable[str] | None = None,
+                        within: PageMap | None = None) -> np.ndarray:
         """The summary per NUMA node: rows of ``node``, ``flags``, ``pages``.
 
         Ordered by node, then as :meth:`summary`.  Nodes come from ``memmap`` (a
         :class:`~pageflags.MemoryMap`), by default
         ``MemoryMap.from_sysfs(geometry=fs.geometry)`` (kpageflags has no node
-        field); pages of no range (holes, offline blocks) are node -1.
+        field); pages of no range (holes, offline blocks) are node -1.  ``raw``,
+        ``bits`` and ``within`` are as in :meth:`summary`.
         """
         from .memmap import MemoryMap
 
@@ -639,11 +645,12 @@ class PageFlagSet:
         if memmap.geometry.page_shift != self._geometry.page_shift:
             raise ValueError("the memory map's pages are not the set's pages")
         lo, hi, labels = _cover(memmap.ranges, memmap.nodes, n)
-        words, places, pages = self._count(lo, hi, labels)
+        words, places, pages = self._count(lo, hi, labels, self._within(within))
         return _plain(_rows(words, places, pages, raw, bits), "node")
 
     def summary_by_block(self, block_bytes: int | None = None, raw: bool = False,
-                         bits: str | Iterable[str] | None = None, *,
+                         bits: str | Iterable[str] | None = None,
+                         within: PageMap | None = None, *,
                          root: str | os.PathLike = "/sys/devices/system/memory"
                          ) -> np.ndarray:
         """The summary per memory block: rows of ``block``, ``flags``, ``pages``.
@@ -664,7 +671,8 @@ class PageFlagSet:
             raise ValueError(f"block_bytes {block_bytes} is not a whole number of pages")
         lo = np.arange(0, n, block_pages, dtype=np.int64)
         hi = np.minimum(lo + block_pages, n)
-        words, places, pages = self._count(lo, hi, lo // block_pages)
+        words, places, pages = self._count(lo, hi, lo // block_pages,
+                                           self._within(within))
         return _plain(_rows(words, places, pages, raw, bits), "block")
 
     def _count(self, seg_lo: np.ndarray, seg_hi: np.ndarray, seg_label: np.ndarray,

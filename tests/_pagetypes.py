@@ -183,3 +183,41 @@ def fixture_words(seed: int = 14, n: int = NPAGES) -> np.ndarray:
 
 def bit_pfns(words: np.ndarray, bit: int) -> np.ndarray:
     return np.flatnonzero((words >> np.uint64(bit)) & np.uint64(1))
+
+
+# --- a process, as /proc/PID/maps and /proc/PID/pagemap files --------------------------
+
+PM_PRESENT, PM_SWAP, PM_FILE, PM_EXCLUSIVE, PM_SOFT_DIRTY = (1 << 63, 1 << 62, 1 << 61,
+                                                             1 << 56, 1 << 55)
+
+
+def write_process(root, pid: int, areas: list[tuple[int, list[int]]]) -> None:
+    """``root/pid/maps`` and ``root/pid/pagemap`` (a sparse regular file) for areas
+    ``(first virtual page, pagemap entries)``."""
+    folder = root / str(pid)
+    folder.mkdir(parents=True)
+    lines = []
+    with open(folder / "pagemap", "wb") as out:
+        for vpn, entries in areas:
+            start, end = vpn * 4096, (vpn + len(entries)) * 4096
+            lines.append(f"{start:08x}-{end:08x} rw-p 00000000 00:00 0  [area]")
+            out.seek(vpn * 8)
+            out.write(np.array(entries, dtype="<u8").tobytes())
+    (folder / "maps").write_text("\n".join(lines) + "\n")
+
+
+def process_entries(rng: np.random.Generator, n: int, npages: int) -> list[int]:
+    """Pagemap entries: present pages with random pfns and bits, swapped and absent."""
+    out = []
+    for _ in range(n):
+        kind = rng.integers(0, 4)
+        if kind == 0:
+            out.append(0)
+        elif kind == 1:
+            out.append(PM_SWAP | int(rng.integers(1, 1000)) << 5)
+        else:
+            bits = int(rng.integers(0, 8))
+            out.append(PM_PRESENT | int(rng.integers(1, npages))
+                       | (PM_SOFT_DIRTY if bits & 1 else 0)
+                       | (PM_EXCLUSIVE if bits & 2 else 0) | (PM_FILE if bits & 4 else 0))
+    return out
