@@ -20,13 +20,14 @@ filters, snapshots and diffs (:class:`PageFlagSet`, :class:`KPF`); and the
 
 from .base import PageMap
 from .bitmap import PageFlags
+from .errors import FormatError
 from .flagset import PageFlagSet
 from .flat import FlatPageFlags
 from .geometry import Geometry, capacity
 from .hotplug import Hotplug
 from .kpf import KPF
-from .memmap import MemoryMap, PreallocatedPageFlags
-from .persist import FormatError
+from .memmap import MemoryMap
+from .preallocated import PreallocatedPageFlags
 from .sharded import ShardedPageFlags  # imports Dask only when a map is made
 
 __version__ = "0.1.0"

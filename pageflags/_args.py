@@ -1,6 +1,7 @@
-"""Argument checks shared by every map type (DESIGN.md, "Contracts").
+"""Argument checks shared by every map type (``docs/design.md``, "Contracts").
 
-Each check runs before any kernel, so a rejected call changes nothing.
+Each check runs before any kernel, so a rejected call changes nothing.  The
+read-only views that properties hand back (:func:`read_only`) live here too.
 
 What counts as an integer is decided in two places only, :func:`is_integer` for
 scalars and :func:`int_array` for arrays: Python ints and NumPy integer scalars,
@@ -243,6 +244,17 @@ def check_pfn_array(pfns: object, npages: int, what: str = "pfn") -> np.ndarray:
     return _checked_pfns(int_array(f"{what}s", pfns), npages, what)
 
 
+def check_sections(nrs: object, nsections: int) -> np.ndarray:
+    """A flat int64 array of section numbers in ``[0, nsections)``.
+
+    Examples
+    --------
+    >>> check_sections([3, 0], 4).tolist()
+    [3, 0]
+    """
+    return check_pfn_array(nrs, nsections, "section")
+
+
 def check_pfn_array_shaped(pfns: object, npages: int) -> tuple[np.ndarray, tuple[int, ...]]:
     """:func:`check_pfn_array`, and the shape ``pfns`` had (for results shaped alike)."""
     arr = int_array("pfns", pfns)
@@ -322,3 +334,16 @@ def check_words(name: str, words: object) -> np.ndarray:
         raise ValueError(f"{name} must be >= 0: {name}[{bad}] is {int(arr[bad])} "
                          "(view signed words as np.uint64 to mean their bits)")
     return arr.astype(np.uint64, copy=False)
+
+
+def read_only(arr: np.ndarray) -> np.ndarray:
+    """A read-only view of ``arr``, for properties that expose internal state.
+
+    Examples
+    --------
+    >>> view = read_only(np.zeros(2)); view.flags.writeable
+    False
+    """
+    view = arr.view()
+    view.setflags(write=False)
+    return view

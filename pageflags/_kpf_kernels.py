@@ -125,24 +125,31 @@ def _grown(keys, labels, counts, used):
     return nk, nl, nc, nu
 
 
+@_njit(inline="always")
+def _count_run(words, i, stop, label, keys, labels, counts, used, nused):
+    """Count the run of words equal to ``words[i]`` from ``i`` (before ``stop``):
+    returns where it ends, then the table (grown when it would be half full) and its
+    number of keys."""
+    w = words[i]
+    j = i + 1
+    while j < stop and words[j] == w:
+        j += 1
+    if 2 * (nused + 1) > keys.size:
+        keys, labels, counts, used = _grown(keys, labels, counts, used)
+    nused += _insert(keys, labels, counts, used, w, label, j - i, _shift_of(keys.size))
+    return j, keys, labels, counts, used, nused
+
+
 @_njit(**_JIT)
 def count_words(words, lo, hi, label, keys, labels, counts, used, nused):
     """Count the entries ``words[lo:hi]`` by ``(word, label)`` into the table.
 
     Returns the table (a larger one when it grew) and its number of keys.
     """
-    shift = _shift_of(keys.size)
     i = lo
     while i < hi:
-        w = words[i]
-        j = i + 1
-        while j < hi and words[j] == w:
-            j += 1
-        if 2 * (nused + 1) > keys.size:
-            keys, labels, counts, used = _grown(keys, labels, counts, used)
-            shift = _shift_of(keys.size)
-        nused += _insert(keys, labels, counts, used, w, label, j - i, shift)
-        i = j
+        i, keys, labels, counts, used, nused = _count_run(words, i, hi, label, keys, labels,
+                                                          counts, used, nused)
     return keys, labels, counts, used, nused
 
 
@@ -173,18 +180,12 @@ def stream_words(words, n, packed, keys, labels, counts, used, nused):
     bit set, a span of whole words.  Returns the bits that occur, then the table
     and its number of keys."""
     ngroups = (n + 63) // 64
-    shift = _shift_of(keys.size)
     touched = _ZERO
     i = 0
     while i < n:
         w = words[i]
-        j = i + 1
-        while j < n and words[j] == w:
-            j += 1
-        if 2 * (nused + 1) > keys.size:
-            keys, labels, counts, used = _grown(keys, labels, counts, used)
-            shift = _shift_of(keys.size)
-        nused += _insert(keys, labels, counts, used, w, 0, j - i, shift)
+        j, keys, labels, counts, used, nused = _count_run(words, i, n, 0, keys, labels,
+                                                          counts, used, nused)
         rest = w
         while rest != _ZERO:
             low = rest & (~rest + np.uint64(1))

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ._files import fsync_folder
+from .errors import FormatError
 from .geometry import Geometry
-from .persist import FormatError
 
 NAME = "manifest.json"
 FORMAT = "pageflags-sharded"

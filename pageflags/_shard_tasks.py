@@ -21,6 +21,7 @@ import numpy as np
 
 from . import persist
 from .bitmap import PageFlags
+from .errors import FormatError
 from .geometry import Geometry
 
 # Algebra by name: tasks carry a string, not a function.
@@ -82,7 +83,7 @@ def load(path: str, geometry: Geometry) -> PageFlags:
     """``PageFlags.load(path)``, which must have ``geometry`` (``FormatError`` if not)."""
     flags = PageFlags.load(path)
     if flags.geometry != geometry:
-        raise persist.FormatError(path, "geometry",
+        raise FormatError(path, "geometry",
                                   f"shard has {flags.geometry}, the manifest says {geometry}")
     return flags
 
@@ -103,7 +104,7 @@ def split(flags: PageFlags, first: int, stop: int, geometry: Geometry) -> PageFl
     allocated = np.flatnonzero(mask)
     if not runs.size and not allocated.size:
         return None
-    data = (np.stack(flags._refs[first + allocated]) if allocated.size else
+    data = (np.stack(flags._chunks_at(first + allocated)) if allocated.size else
             np.empty((0, geometry.words_per_chunk), dtype=np.uint64))
     return persist.restore(geometry, runs.astype(np.uint64), allocated.astype(np.uint64),
                            data)

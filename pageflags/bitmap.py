@@ -100,6 +100,7 @@ def _boxed(obj: object) -> np.ndarray:
     return box
 
 
+@persist.builds  # the class persist and roaring build, without importing this module
 class PageFlags(PageMap):
     """One bit per page in a two-level table of lazily allocated chunks.
 
@@ -925,6 +926,94 @@ class PageFlags(PageMap):
         _kernels.table_popcounts(self._addrs, self._geometry.chunk_shift, popcounts)
         bad = np.flatnonzero(popcounts != self._counts)
         _require(bad.size == 0, f"cached counts differ from popcounts at chunks {bad[:8]}")
+
+    # === package-internal table API ===================================================
+    # The package's other modules (persist, roaring, memmap, preallocated, hotplug, the
+    # shard tasks) build, read and change a map's table through these methods and
+    # never through the table's attributes: only this module assigns ``_addrs``,
+    # ``_counts`` and ``_total`` (tests/test_imports.py checks).  ``entries`` are
+    # int64 arrays of distinct entry numbers the caller has checked.  Setting many
+    # ranges is ``_set_ranges`` above, the PageMap primitive ``from_ranges`` calls.
+    # Not public API: names and arguments may change with the package.
+
+    @classmethod
+    def _from_parts(cls, geometry: Geometry, full: np.ndarray | None, entries: np.ndarray,
+                    chunks: np.ndarray, addrs: np.ndarray, counts: np.ndarray) -> PageFlags:
+        """A map of ``geometry`` built from its parts; every other entry is ``None``.
+
+        ``full`` (a bool mask over the entries, or None) marks the ``FULL`` entries;
+        ``entries`` hold ``chunks`` (read-only chunks made for this map, whose data
+        lie at ``addrs``) with ``counts`` pages set in each.  Nothing is checked
+        here: a reader of outside data runs :meth:`_check_structure` next.
+        """
+        flags = cls(geometry)
+        if full is not None:
+            flags._fill(full)
+        flags._store(entries, chunks, addrs, counts)
+        flags._total = int(flags._counts.sum(dtype=np.int64))
+        return flags
+
+    def _full_mask(self) -> np.ndarray:
+        """Bool per entry: ``FULL``."""
+        return self._addrs == self._full_addr
+
+    def _occupied_mask(self, entries: np.ndarray | None = None) -> np.ndarray:
+        """Bool per entry (of ``entries``, or of the table): not ``None`` (``FULL`` or a
+        private chunk)."""
+        return (self._addrs if entries is None else self._addrs[entries]) != 0
+
+    def _nonempty_mask(self) -> np.ndarray:
+        """Bool per entry: some page of it is set."""
+        return self._counts != 0
+
+    def _private_at(self, entries: np.ndarray) -> np.ndarray:
+        """Bool per entry of ``entries``: it holds a private chunk (not None, not FULL)."""
+        addrs = self._addrs[entries]
+        return (addrs != 0) & (addrs != self._full_addr)
+
+    def _chunks_at(self, entries: np.ndarray) -> np.ndarray:
+        """The chunk arrays of private entries ``entries`` (an object array)."""
+        return self._refs[entries]
+
+    def _chunk_addresses(self, entries: np.ndarray) -> np.ndarray:
+        """The data addresses (``uint64``) of private entries ``entries``."""
+        return self._addrs[entries]
+
+    def _shadows(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(addresses, counts)``: the table's shadows themselves, for kernels that
+        read a whole table.  Read them only: a write would leave the map broken."""
+        return self._addrs, self._counts
+
+    def _fill_entries(self, entries: np.ndarray) -> None:
+        """Set every page of whole-chunk ``entries``, keeping the total."""
+        ppc = self._geometry.pages_per_chunk
+        self._total += entries.size * ppc - int(self._counts[entries].sum(dtype=np.int64))
+        self._fill(entries)
+
+    def _free_entries(self, entries: np.ndarray) -> None:
+        """Clear every page of ``entries`` and let their chunks go, keeping the total."""
+        self._total -= int(self._counts[entries].sum(dtype=np.int64))
+        self._free(entries)
+
+    def _own_entries(self, entries: np.ndarray) -> None:
+        """Give each of ``entries`` a private chunk holding its bits (a zeroed one for
+        ``None``, a copy of ``FULL`` for ``FULL``); private entries stay as they are."""
+        addrs = self._addrs[entries]
+        self._allocate(entries[addrs == 0])
+        self._unshare(entries[addrs == self._full_addr])
+
+    def _rewrite_chunks(self, entries: np.ndarray, word: np.uint64, count: int) -> None:
+        """Write ``word`` over the private chunks of ``entries`` in place, each then
+        holding ``count`` pages set (0 for ``word`` 0, a chunk's pages for all ones).
+
+        The in-place form of :meth:`_free` and :meth:`_fill`, for maps that keep
+        their chunks; like them it leaves the total to the caller.  Counts are exact,
+        so a chunk already at ``count`` already holds ``word`` and is not rewritten.
+        """
+        entries = entries[self._counts[entries] != count]
+        _kernels.table_fill_chunks(self._addrs, entries, self._geometry.chunk_shift, word)
+        self._counts[entries] = count
+    # === end of the package-internal table API ========================================
 
 
 def _entry_numbers(where: Any, n: int) -> np.ndarray:

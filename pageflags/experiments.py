@@ -13,20 +13,20 @@ be added, none is renamed or removed.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import memmap
+from . import _system
 from ._args import check_at_least, check_fraction
 from ._sizes import format_size, human_size, parse_size
 from .bitmap import PageFlags
 from .flat import FlatPageFlags
 from .geometry import Geometry
-from .hotplug import ADD, Hotplug, _runs, default_probes, probe_walk
+from .harness import ADD, Progress, best_time, default_probes, probe_walk, replay
+from .hotplug import Hotplug, apply_step
 from .memmap import MemoryMap
 
 __all__ = ["HOTPLUG_KEYS", "SCAN_KEYS", "flat_fits", "hotplug", "plot_hotplug", "scan"]
@@ -48,7 +48,7 @@ def flat_fits(geometry: Geometry, maps: int) -> bool:
 
     Half, because an operation such as ``dirty & present`` builds one more.
     """
-    available = memmap._available_bytes()
+    available = _system.available_bytes()
     if available is None:  # not every platform reports it
         return True
     return maps * geometry.flat_bytes < available // 2
@@ -63,19 +63,6 @@ def _flat_note(geometry: Geometry, wanted: bool, maps: int) -> tuple[bool, str |
     return False, (f"a flat bitmap of a {geometry.phys_addr_bits}-bit space takes "
                    f"{human_size(geometry.flat_bytes)} a map: too much for this "
                    "machine's free memory, so the flat columns are skipped")
-
-
-class _Progress:
-    """One line on stderr per long step, with the time since the start; quiet off a TTY."""
-
-    def __init__(self, show: bool | None) -> None:
-        self.show = sys.stderr.isatty() if show is None else bool(show)
-        self.start = time.perf_counter()
-
-    def __call__(self, message: str) -> None:
-        if self.show:
-            print(f"[{time.perf_counter() - self.start:6.1f} s] {message}",
-                  file=sys.stderr, flush=True)
 
 
 def _machine(phys_addr_bits: int, memory: str | int, nodes: int, seed: int) -> MemoryMap:
@@ -107,7 +94,7 @@ def _node_extents(mm: MemoryMap) -> list[tuple[int, int]]:
 
 
 class _Setup(NamedTuple):
-    say: _Progress
+    say: Progress
     machine: MemoryMap
     with_flat: bool
     note: str | None
@@ -127,7 +114,7 @@ def _setup(phys_addr_bits: int, memory: str | int, nodes: int, seed: int, densit
 
     The jobs check their counts and ``seed`` first, with :func:`_counts`.
     """
-    say = _Progress(progress)
+    say = Progress(progress)
     say("simulating the machine")
     mm = _machine(phys_addr_bits, memory, nodes, seed)
     with_flat, note = _flat_note(mm.geometry, flat, flat_maps)
@@ -140,15 +127,6 @@ def _warm_up(kind: type) -> None:
     """Compile (or load from the cache) the build kernels, so builds time no JIT."""
     tiny = kind.from_ranges([10], [1 << 15], 1 << 16)
     tiny.set_many(np.arange(3))
-
-
-def _best_time(fn: Callable[[], Any], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -301,7 +279,7 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
             raise RuntimeError(f"pageflags and flat disagree on {op}")
         del results  # a flat `dirty | present` holds a whole bitmap
         rows.append({"operation": op, **{
-            name: _best_time(lambda fn=fn, pair=pair: fn(*pair), repeat)
+            name: best_time(lambda fn=fn, pair=pair: fn(*pair), repeat)
             for name, pair in maps.items()}})
     why: list[str] = []
     if with_flat:
@@ -343,7 +321,7 @@ def _why_slower(rows: list[dict[str, Any]], g: Geometry, dirty_pfns: np.ndarray,
         if op == "build dirty":
             shift = g.chunk_shift
             firsts = np.unique(dirty_pfns >> shift) << shift  # a pfn per touched section
-            alloc = _best_time(lambda firsts=firsts: PageFlags(g).set_many(firsts), repeat)
+            alloc = best_time(lambda firsts=firsts: PageFlags(g).set_many(firsts), repeat)
             rest = (row["pageflags"] - alloc) / row["flat"]
             lines.append(f"{op}: {alloc * 1e3:.3g} ms of pageflags' {row['pageflags'] * 1e3:.3g}"
                          f" ms give {firsts.size:,} sections a zeroed 4 KiB chunk each (flat's "
@@ -358,27 +336,6 @@ def _why_slower(rows: list[dict[str, Any]], g: Geometry, dirty_pfns: np.ndarray,
 
 
 # --- hotplug -------------------------------------------------------------------------
-def _replay_flat(flats: dict[str, FlatPageFlags], ops: np.ndarray, nrs: np.ndarray) -> None:
-    """Apply events to flat maps as Hotplug does: add sets ``present``, every event
-    clears the section in the other maps (added memory is fresh).
-
-    Vectorised over whole sections by viewing the words as one row per section.
-    """
-    g = flats["present"].geometry
-    whole = g.npages % g.pages_per_chunk == 0 and g.pages_per_chunk % 64 == 0
-    for start, stop in _runs(ops):
-        run = nrs[start:stop]
-        add = ops[start] == ADD
-        for name, flat in flats.items():
-            value = add and name == "present"
-            if whole:
-                flat.words.reshape(g.nchunks, -1)[run] = ~np.uint64(0) if value else 0
-                continue
-            for nr in run.tolist():  # a partial last section: ranges, one by one
-                lo, hi = nr << g.chunk_shift, min((nr + 1) << g.chunk_shift, g.npages)
-                (flat.set_range if value else flat.clear_range)(lo, hi)
-
-
 def _summary(series: np.ndarray, start: int) -> dict[str, int]:
     return {"start": int(start), "end": int(series[-1]) if series.size else int(start),
             "peak": int(max(start, series.max(initial=start)))}
@@ -448,17 +405,14 @@ def hotplug(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 
         flats = {"present": FlatPageFlags.from_ranges(mm.ranges[:, 0], mm.ranges[:, 1], g),
                  "dirty": FlatPageFlags.from_array(dirty_pfns, g)}
         start_nbytes["flat"] = {m: f.nbytes for m, f in flats.items()}
-        series["flat"] = {m: np.full(rec.size, flats[m].nbytes) for m in MAPS}
+
+        def step(op: int, sections: np.ndarray) -> None:
+            apply_step(flats["present"], [flats["dirty"]], op, sections)
+
+        flat_rec = replay(ops, nrs, flats, step, batch=batch, probe=probes, progress=False)
+        series["flat"] = {m: flat_rec["nbytes"][m] for m in MAPS}
         for p in probes:
-            seconds[p]["flat"] = {m: np.zeros(rec.size) for m in MAPS}
-        for b in range(rec.size):
-            lo, hi = b * batch, min((b + 1) * batch, ops.size)
-            _replay_flat(flats, ops[lo:hi], nrs[lo:hi])
-            for p, fn in probes.items():
-                for m in MAPS:
-                    t0 = time.perf_counter()
-                    fn(flats[m])
-                    seconds[p]["flat"][m][b] = time.perf_counter() - t0
+            seconds[p]["flat"] = {m: flat_rec[f"{p}_s"][m] for m in MAPS}
         final = {"present": hp.present, "dirty": hp.maps["dirty"]}
         if not all(final[m] == flats[m] for m in MAPS):
             raise RuntimeError("pageflags and flat disagree after the hotplug trace")

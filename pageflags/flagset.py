@@ -54,9 +54,9 @@ from ._args import is_integer
 from ._files import fsync_folder, open_regular
 from .base import PageMap
 from .bitmap import PageFlags
+from .errors import FormatError
 from .geometry import Geometry, as_geometry
 from .kpf import KPF, BitFilter, bit_name, bit_of, parse_bits
-from .persist import FormatError
 
 __all__ = ["MANIFEST", "SUMMARY_DTYPE", "PageFlagSet", "format_rows"]
 

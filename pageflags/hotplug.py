@@ -10,85 +10,141 @@ that follow memory as sections come and go.  A :class:`Hotplug` keeps
 * any number of attached flag maps (a "dirty" or a "free" map).
 
 ``add_sections`` / ``remove_sections`` take arrays of section numbers and apply them
-in one vectorised step: NumPy over the table shadows and one ``_fill`` / ``_free``
-of the whole array per map, never a Python loop per section.  A removed section's
-chunks are freed at once in every map and its bits read as zero; an added section
-is fresh memory, so attached maps start with its bits clear.
+in one vectorised step (:func:`apply_step`): whole table entries filled or freed in
+one call per map, never a Python loop per section.  A removed section's chunks are
+freed at once in every map and its bits read as zero; an added section is fresh
+memory, so attached maps start with its bits clear.  :func:`apply_step` takes flat
+bitmaps too, so an experiment can replay a trace on both kinds the same way.
 
-``events`` makes seeded add/remove traces and ``run`` replays one in batches,
-recording per batch what each map costs and how long a full scan of it takes.
+``Hotplug.events`` makes seeded add/remove traces and ``Hotplug.run`` replays one in
+batches, recording per batch what each map costs and how long a full scan of it
+takes (:mod:`pageflags.harness`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
-import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._args import check_at_least, check_fraction, check_pair, int_array, plain_array
-from .base import writing
+from . import harness
+from ._args import check_sections, read_only
+from ._system import ensure_fits
+from .base import PageMap, writing
 from .bitmap import PageFlags
+from .flat import FlatPageFlags
 from .geometry import Geometry
-from .memmap import (
-    MemoryMap,
-    PreallocatedPageFlags,
-    check_sections,
-    ensure_fits,
-    read_only,
-)
+from .harness import ADD, REMOVE
+from .memmap import MemoryMap
+from .preallocated import PreallocatedPageFlags
 
-__all__ = ["Hotplug", "TRACE_DTYPE", "probe_count", "probe_walk", "default_probes"]
+__all__ = ["Hotplug", "apply_step", "clear_sections", "fill_sections"]
 
-#: One hotplug event: ``op`` +1 adds ``section``, -1 removes it; ``node`` for plots.
-TRACE_DTYPE = np.dtype([("op", np.int8), ("section", np.int64), ("node", np.int32)])
-ADD, REMOVE = 1, -1
 PRESENT = "present"
 
 
-def probe_count(flags: PageFlags) -> int:
-    """Count the whole map through the table walk.
+# --- whole sections of one map, and one step of the model over every map ---------------
+def fill_sections(flags: PageMap, nrs: np.ndarray) -> None:
+    """Set every page of sections ``nrs`` (distinct, checked) of ``flags`` in one step.
 
-    ``count()`` over everything answers from a cached total, so this stops one page
-    short of the end to time the walk over every entry that a range count does.
+    A PageFlags gets ``FULL`` entries (pinned chunks of a
+    :class:`~pageflags.PreallocatedPageFlags` are filled in place); a
+    :class:`~pageflags.FlatPageFlags` gets its words set, one NumPy step for all.
+    A partial last section is set as a range: it can never be ``FULL``.
+
+    Examples
+    --------
+    >>> flags = PageFlags(Geometry(phys_addr_bits=30)); fill_sections(flags, np.array([2]))
+    >>> flags.count(), flags.table[2] is flags.FULL
+    (32768, True)
     """
-    return flags.count(0, flags.npages - 1)
+    g = flags.geometry
+    whole = nrs[nrs < g.npages >> g.chunk_shift]
+    if isinstance(flags, PageFlags):
+        flags._fill_entries(whole)
+    else:
+        _flat_sections(flags, whole, True)
+    if whole.size < nrs.size:
+        flags.set_range((g.nchunks - 1) << g.chunk_shift, g.npages)
 
 
-def probe_walk(flags: PageFlags) -> int:
-    """One ``find_next_set`` per non-empty section, from the start to the end.
+def clear_sections(flags: PageMap, nrs: np.ndarray) -> None:
+    """Clear sections ``nrs`` (distinct, checked) of ``flags`` in one step.
 
-    Returns the sections visited.  Needs ``flags.find_next_set(start)`` (a pfn, or
-    -1 when none is left).
+    A PageFlags frees their chunks (pinned ones are cleared in place); a
+    :class:`~pageflags.FlatPageFlags` gets its words cleared.
+
+    Examples
+    --------
+    >>> flags = PageFlags(Geometry(phys_addr_bits=30)); flags.set_range(0, 1 << 17)
+    >>> clear_sections(flags, np.array([0, 3])); flags.count(), flags.table[0] is None
+    (65536, True)
     """
-    shift = flags.geometry.chunk_shift
-    pos, visited = 0, 0
-    while pos < flags.npages:
-        hit = flags.find_next_set(pos)
-        if hit < 0:
-            break
-        visited += 1
-        pos = ((hit >> shift) + 1) << shift
-    return visited
+    if isinstance(flags, PageFlags):
+        flags._free_entries(nrs)  # a partial last entry is freed whole too
+        return
+    g = flags.geometry
+    whole = nrs[nrs < g.npages >> g.chunk_shift]
+    _flat_sections(flags, whole, False)
+    if whole.size < nrs.size:
+        flags.clear_range((g.nchunks - 1) << g.chunk_shift, g.npages)
 
 
-def default_probes() -> dict[str, Callable[[PageFlags], Any]]:
-    """``count`` always; ``walk`` when PageFlags has ``find_next_set``."""
-    probes: dict[str, Callable[[PageFlags], Any]] = {"count": probe_count}
-    if hasattr(PageFlags, "find_next_set"):
-        probes["walk"] = probe_walk
-    return probes
+def _flat_sections(flat: PageMap, nrs: np.ndarray, value: bool) -> None:
+    """Set (``value``) or clear whole sections ``nrs`` of a flat bitmap's words."""
+    if not isinstance(flat, FlatPageFlags):
+        raise TypeError(f"expected a PageFlags or a FlatPageFlags, got "
+                        f"{type(flat).__name__}")
+    g = flat.geometry
+    wpc = g.words_per_chunk
+    rows = flat.words[:(g.npages >> g.chunk_shift) * wpc].reshape(-1, wpc)
+    rows[nrs] = ~np.uint64(0) if value else np.uint64(0)
 
 
-def _clear_sections(flags: PageFlags, nrs: np.ndarray) -> None:
-    """Clear and free sections ``nrs`` of ``flags`` in one step."""
-    flags._total -= int(flags._counts[nrs].sum(dtype=np.int64))
-    flags._free(nrs)
+def apply_step(present: PageMap, maps: Iterable[PageMap], op: int, nrs: np.ndarray) -> None:
+    """Add (``op`` = +1) or remove (-1) sections ``nrs`` (distinct, checked) everywhere.
+
+    Adding fills them in ``present`` and clears them in every other map (added
+    memory is fresh); removing clears them in all.  A preallocated map of
+    ``alloc="present"`` pins each added section and unpins each removed one; the
+    chunks to pin are checked against the memory available before anything changes
+    (``MemoryError``).  This is the model's one step: :class:`Hotplug` applies it to
+    its maps and experiments to flat bitmaps.
+
+    Examples
+    --------
+    >>> from pageflags import FlatPageFlags
+    >>> g = Geometry(phys_addr_bits=30)
+    >>> present, dirty = FlatPageFlags(g), FlatPageFlags(g); dirty.set(5)
+    >>> apply_step(present, [dirty], ADD, np.array([0, 1]))
+    >>> present.count(), dirty.count()
+    (65536, 0)
+    """
+    maps = list(maps)
+    pinning = [f for f in maps if _pins_present(f)]
+    if op == ADD:
+        if pinning:
+            g = present.geometry
+            ensure_fits(len(pinning) * nrs.size * g.chunk_bytes,
+                        f"pinning {nrs.size} added sections in {len(pinning)} maps")
+        fill_sections(present, nrs)
+        for flags in maps:
+            clear_sections(flags, nrs)
+            if _pins_present(flags):
+                flags.pin(nrs)
+        return
+    clear_sections(present, nrs)
+    for flags in maps:
+        if _pins_present(flags):
+            flags.unpin(nrs)
+        clear_sections(flags, nrs)
+
+
+def _pins_present(flags: PageMap) -> bool:
+    return isinstance(flags, PreallocatedPageFlags) and flags.alloc == "present"
 
 
 class Hotplug:
@@ -148,7 +204,7 @@ class Hotplug:
 
     def sections(self) -> np.ndarray:
         """Numbers of the sections holding any present page, sorted."""
-        return np.flatnonzero(self._present._addrs != 0)
+        return np.flatnonzero(self._present._occupied_mask())
 
     def section_nodes(self) -> np.ndarray:
         """Node of every section (see :meth:`MemoryMap.section_nodes`), read-only."""
@@ -196,7 +252,7 @@ class Hotplug:
             raise ValueError(f"map geometry {flags.geometry} is not {self._geometry}")
         if any(flags is m for m in self._maps.values()):
             raise ValueError("that map is attached already")
-        outside = np.flatnonzero((flags._counts != 0) & (self._present._addrs == 0))
+        outside = np.flatnonzero(flags._nonempty_mask() & ~self._present._occupied_mask())
         if outside.size:
             raise ValueError(f"map {name!r} has pages set in absent sections "
                              f"{outside[:8].tolist()}")
@@ -282,7 +338,7 @@ class Hotplug:
     def _apply(self, nrs: ArrayLike, op: int, strict: bool) -> int:
         nrs = check_sections(nrs, self._geometry.nchunks)
         todo = np.unique(nrs)
-        wrong = (self._present._addrs[todo] != 0) == (op == ADD)
+        wrong = self._present._occupied_mask(todo) == (op == ADD)
         if strict:
             if wrong.any():
                 state = "already present" if op == ADD else "not present"
@@ -298,31 +354,11 @@ class Hotplug:
             with contextlib.ExitStack() as held:  # every map, as its only writer
                 for flags in (self._present, *self._maps.values()):
                     held.enter_context(writing(flags))
-                (self._add if op == ADD else self._remove)(todo)
+                self._step(op, todo)
         return nrs.size - todo.size
 
-    def _add(self, nrs: np.ndarray) -> None:
-        g = self._geometry
-        pinning = [f for f in self._maps.values()
-                   if isinstance(f, PreallocatedPageFlags) and f.alloc == "present"]
-        ensure_fits(len(pinning) * nrs.size * g.chunk_bytes,
-                    f"pinning {nrs.size} added sections in {len(pinning)} maps")
-        whole = nrs[nrs < g.npages >> g.chunk_shift]
-        self._present._total += whole.size * g.pages_per_chunk
-        self._present._fill(whole)
-        if whole.size < nrs.size:  # the partial last section can never be FULL
-            self._present.set_range((g.nchunks - 1) << g.chunk_shift, g.npages)
-        for flags in self._maps.values():
-            _clear_sections(flags, nrs)
-            if isinstance(flags, PreallocatedPageFlags) and flags.alloc == "present":
-                flags.pin(nrs)
-
-    def _remove(self, nrs: np.ndarray) -> None:
-        _clear_sections(self._present, nrs)
-        for flags in self._maps.values():
-            if isinstance(flags, PreallocatedPageFlags) and flags.alloc == "present":
-                flags.unpin(nrs)
-            _clear_sections(flags, nrs)
+    def _step(self, op: int, nrs: np.ndarray) -> None:
+        apply_step(self._present, self._maps.values(), op, nrs)
 
     # --- experiments -------------------------------------------------------------------
     def events(self, n: int, *, seed: int = 0, burst: tuple[int, int] = (1, 64),
@@ -339,7 +375,7 @@ class Hotplug:
         Returns
         -------
         numpy.ndarray
-            ``n`` events of :data:`TRACE_DTYPE`, for :meth:`run`.
+            ``n`` events of :data:`~pageflags.harness.TRACE_DTYPE`, for :meth:`run`.
 
         Raises
         ------
@@ -359,38 +395,8 @@ class Hotplug:
         >>> trace.size, set(trace["op"].tolist()) <= {-1, 1}
         (100, True)
         """
-        n = check_at_least("n", n, 0)
-        seed = check_at_least("seed", seed, 0)
-        lo, hi = check_pair("burst", burst, 1)
-        remove_fraction = check_fraction("remove_fraction", remove_fraction)
-        ensure_fits(n * TRACE_DTYPE.itemsize, f"a trace of {n} events")
-        rng = np.random.default_rng(seed)
-        present = self._present._addrs != 0
-        node_ids = np.unique(self._node_of)
-        order = np.argsort(self._node_of, kind="stable")
-        bounds = np.searchsorted(self._node_of[order], node_ids)
-        by_node = np.split(order, bounds[1:])  # each node's sections, ascending
-        trace = np.empty(n, dtype=TRACE_DTYPE)
-        made = 0
-        while made < n:
-            k = int(rng.integers(node_ids.size))
-            mine = by_node[k]
-            remove = bool(rng.random() < remove_fraction)
-            here = present[mine]
-            candidates = mine[here] if remove else mine[~here]
-            if candidates.size == 0:
-                remove = not remove
-                candidates = mine[here] if remove else mine[~here]
-            length = min(int(rng.integers(lo, hi + 1)), n - made, candidates.size)
-            first = int(rng.integers(candidates.size - length + 1))
-            taken = candidates[first:first + length]
-            present[taken] = not remove
-            block = trace[made:made + length]
-            block["op"] = REMOVE if remove else ADD
-            block["section"] = taken
-            block["node"] = node_ids[k]
-            made += length
-        return trace
+        return harness.events(self._present._occupied_mask(), self._node_of, n, seed=seed,
+                              burst=burst, remove_fraction=remove_fraction)
 
     def run(self, trace: np.ndarray, *, batch: int = 256,
             probe: Mapping[str, Callable[[PageFlags], Any]] | None = None,
@@ -410,8 +416,8 @@ class Hotplug:
             run of equal ops.
         probe : mapping of str to callable, optional
             Scans to time on every map after each batch, by name; the default is
-            :func:`default_probes` (``count``, and ``walk`` when the maps have
-            ``find_next_set``).  ``{}`` times nothing.
+            :func:`~pageflags.harness.default_probes` (``count``, and ``walk`` when
+            the maps have ``find_next_set``).  ``{}`` times nothing.
         progress : bool, optional
             Show a tqdm progress bar; by default only when stderr is a terminal.
 
@@ -432,74 +438,14 @@ class Hotplug:
         >>> rec["events"].tolist(), rec.dtype["nbytes"].names
         ([200, 400, 600], ('present', 'dirty'))
         """
-        ops, nrs = self._check_trace(trace)
-        batch = check_at_least("batch", batch, 1)
-        probes = default_probes() if probe is None else dict(probe)
-        maps = {PRESENT: self._present, **self._maps}
-        names = list(maps)
-        dtype = [("batch", np.int64), ("events", np.int64), ("added", np.int64),
-                 ("removed", np.int64), ("present_pages", np.int64),
-                 ("present_sections", np.int64), ("flat_bytes", np.int64),
-                 ("nbytes", [(m, np.int64) for m in names])]
-        dtype += [(f"{p}_s", [(m, np.float64) for m in names]) for p in probes]
-        nbatches = -(-ops.size // batch)
-        added = np.cumsum(ops == ADD)
-        out = np.zeros(nbatches, dtype=dtype)
-        show = sys.stderr.isatty() if progress is None else bool(progress)
-        bar = _progress_bar(ops.size, show)
-        try:
-            for b in range(nbatches):
-                lo, hi = b * batch, min((b + 1) * batch, ops.size)
-                for start, stop in _runs(ops[lo:hi]):
-                    nr = nrs[lo + start:lo + stop]
-                    (self._add if ops[lo + start] == ADD else self._remove)(nr)
-                row = out[b]
-                row["batch"], row["events"] = b, hi
-                row["added"] = added[hi - 1]
-                row["removed"] = hi - row["added"]
-                row["present_pages"] = self._present.count()
-                row["present_sections"] = np.count_nonzero(self._present._addrs)
-                row["flat_bytes"] = self._geometry.flat_bytes
-                for m in names:
-                    row["nbytes"][m] = maps[m].nbytes
-                for p, fn in probes.items():
-                    for m in names:
-                        t0 = time.perf_counter()
-                        fn(maps[m])
-                        row[f"{p}_s"][m] = time.perf_counter() - t0
-                bar.update(hi - lo)
-        finally:
-            bar.close()
-        return out
-
-    def _check_trace(self, trace: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(ops, sections)`` of a trace that applies cleanly from the current state."""
-        if not isinstance(trace, np.ndarray) or not {"op", "section"} <= set(
-                trace.dtype.names or ()):
-            raise TypeError("trace must be a structured array with 'op' and 'section' "
-                            "fields (see Hotplug.events)")
-        trace = plain_array("trace", trace)
-        ops = int_array("trace['op']", trace["op"]).ravel().astype(np.int64)
-        bad = np.flatnonzero((ops != ADD) & (ops != REMOVE))
-        if bad.size:
-            raise ValueError(f"trace event {bad[0]}: op {ops[bad[0]]} is not +1 or -1")
-        nrs = check_sections(trace["section"], self._geometry.nchunks)
-        present = self._present._addrs != 0
-        # One NumPy step per run of equal ops: within a run no section may repeat,
-        # and every section must be in the state its op expects.
-        for start, stop in _runs(ops):
-            run = nrs[start:stop]
-            add = ops[start] == ADD
-            wrong = np.flatnonzero(present[run] == add)
-            if wrong.size:
-                i = start + int(wrong[0])
-                state = "present" if add else "absent"
-                raise ValueError(f"trace event {i}: section {nrs[i]} is {state} then; "
-                                 "nothing changed")
-            if np.unique(run).size != run.size:
-                raise ValueError(f"trace events {start}..{stop - 1} repeat a section")
-            present[run] = add
-        return ops, nrs
+        ops, nrs = harness.check_trace(trace, self._present._occupied_mask())
+        present = self._present
+        return harness.replay(
+            ops, nrs, {PRESENT: present, **self._maps}, self._step, batch=batch,
+            probe=probe, progress=progress,
+            columns={"present_pages": present.count,
+                     "present_sections": lambda: np.count_nonzero(present._occupied_mask()),
+                     "flat_bytes": lambda: self._geometry.flat_bytes})
 
     # --- accounting --------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -513,7 +459,7 @@ class Hotplug:
         (2, 2)
         """
         return {"present_pages": self.present_pages,
-                "present_sections": int(np.count_nonzero(self._present._addrs)),
+                "present_sections": int(np.count_nonzero(self._present._occupied_mask())),
                 "flat_bytes": self._geometry.flat_bytes,
                 "maps": {PRESENT: self._present.stats(),
                          **{m: f.stats() for m, f in self._maps.items()}}}
@@ -525,10 +471,10 @@ class Hotplug:
         attached map directly break the second check.
         """
         self._present.validate()
-        absent = self._present._addrs == 0
+        absent = ~self._present._occupied_mask()
         for name, flags in self._maps.items():
             flags.validate()
-            outside = np.flatnonzero(absent & (flags._counts != 0))
+            outside = np.flatnonzero(absent & flags._nonempty_mask())
             if outside.size:
                 raise AssertionError(f"Hotplug invariant broken: map {name!r} has pages "
                                      f"in absent sections {outside[:8].tolist()}")
@@ -536,28 +482,3 @@ class Hotplug:
     def __repr__(self) -> str:
         return (f"Hotplug({self._geometry.phys_addr_bits}-bit, "
                 f"{self.present_pages} pages present, maps={list(self._maps)})")
-
-
-def _runs(ops: np.ndarray) -> list[tuple[int, int]]:
-    """``[start, stop)`` of each run of equal values in ``ops``."""
-    if not ops.size:
-        return []
-    cuts = np.flatnonzero(np.diff(ops)) + 1
-    edges = np.concatenate(([0], cuts, [ops.size])).tolist()
-    return list(itertools.pairwise(edges))
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(total: int, show: bool) -> Any:
-    if not show:
-        return _NoBar()
-    from tqdm.auto import tqdm  # imported only when a bar is wanted
-
-    return tqdm(total=total, unit="event", desc="hotplug")

@@ -1,4 +1,4 @@
-"""MemoryMap: which pages of a machine exist, and page maps sized and allocated for it.
+"""MemoryMap: which pages of a machine exist, read from the machine or made up.
 
 A :class:`MemoryMap` is a machine's present memory as sorted, non-overlapping,
 half-open pfn ranges, each with an optional NUMA node, tied to a
@@ -11,17 +11,14 @@ Allocation modes (the seed's ``PRESENT_PAGES_ONLY`` / ``ALL_PAGES`` flag)
 
 * ``"lazy"`` (default): a plain :class:`~pageflags.PageFlags`; a chunk is allocated
   on the first write that needs it and freed when it empties.
-* ``"present"``: a :class:`PreallocatedPageFlags` with a chunk of its own for every
-  section holding a present page, allocated up front.  Those chunks are *pinned*:
-  writes there never allocate and a chunk that empties or fills is rewritten in
-  place rather than freed or swapped for ``FULL``.
+* ``"present"``: a :class:`~pageflags.PreallocatedPageFlags` with a chunk of its own
+  for every section holding a present page, allocated up front.  Those chunks are
+  *pinned*: writes there never allocate and a chunk that empties or fills is
+  rewritten in place rather than freed or swapped for ``FULL``.
 * ``"all"``: every possible section pinned, present or not, the seed's map space
   "for even non-present pages" (a ``pfn_valid()`` map for hotplug).
 
-``stats()`` of each shows what the mode costs.  ``copy()`` of a
-:class:`PreallocatedPageFlags` gives a plain :class:`~pageflags.PageFlags` with the
-same chunks, none pinned, and pickling one gives a lazy PageFlags with the same bits:
-pinning is a property of a live map, not of its contents.
+``stats()`` of each shows what the mode costs.
 """
 
 from __future__ import annotations
@@ -31,20 +28,18 @@ import re
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _kernels
-from ._args import check_at_least, check_pair, check_pfn_array, int_array
+from ._args import check_at_least, check_pair, check_pfn_array, int_array, read_only
 from ._files import open_regular
 from ._sizes import format_size, parse_size
-from .base import writes
 from .bitmap import PageFlags
 from .geometry import Geometry, as_geometry
+from .preallocated import PreallocatedPageFlags
 
-__all__ = ["MemoryMap", "PreallocatedPageFlags", "ALLOC_MODES"]
+__all__ = ["MemoryMap", "ALLOC_MODES"]
 
 ALLOC_MODES = ("lazy", "present", "all")
 NO_NODE = -1
@@ -85,170 +80,6 @@ def spans(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     # Each output position minus the start of its span, plus that span's lo.
     return np.arange(ends[-1] if n.size else 0, dtype=np.int64) + np.repeat(
         np.asarray(lo, dtype=np.int64) - (ends - n), n)
-
-
-def read_only(arr: np.ndarray) -> np.ndarray:
-    """A read-only view of ``arr``, for properties that expose internal state."""
-    view = arr.view()
-    view.setflags(write=False)
-    return view
-
-
-def check_sections(nrs: ArrayLike, nsections: int) -> np.ndarray:
-    """A flat int64 array of section numbers in ``[0, nsections)``."""
-    return check_pfn_array(nrs, nsections, "section")
-
-
-def _available_bytes() -> int | None:
-    """Memory the kernel could give us now (``MemAvailable``), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:  # free pages only: an underestimate, but better than no guard
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def ensure_fits(nbytes: int, what: str) -> None:
-    """``MemoryError`` naming ``what`` when ``nbytes`` exceed the memory available.
-
-    Pinned chunks are allocated one by one; checking first means a request this
-    machine cannot hold fails before it changes anything, not halfway through.
-    """
-    free = _available_bytes()
-    if free is not None and nbytes > free:
-        raise MemoryError(f"{what} takes {format_size(nbytes)}, more than the "
-                          f"{format_size(free)} available")
-
-
-class PreallocatedPageFlags(PageFlags):
-    """A :class:`~pageflags.PageFlags` whose pinned sections always own a chunk.
-
-    Made by :meth:`MemoryMap.new_flags` with ``alloc="present"`` or ``"all"``.  A
-    pinned section's chunk is allocated up front; writes there never allocate, and a
-    chunk that empties or becomes all ones is rewritten in place instead of being
-    freed or replaced by ``FULL``.  Other sections behave lazily.
-
-    Parameters
-    ----------
-    geometry_or_npages : Geometry or int
-        The map's geometry.
-    sections : array_like of int, optional
-        The sections to pin (``alloc="present"``); every section when omitted
-        (``alloc="all"``).
-
-    Raises
-    ------
-    MemoryError
-        Before allocating anything, when the chunks would not fit the memory this
-        machine has free.
-
-    Examples
-    --------
-    >>> from pageflags import Geometry
-    >>> flags = PreallocatedPageFlags(Geometry(phys_addr_bits=40), sections=[0, 5])
-    >>> flags.alloc, flags.stats()["allocated"]
-    ('present', 2)
-    >>> flags.set_range(0, 1 << 15); flags.clear_range(0, 1 << 15)  # fill, then empty
-    >>> flags.stats()["allocated"], flags.count()                  # still pinned
-    (2, 0)
-    """
-
-    __slots__ = ("_alloc", "_pinned")
-
-    def __init__(self, geometry_or_npages: Geometry | int = DEFAULT_GEOMETRY,
-                 sections: ArrayLike | None = None) -> None:
-        super().__init__(geometry_or_npages)
-        n = self._geometry.nchunks
-        self._pinned = np.zeros(n, dtype=bool)
-        self._alloc = "all" if sections is None else "present"
-        self.pin(np.arange(n, dtype=np.int64) if sections is None else sections)
-
-    @property
-    def alloc(self) -> str:
-        """``"present"`` or ``"all"``: the mode the map was made with."""
-        return self._alloc
-
-    @property
-    def pinned(self) -> np.ndarray:
-        """Read-only bool array: which sections keep their chunk."""
-        return read_only(self._pinned)
-
-    @writes
-    def pin(self, sections: ArrayLike) -> None:
-        """Give ``sections`` chunks of their own now and keep them from then on.
-
-        Bits already set there stay set.  Raises ``MemoryError`` (changing nothing)
-        when the new chunks would not fit this machine's free memory.
-        """
-        nrs = np.unique(check_sections(sections, self._geometry.nchunks))
-        addrs = self._addrs[nrs]
-        missing = nrs[addrs == 0]
-        shared = nrs[addrs == self._full_addr]
-        ensure_fits((missing.size + shared.size) * self._geometry.chunk_bytes,
-                    f"pinning {missing.size + shared.size} sections")
-        self._allocate(missing)
-        self._unshare(shared)
-        self._pinned[nrs] = True
-
-    @writes
-    def unpin(self, sections: ArrayLike) -> None:
-        """Let ``sections`` behave lazily again (their chunks go when they empty)."""
-        self._pinned[check_sections(sections, self._geometry.nchunks)] = False
-
-    def _kept(self, where: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Split entries ``where`` into pinned private chunks and the rest."""
-        if isinstance(where, slice):
-            nrs = np.arange(*where.indices(self._geometry.nchunks), dtype=np.int64)
-        else:
-            nrs = np.atleast_1d(np.asarray(where, dtype=np.int64))
-        addrs = self._addrs[nrs]
-        # Only a private chunk can be rewritten in place; checking the address too
-        # means a broken pin can never make a kernel write through NULL or FULL.
-        keep = self._pinned[nrs] & (addrs != 0) & (addrs != self._full_addr)
-        return nrs[keep], nrs[~keep]
-
-    def _free(self, where: Any) -> None:
-        self._rewrite(where, 0, _kernels.NULL, super()._free)
-
-    def _fill(self, where: Any) -> None:
-        self._rewrite(where, self._geometry.pages_per_chunk, _kernels.ALL_ONES,
-                      super()._fill)
-
-    def _rewrite(self, where: Any, count: int, word: np.uint64, lazily: Any) -> None:
-        """Set pinned chunks among ``where`` to ``word`` in place; the rest ``lazily``."""
-        kept, rest = self._kept(where)
-        # Counts are exact, so a chunk already at ``count`` already holds ``word``:
-        # skipping it keeps optimize() on an "all" map from rewriting every chunk.
-        kept = kept[self._counts[kept] != count]
-        _kernels.table_fill_chunks(self._addrs, kept, self._geometry.chunk_shift, word)
-        self._counts[kept] = count
-        lazily(rest)
-
-    @writes
-    def optimize(self) -> int:
-        """As :meth:`PageFlags.optimize`, leaving pinned chunks where they are."""
-        before = self._nallocated
-        super().optimize()
-        return (before - self._nallocated) * self._geometry.chunk_bytes
-
-    def stats(self) -> dict[str, Any]:
-        """:meth:`PageFlags.stats` plus ``alloc`` (the mode) and ``pinned`` (sections)."""
-        return {**super().stats(), "alloc": self._alloc,
-                "pinned": int(np.count_nonzero(self._pinned))}
-
-    def validate(self) -> None:
-        """:meth:`PageFlags.validate`, and every pinned section owns a chunk."""
-        super().validate()
-        lost = np.flatnonzero(self._pinned & ~self._allocated_mask())
-        if lost.size:
-            raise AssertionError("PreallocatedPageFlags invariant broken: pinned "
-                                 f"sections without a chunk: {lost[:8]}")
 
 
 class MemoryMap:
@@ -694,7 +525,8 @@ class MemoryMap:
         """A map with every present page set.
 
         With ``alloc="lazy"`` a wholly present section is a ``FULL`` entry and costs
-        no chunk memory.  One kernel call sets the pages of every range.
+        no chunk memory.  The ranges are set as ``from_ranges`` sets them: whole
+        sections in one vectorised step, then one kernel call for every range.
 
         Examples
         --------
@@ -704,19 +536,9 @@ class MemoryMap:
         (True, True)
         """
         flags = self.new_flags(alloc)
-        g = self._geometry
-        starts = np.ascontiguousarray(self._ranges[:, 0])
-        stops = np.ascontiguousarray(self._ranges[:, 1])
-        if alloc == "lazy":
-            ppc = g.pages_per_chunk
-            whole = spans(-(-starts // ppc), np.minimum(stops // ppc, g.npages // ppc))
-            flags._fill(whole)
-            flags._total += whole.size * ppc
-            edges = np.unique(np.concatenate((starts >> g.chunk_shift,
-                                              (stops - 1) >> g.chunk_shift)))
-            flags._allocate(edges[flags._addrs[edges] == 0])
-        flags._total += int(_kernels.table_set_ranges(
-            flags._addrs, flags._counts, starts, stops, g.chunk_shift, flags._full_addr))
+        if self._ranges.size:
+            flags._set_ranges(np.ascontiguousarray(self._ranges[:, 0]),
+                              np.ascontiguousarray(self._ranges[:, 1]))
         if alloc == "lazy":
             flags.optimize()  # a section two touching ranges complete becomes FULL
         return flags

@@ -124,7 +124,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _system
 from ._chunks import IOV_MAX, new_chunk_slabs, new_chunks, read_into
 from ._files import (
     create_temp,
@@ -138,6 +138,7 @@ from ._files import (
     write_all,
 )
 from ._sizes import format_size
+from .errors import FormatError
 from .geometry import Geometry
 
 if TYPE_CHECKING:
@@ -166,31 +167,6 @@ _ENTRY_BYTES = 32
 _CHUNK_OVERHEAD = 320
 
 
-class FormatError(ValueError):
-    """A saved map, Roaring serialization or pickled state that cannot be loaded.
-
-    ``path`` names the file (or the kind of input), ``check`` the check that failed
-    and ``detail`` what it found.
-
-    Examples
-    --------
-    >>> from pageflags import FormatError
-    >>> error = FormatError("map.pgf", "magic", "not a pageflags file")
-    >>> str(error), isinstance(error, ValueError)
-    ('map.pgf: magic: not a pageflags file', True)
-    """
-
-    def __init__(self, path: str, check: str, detail: str) -> None:
-        # All three in args, so the error survives pickling (multiprocessing).
-        super().__init__(path, check, detail)
-        self.path = path
-        self.check = check
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.check}: {self.detail}"
-
-
 def _require(ok: bool, path: str, check: str, detail: str) -> None:
     if not ok:
         raise FormatError(path, check, detail)
@@ -202,11 +178,27 @@ def _little_endian_host() -> None:
         raise NotImplementedError("pageflags files need a little-endian host")
 
 
+# --- the class the readers build ----------------------------------------------------
+# PageFlags.save, load and pickling call this module, so it cannot import bitmap
+# back; bitmap hands its class over instead, as soon as the class exists.
+_MAP_CLASS: list[type[PageFlags]] = []
+
+
+def builds(cls: type[PageFlags]) -> type[PageFlags]:
+    """Class decorator: :func:`load`, :func:`restore` and the Roaring reader build ``cls``."""
+    _MAP_CLASS[:] = [cls]
+    return cls
+
+
+def _map_class() -> type[PageFlags]:
+    return _MAP_CLASS[0]
+
+
 # --- the parts of a map, shared by save and pickle ---------------------------------
 
 def full_runs(flags: PageFlags) -> np.ndarray:
     """``(R, 2)`` ``uint64`` array of ``[start, stop)`` runs of ``FULL`` entries."""
-    return runs_of(flags._addrs == flags._full_addr)
+    return runs_of(flags._full_mask())
 
 
 def runs_of(mask: np.ndarray) -> np.ndarray:
@@ -274,20 +266,24 @@ def check_tail(geometry: Geometry, allocated: np.ndarray, chunks: np.ndarray,
         _require(tail == 0, path, "bits past npages", f"{tail} bits set past npages")
 
 
-def assemble(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
+def full_mask(geometry: Geometry, runs: np.ndarray) -> np.ndarray | None:
+    """Bool per entry: inside one of the checked ``(R, 2)`` ``runs``; None for no run."""
+    if not runs.size:
+        return None
+    marks = np.zeros(geometry.nchunks + 1, dtype=np.int8)
+    marks[runs[:, 0]] = 1
+    marks[runs[:, 1]] = -1
+    return np.cumsum(marks[:-1], dtype=np.int8).view(bool)
+
+
+def assemble(geometry: Geometry, full: np.ndarray | None, allocated: np.ndarray,
              chunks: np.ndarray, addrs: np.ndarray, counts: np.ndarray,
              path: str) -> PageFlags:
-    """Build a map from checked parts (chunks read-only, owned by the map); check it."""
-    from .bitmap import PageFlags
+    """Build a map from checked parts (chunks read-only, owned by the map); check it.
 
-    flags = PageFlags(geometry)
-    if runs.size:
-        marks = np.zeros(geometry.nchunks + 1, dtype=np.int8)
-        marks[runs[:, 0]] = 1
-        marks[runs[:, 1]] = -1
-        flags._fill(np.cumsum(marks[:-1], dtype=np.int8).view(bool))
-    flags._store(allocated, chunks, addrs, counts)
-    flags._total = int(flags._counts.sum(dtype=np.int64))
+    ``full`` is a bool mask of the ``FULL`` entries, or None for none.
+    """
+    flags = _map_class()._from_parts(geometry, full, allocated, chunks, addrs, counts)
     try:
         # Counts came from reading these very chunks: only the structure is left.
         flags._check_structure()
@@ -301,7 +297,7 @@ def assemble(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
 def reduce(flags: PageFlags) -> tuple:
     """``__reduce__`` of a map: only ``FULL`` runs, entry numbers and allocated chunks."""
     allocated = allocated_entries(flags)
-    data = (np.stack(flags._refs[allocated.astype(np.int64)]) if allocated.size else
+    data = (np.stack(flags._chunks_at(allocated.astype(np.int64))) if allocated.size else
             np.empty((0, flags.geometry.words_per_chunk), dtype=np.uint64))
     return (restore, (flags.geometry, full_runs(flags), allocated, data))
 
@@ -324,7 +320,8 @@ def restore(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
         chunks, addrs = new_chunks(allocated.size, geometry.words_per_chunk, iter(data))
         check_tail(geometry, allocated, chunks, where)
         counts = popcounts(addrs, geometry.chunk_shift)
-        return assemble(geometry, runs, allocated, chunks, addrs, counts, where)
+        return assemble(geometry, full_mask(geometry, runs), allocated, chunks, addrs, counts,
+                        where)
 
 
 def _checked_geometry(geometry: object, where: str) -> Geometry:
@@ -365,9 +362,7 @@ def _too_big(geometry: Geometry, nchunks: int, where: str, detail: str) -> Forma
 
 def ensure_loadable(geometry: Geometry, nchunks: int, where: str) -> None:
     """:class:`FormatError` (check ``"memory"``) unless the map fits the memory available."""
-    from .memmap import _available_bytes  # memmap imports bitmap, which imports us
-
-    free = _available_bytes()
+    free = _system.available_bytes()
     if free is not None and load_cost(geometry, nchunks) > free:
         raise _too_big(geometry, nchunks, where,
                        f"more than the {format_size(free)} available")
@@ -534,7 +529,7 @@ def save(flags: PageFlags, path: str | bytes | os.PathLike, *, sync: bool = True
     runs = np.ascontiguousarray(full_runs(flags), dtype="<u8")
     allocated = allocated_entries(flags)
     at = allocated.astype(np.int64)
-    chunk_addrs = flags._addrs[at]
+    chunk_addrs = flags._chunk_addresses(at)
     header = np.frombuffer(_HEADER.pack(
         MAGIC, VERSION, g.phys_addr_bits, g.page_shift, g.chunk_shift, 0, g.npages,
         runs.shape[0], allocated.size, flags.count(), bytes(16)), dtype=np.uint64)
@@ -656,4 +651,4 @@ def _load_parts(fd: int, size: int, path: str, raw: bytes, geometry: Geometry,
     counted = full_pages + int(counts.sum())
     _require(counted == total, path, "count",
              f"{counted} pages set, the header says {total}")
-    return assemble(geometry, runs, at, chunks, addrs, counts, path)
+    return assemble(geometry, full_mask(geometry, runs), at, chunks, addrs, counts, path)

@@ -38,8 +38,8 @@ from . import _kpf_kernels
 from ._files import open_regular
 from .base import PageMap
 from .bitmap import PageFlags
+from .errors import FormatError
 from .geometry import Geometry, as_geometry
-from .persist import FormatError
 
 __all__ = ["IDLE_BITMAP", "KPAGECGROUP", "KPAGECOUNT", "KPAGEFLAGS", "BUFFER_CHUNKS",
            "entry_count", "mark_idle", "open_entries", "read_entries", "read_idle",

@@ -52,8 +52,8 @@ import numpy as np
 
 from . import _kernels, persist
 from ._chunks import new_chunks
+from .errors import FormatError
 from .geometry import Geometry, as_geometry
-from .persist import FormatError
 
 if TYPE_CHECKING:
     from .bitmap import PageFlags
@@ -73,7 +73,7 @@ def _container_keys(flags: PageFlags) -> np.ndarray:
     """Keys (``pfn >> 16``) of the containers that may hold set pfns, ascending."""
     g = flags.geometry
     shift = g.chunk_shift - 16
-    nonzero = np.flatnonzero(flags._counts).astype(np.int64)
+    nonzero = np.flatnonzero(flags._nonempty_mask()).astype(np.int64)
     if shift <= 0:
         keys = np.unique(nonzero >> -shift)
     else:
@@ -96,7 +96,8 @@ def to_roaring64_bytes(flags: PageFlags) -> bytes:
     keys = _container_keys(flags)
     cards = np.empty(keys.size, dtype=np.int64)
     nruns = np.empty(keys.size, dtype=np.int64)
-    _kernels.roaring_measure(flags._addrs, flags._counts, g.chunk_shift, keys, cards, nruns)
+    addrs, counts = flags._shadows()
+    _kernels.roaring_measure(addrs, counts, g.chunk_shift, keys, cards, nruns)
     present = cards > 0
     keys, cards, nruns = keys[present], cards[present], nruns[present]
 
@@ -117,7 +118,7 @@ def to_roaring64_bytes(flags: PageFlags) -> bytes:
                        8 + 8 * size)
     total = 8 + int((4 + headers).sum()) + int(body.sum())
     out = np.zeros(total, dtype=np.uint8)
-    end = _kernels.roaring_write(flags._addrs, g.chunk_shift, keys, kinds, cards, nruns, out)
+    end = _kernels.roaring_write(addrs, g.chunk_shift, keys, kinds, cards, nruns, out)
     if end != total:  # the size arithmetic above and the writer disagree: a bug
         raise AssertionError(f"Roaring writer wrote {end} bytes of {total}")
     return out.tobytes()
@@ -205,8 +206,9 @@ def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
     _kernels.roaring_fill(buf, keys, kinds, cards, offsets, g.chunk_shift, allocated, addrs,
                           counts)
 
-    mask = np.zeros(g.nchunks, dtype=bool)
-    mask[full_chunks] = True
-    mask[rows[now_full]] = True
-    runs = persist.runs_of(mask).astype(np.int64)
-    return persist.assemble(g, runs, allocated, chunks, addrs, counts, WHERE)
+    mask = None
+    if full_chunks.size or now_full.any():
+        mask = np.zeros(g.nchunks, dtype=bool)
+        mask[full_chunks] = True
+        mask[rows[now_full]] = True
+    return persist.assemble(g, mask, allocated, chunks, addrs, counts, WHERE)

@@ -43,10 +43,11 @@ from ._args import (
     check_position,
     check_range,
     check_ranges,
+    check_sections,
 )
+from ._system import ensure_fits
 from .bitmap import PageFlags
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
-from .memmap import check_sections, ensure_fits
 
 __all__ = ["DEFAULT_SHARD_BYTES", "ShardedPageFlags"]
 

@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 
 from .bitmap import PageFlags
-from .experiments import _best_time
 from .geometry import Geometry
-from .hotplug import probe_walk
+from .harness import best_time, probe_walk
 from .sharded import ShardedPageFlags, _distributed
 
 __all__ = ["connect", "times", "warm_up"]
@@ -89,7 +88,7 @@ def times(client: Any, geometry: Geometry, ranges: np.ndarray, dirty_pfns: np.nd
         if expected is not None and got != expected:
             raise RuntimeError(f"sharded and local pageflags disagree on {op}: "
                                f"{got} vs {expected}")
-        seconds[op] = _best_time(fn, repeat)
+        seconds[op] = best_time(fn, repeat)
     info = {"workers": len(client.scheduler_info()["workers"]),
             "shards": dirty.nshards, "shard_pages": dirty.shard_pages,
             "present_shards": sum(f is not None for f in dirty.futures), "agree": True}

@@ -14,18 +14,20 @@ from collections import Counter
 import numpy as np
 
 ALL = (1 << 64) - 1
-NAMES = {
-    0: "L:locked", 1: "E:error", 2: "R:referenced", 3: "U:uptodate", 4: "D:dirty",
-    5: "l:lru", 6: "A:active", 7: "S:slab", 8: "W:writeback", 9: "I:reclaim",
-    10: "B:buddy", 11: "M:mmap", 12: "a:anonymous", 13: "s:swapcache",
-    14: "b:swapbacked", 15: "H:compound_head", 16: "T:compound_tail", 17: "G:huge",
-    18: "u:unevictable", 19: "X:hwpoison", 20: "n:nopage", 21: "x:ksm", 22: "t:thp",
-    23: "o:offline", 24: "z:zero_page", 25: "i:idle_page", 26: "g:pgtable",
-    32: "r:reserved", 33: "m:mlocked", 34: "d:owner_2", 35: "P:private",
-    36: "p:private_2", 37: "O:owner_private", 38: "h:arch", 40: "f:softdirty",
-    41: "H:arch_2", 47: "d:anon_exclusive", 48: "I:readahead", 50: "A:slub_frozen",
-    51: "E:slub_debug", 61: "F:file", 62: "w:swap", 63: "1:mmap_exclusive",
-}
+# page_flag_names[], as "bit letter:name" pairs in the order of the C initialiser.
+_NAMES_TEXT = """
+0 L:locked 1 E:error 2 R:referenced 3 U:uptodate 4 D:dirty 5 l:lru 6 A:active
+7 S:slab 8 W:writeback 9 I:reclaim 10 B:buddy
+11 M:mmap 12 a:anonymous 13 s:swapcache 14 b:swapbacked 15 H:compound_head
+16 T:compound_tail 17 G:huge 18 u:unevictable 19 X:hwpoison 20 n:nopage 21 x:ksm
+22 t:thp 23 o:offline 26 g:pgtable 24 z:zero_page 25 i:idle_page
+32 r:reserved 33 m:mlocked 34 d:owner_2 35 P:private 36 p:private_2
+37 O:owner_private 38 h:arch 40 f:softdirty 41 H:arch_2
+47 d:anon_exclusive 48 I:readahead 50 A:slub_frozen 51 E:slub_debug
+61 F:file 62 w:swap 63 1:mmap_exclusive
+"""
+_FIELDS = _NAMES_TEXT.split()
+NAMES = {int(bit): entry for bit, entry in zip(_FIELDS[::2], _FIELDS[1::2], strict=True)}
 ARRAY_SIZE = 64
 HEAD, TAIL, HUGE = 15, 16, 17
 COMPOUND = 1 << HEAD | 1 << TAIL

@@ -1,4 +1,4 @@
-"""The contracts of DESIGN.md for every public method of every map type.
+"""The contracts of docs/design.md for every public method of every map type.
 
 Each bad call must raise the documented exception and leave the map unchanged.
 """

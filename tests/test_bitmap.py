@@ -520,3 +520,66 @@ def test_bulk_writes_that_recount_instead_of_counting(monkeypatch, geometry):
     flags.clear_many(np.flatnonzero(model))                  # every chunk empties
     flags.validate()
     assert flags.count() == 0 and flags.stats()["allocated"] == 0
+
+
+# --- the package-internal table API (what persist, roaring, hotplug, ... use) --------------
+
+def _mixed(geometry):
+    """A map with None, FULL and private entries, bits at both ends of the space."""
+    flags, model = PageFlags(geometry), np.zeros(geometry.npages, dtype=bool)
+    ppc = geometry.pages_per_chunk
+    for start, stop in [(0, ppc), (ppc + 30, ppc + 34), (geometry.npages - 1, geometry.npages)]:
+        flags.set_range(start, stop)
+        model[start:stop] = True
+    return flags, model
+
+
+@pytest.mark.parametrize("geometry", [PARTIAL, TINY], ids=["partial", "tiny"])
+def test_table_api_builds_and_reads_parts(geometry):
+    flags, model = _mixed(geometry)
+    entries = np.flatnonzero(flags._allocated_mask())
+    assert flags._private_at(entries).all() and not flags._private_at(np.array([0])).any()
+    chunks, addrs = new_chunks(entries.size, geometry.words_per_chunk,
+                               flags._chunks_at(entries))
+    counts = flags._shadows()[1][entries]
+    rebuilt = PageFlags._from_parts(geometry, flags._full_mask(), entries, chunks, addrs,
+                                    counts)
+    rebuilt.validate()
+    assert rebuilt == flags and rebuilt.count() == int(model.sum())
+    assert np.array_equal(rebuilt._chunk_addresses(entries), addrs)
+    assert np.array_equal(rebuilt._occupied_mask(), flags._full_mask()
+                          | flags._allocated_mask())
+    assert np.array_equal(rebuilt._occupied_mask(entries), np.ones(entries.size, bool))
+    assert np.array_equal(rebuilt._nonempty_mask(), rebuilt._occupied_mask())
+    empty = PageFlags._from_parts(geometry, None, entries[:0], chunks[:0], addrs[:0],
+                                  counts[:0])
+    empty.validate()
+    assert empty.count() == 0
+
+
+@pytest.mark.parametrize("geometry", [PARTIAL, TINY], ids=["partial", "tiny"])
+def test_table_api_fills_frees_and_owns_entries_keeping_the_total(geometry):
+    flags, model = _mixed(geometry)
+    ppc, last = geometry.pages_per_chunk, geometry.nchunks - 1
+    whole = np.array([1, 2])  # a private entry and a None one
+    flags._fill_entries(whole)
+    model[ppc:3 * ppc] = True
+    flags.validate()
+    assert_matches(flags, model)
+    flags._free_entries(np.array([0, 2, last]))  # FULL, FULL and the (partial) last
+    for c in (0, 2, last):
+        model[c * ppc:(c + 1) * ppc] = False
+    flags.validate()
+    assert_matches(flags, model)
+    flags.set(last * ppc)
+    model[last * ppc] = True
+    flags._own_entries(np.array([0, 1, last]))  # None, FULL, private: all private now
+    assert flags._private_at(np.array([0, 1, last])).all()
+    flags.validate()
+    assert_matches(flags, model)
+    total = flags.count()
+    flags._rewrite_chunks(np.array([0]), np.uint64(2**64 - 1), ppc)
+    flags._rewrite_chunks(np.array([1]), np.uint64(0), 0)
+    # In place and, as _fill and _free, without the total: the caller keeps it.
+    assert flags._private_at(np.array([0, 1])).all() and flags.count() == total
+    assert flags.count(0, ppc) == ppc and flags.count(ppc, 2 * ppc) == 0

@@ -1,9 +1,12 @@
-"""Hotplug: section add/remove, pfn_valid, attached maps, traces and runs."""
+"""Hotplug: section add/remove, pfn_valid and attached maps (pageflags/hotplug.py)."""
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
+from _hotplugkit import PPC, G, Model, machine
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -12,75 +15,12 @@ from pageflags import (
     FlatPageFlags,
     Geometry,
     Hotplug,
-    MemoryMap,
     PageFlags,
     PreallocatedPageFlags,
 )
-from pageflags import hotplug as hotplug_module
-from pageflags import memmap as memmap_module
-from pageflags.hotplug import TRACE_DTYPE, default_probes, probe_count, probe_walk
-
-G = Geometry(phys_addr_bits=30)  # 8 sections of 2**15 pages
-PPC = G.pages_per_chunk
-
-
-class Model:
-    """The machine in flat bitmaps: present pages and one flat map per attached map."""
-
-    def __init__(self, hp: Hotplug) -> None:
-        g = hp.geometry
-        self.g = g
-        self.present = FlatPageFlags(g)
-        for start, stop in _present_ranges(hp):
-            self.present.set_range(start, stop)
-        self.maps = {name: FlatPageFlags(g) for name in hp.maps}
-
-    def section(self, nr: int) -> tuple[int, int]:
-        ppc = self.g.pages_per_chunk
-        return nr * ppc, min((nr + 1) * ppc, self.g.npages)
-
-    def add(self, nrs) -> None:
-        for nr in nrs:
-            self.present.set_range(*self.section(nr))
-            for flat in self.maps.values():
-                flat.clear_range(*self.section(nr))
-
-    def remove(self, nrs) -> None:
-        for nr in nrs:
-            self.present.clear_range(*self.section(nr))
-            for flat in self.maps.values():
-                flat.clear_range(*self.section(nr))
-
-    def check(self, hp: Hotplug) -> None:
-        hp.validate()
-        assert hp.present == self.present
-        for name, flags in hp.maps.items():
-            assert flags == self.maps[name], name
-        pfns = np.arange(0, self.g.npages, max(1, self.g.npages // 4096))
-        assert np.array_equal(hp.pfn_valid(pfns), self.present.test_many(pfns))
-
-
-def _present_ranges(hp: Hotplug) -> list[tuple[int, int]]:
-    """Runs of present pages, read page by page: the model must not be built with
-    the range logic under test."""
-    ppc = hp.geometry.pages_per_chunk
-    secs = hp.sections()
-    pfns = (secs[:, None] * ppc + np.arange(ppc)).ravel()
-    pfns = pfns[pfns < hp.geometry.npages]
-    pages = pfns[hp.present.test_many(pfns)]
-    if not pages.size:
-        return []
-    breaks = np.flatnonzero(np.diff(pages) != 1)
-    starts = np.concatenate(([pages[0]], pages[breaks + 1]))
-    stops = np.concatenate((pages[breaks] + 1, [pages[-1] + 1]))
-    return list(zip(starts.tolist(), stops.tolist(), strict=True))
-
-
-def machine(sections=(0, 1, 2, 3), g: Geometry = G) -> Hotplug:
-    ppc = g.pages_per_chunk
-    ranges = [[s * ppc, min((s + 1) * ppc, g.npages)] for s in sections]
-    return Hotplug(MemoryMap(ranges, geometry=g))
-
+from pageflags import _system as system_module
+from pageflags.harness import ADD, REMOVE
+from pageflags.hotplug import apply_step
 
 # --- add and remove --------------------------------------------------------------------
 
@@ -178,6 +118,56 @@ def test_partial_last_section():
     assert hp.present.table[5] is not hp.present.FULL
 
 
+# --- one step of the model, for pageflags and flat maps alike ---------------------------
+
+@pytest.mark.parametrize("g", [G, Geometry.from_npages(4000, chunk_shift=7)],
+                         ids=["whole sections", "partial last section"])
+def test_apply_step_changes_page_flags_and_flat_maps_alike(g):
+    ppc, n = g.pages_per_chunk, g.nchunks
+    start = np.arange(0, n, 2)  # every other section present
+    kinds = {"pageflags": (PageFlags, PageFlags, lambda: PreallocatedPageFlags(g, start)),
+             "flat": (FlatPageFlags, FlatPageFlags, lambda: FlatPageFlags(g))}
+    worlds = {}
+    for name, (present_kind, dirty_kind, pinned) in kinds.items():
+        present, dirty, pinned_map = present_kind(g), dirty_kind(g), pinned()
+        for nr in start.tolist():
+            present.set_range(nr * ppc, min((nr + 1) * ppc, g.npages))
+            dirty.set_many([nr * ppc, min((nr + 1) * ppc, g.npages) - 1])  # both edges
+        worlds[name] = (present, [dirty, pinned_map])
+    model_present = worlds["flat"][0].to_bool(0, g.npages)
+    model_maps = [m.to_bool(0, g.npages) for m in worlds["flat"][1]]
+    present_now = np.zeros(n, dtype=bool)
+    present_now[start] = True
+    rng = np.random.default_rng(3)
+    for _ in range(12):
+        op = int(rng.choice([ADD, REMOVE]))
+        candidates = np.flatnonzero(present_now != (op == ADD))
+        nrs = np.sort(rng.choice(candidates, min(3, candidates.size), replace=False))
+        nrs = np.unique(np.append(nrs, n - 1)) if (present_now[n - 1] != (op == ADD)) else nrs
+        for present, maps in worlds.values():
+            apply_step(present, maps, op, nrs)
+        present_now[nrs] = op == ADD
+        for nr in nrs.tolist():
+            pages = slice(nr * ppc, min((nr + 1) * ppc, g.npages))
+            model_present[pages] = op == ADD
+            for model in model_maps:
+                model[pages] = False
+        for present, maps in worlds.values():
+            present.validate()
+            assert np.array_equal(present.to_bool(0, g.npages), model_present)
+            for flags, model in zip(maps, model_maps, strict=True):
+                flags.validate()
+                assert np.array_equal(flags.to_bool(0, g.npages), model)
+        pinned = worlds["pageflags"][1][1]
+        assert np.array_equal(pinned.pinned, present_now)
+
+
+def test_apply_step_refuses_other_map_types():
+    other = types.SimpleNamespace(geometry=G)  # has a geometry, but no table or words
+    with pytest.raises(TypeError, match="PageFlags or a FlatPageFlags, got SimpleNamespace"):
+        apply_step(other, [], ADD, np.array([0]))
+
+
 def test_pfn_valid_keeps_shape_and_checks_range():
     hp = machine([1])
     pfns = np.array([[0, PPC], [2 * PPC - 1, 2 * PPC]])
@@ -228,7 +218,7 @@ def test_adding_what_pinned_maps_cannot_hold_changes_nothing(monkeypatch):
     hp.new_map("lazy")
     hp.new_map("pinned", alloc="present")
     model = Model(hp)
-    monkeypatch.setattr(memmap_module, "_available_bytes", lambda: G.chunk_bytes)
+    monkeypatch.setattr(system_module, "available_bytes", lambda: G.chunk_bytes)
     with pytest.raises(MemoryError, match="pinning 2 added sections in 1 maps"):
         hp.add_sections([5, 6])
     model.check(hp)
@@ -271,99 +261,6 @@ def test_alloc_modes_follow_the_machine():
     assert stats["present_sections"] == 4
 
 
-# --- traces and runs -------------------------------------------------------------------
-
-def two_nodes() -> Hotplug:
-    return Hotplug(MemoryMap.synthetic("64 GiB", nodes=2, phys_addr_bits=40, seed=4))
-
-
-def test_events_are_seeded_bursty_and_valid():
-    hp = two_nodes()
-    trace = hp.events(2000, seed=7, burst=(4, 16))
-    assert trace.dtype == TRACE_DTYPE and trace.size == 2000
-    assert np.array_equal(trace, hp.events(2000, seed=7, burst=(4, 16)))
-    assert not np.array_equal(trace, hp.events(2000, seed=8, burst=(4, 16)))
-    assert set(trace["op"].tolist()) == {-1, 1}
-    assert set(trace["node"].tolist()) == {0, 1}
-    assert np.array_equal(trace["node"], hp.section_nodes()[trace["section"]])
-    runs = np.diff(np.flatnonzero(np.diff(trace["op"].astype(int)) != 0))
-    assert np.median(runs) >= 4  # bursts, not coin flips
-    # Valid when replayed event by event from the state it was drawn in.
-    present = hp.present._addrs != 0
-    for op, nr in zip(trace["op"].tolist(), trace["section"].tolist(), strict=True):
-        assert present[nr] == (op == -1)
-        present[nr] = op == 1
-    assert hp.events(0).size == 0
-
-
-@pytest.mark.parametrize("kwargs", [{"burst": (0, 3)}, {"burst": (5, 2)},
-                                    {"remove_fraction": 1.5}, {"n": -1}])
-def test_events_rejects_bad_arguments(kwargs):
-    with pytest.raises(ValueError):
-        two_nodes().events(**{"n": 10, **kwargs})
-
-
-def test_run_records_each_batch_and_matches_a_model():
-    hp = two_nodes()
-    dirty = hp.new_map("dirty")
-    dirty.set_many(hp.sections()[::3] * hp.geometry.pages_per_chunk + 11)
-    model = Model(hp)
-    model.maps["dirty"].set_many(hp.sections()[::3] * hp.geometry.pages_per_chunk + 11)
-    trace = hp.events(1000, seed=3)
-    calls = []
-    rec = hp.run(trace, batch=300, probe={"mine": calls.append}, progress=False)
-    for op, nr in zip(trace["op"].tolist(), trace["section"].tolist(), strict=True):
-        (model.add if op == 1 else model.remove)([nr])
-    model.check(hp)
-    assert rec["events"].tolist() == [300, 600, 900, 1000]
-    assert rec["batch"].tolist() == [0, 1, 2, 3]
-    assert rec["added"][-1] == np.count_nonzero(trace["op"] == 1)
-    assert rec["added"][-1] + rec["removed"][-1] == 1000
-    assert rec["present_pages"][-1] == model.present.count()
-    assert rec["present_sections"][-1] == hp.sections().size
-    assert rec["nbytes"]["dirty"][-1] == dirty.nbytes
-    assert rec["nbytes"]["present"][-1] == hp.present.nbytes
-    assert (rec["flat_bytes"] == hp.geometry.flat_bytes).all()
-    assert rec.dtype.names[-1] == "mine_s" and (rec["mine_s"]["dirty"] >= 0).all()
-    assert len(calls) == 4 * 2
-
-
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"n": 1.5}, TypeError, "n must be an integer, got float 1.5"),
-    ({"n": True}, TypeError, "n must be an integer"),
-    ({"n": np.timedelta64(10)}, TypeError, "n must be an integer"),
-    ({"n": 2**100}, MemoryError, "a trace of"),
-    ({"seed": -1}, ValueError, "seed must be >= 0"),
-    ({"seed": 1.5}, TypeError, "seed must be an integer"),
-    ({"burst": (1.5, 3)}, TypeError, "burst must be an integer"),
-    ({"burst": 4}, TypeError, "burst must be a pair"),
-    ({"remove_fraction": "0.5"}, TypeError, "remove_fraction must be a number"),
-    ({"remove_fraction": float("nan")}, ValueError, "remove_fraction must be in"),
-])
-def test_events_names_the_bad_argument(kwargs, error, match):
-    with pytest.raises(error, match=match):
-        two_nodes().events(**{"n": 10, **kwargs})
-
-
-def test_events_take_numpy_integers():
-    hp = two_nodes()
-    assert hp.events(np.int64(10), seed=np.uint8(2), burst=(np.int8(1), 3)).size == 10
-
-
-def test_run_refuses_a_trace_or_batch_that_is_not_integers():
-    hp = two_nodes()
-    model = Model(hp)
-    trace = hp.events(20, seed=3)
-    floats = np.zeros(trace.size, dtype=[("op", np.float64), ("section", np.float64)])
-    floats["op"], floats["section"] = trace["op"], trace["section"]
-    floats["op"][0] = 1.5 * trace["op"][0]  # would truncate to a valid op
-    for bad in (floats, np.ma.array(trace)):
-        with pytest.raises(TypeError):
-            hp.run(bad, progress=False)
-    for batch in (1.5, True, np.timedelta64(4)):
-        with pytest.raises(TypeError, match="batch must be an integer"):
-            hp.run(trace, batch=batch, progress=False)
-    model.check(hp)
 
 
 def test_sections_mixing_bools_are_refused():
@@ -371,67 +268,6 @@ def test_sections_mixing_bools_are_refused():
     with pytest.raises(TypeError, match="not bools"):
         hp.add_sections([True, 3])
     assert hp.sections().size == 0
-
-
-def test_run_checks_the_whole_trace_first():
-    hp = two_nodes()
-    hp.new_map("dirty")
-    model = Model(hp)
-    trace = hp.events(500, seed=1)
-    bad = trace.copy()
-    bad[-1]["op"] = -bad[-1]["op"]  # the last event now finds the wrong state
-    with pytest.raises(ValueError, match="trace event 499"):
-        hp.run(bad, progress=False)
-    model.check(hp)
-    repeat = np.zeros(2, dtype=TRACE_DTYPE)
-    repeat["op"] = -1
-    repeat["section"] = hp.sections()[0]
-    with pytest.raises(ValueError, match="repeat a section"):
-        hp.run(repeat, progress=False)
-    odd = trace[:3].copy()
-    odd["op"][1] = 0
-    with pytest.raises(ValueError, match="trace event 1: op 0"):
-        hp.run(odd, progress=False)
-    with pytest.raises(TypeError, match="structured"):
-        hp.run(np.arange(4), progress=False)
-    with pytest.raises(ValueError, match="batch"):
-        hp.run(trace, batch=0, progress=False)
-    model.check(hp)
-
-
-def test_run_default_probes_and_progress_bar(capsys):
-    hp = two_nodes()
-    trace = hp.events(64, seed=5)
-    rec = hp.run(trace, batch=32, progress=True)
-    assert "count_s" in rec.dtype.names
-    assert ("walk_s" in rec.dtype.names) == hasattr(PageFlags, "find_next_set")
-    assert "hotplug" in capsys.readouterr().err
-    assert set(default_probes()) >= {"count"}
-
-
-def test_probes_do_the_scans():
-    hp = machine()
-    assert probe_count(hp.present) == 4 * PPC
-    # probe_walk needs find_next_set; fake one on a subclass to check the walk.
-
-    class Walkable(PageFlags):
-        __slots__ = ()
-
-        def find_next_set(self, start):
-            bits = self.test_many(np.arange(start, self.npages))
-            hits = np.flatnonzero(bits)
-            return int(start + hits[0]) if hits.size else -1
-
-    flags = Walkable(Geometry(phys_addr_bits=24, chunk_shift=7))
-    flags.set_many([5, 6, 300, 301, 4095])
-    assert probe_walk(flags) == 3
-
-
-def test_progress_bar_only_when_asked(monkeypatch, capsys):
-    hp = two_nodes()
-    monkeypatch.setattr(hotplug_module.sys.stderr, "isatty", lambda: False, raising=False)
-    hp.run(hp.events(10, seed=1), probe={})
-    assert capsys.readouterr().err == ""
 
 
 # --- the state machine -----------------------------------------------------------------

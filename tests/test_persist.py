@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pageflags import FormatError, Geometry, PageFlags, _chunks, _files, _kernels, persist
-from pageflags import memmap as memmap_module
+from pageflags import _system as system_module
 
 # 4 chunks of one 64-page word each: a whole file is about 130 bytes, so every
 # offset of it can be truncated and flipped in well under a second.
@@ -581,7 +581,7 @@ def test_an_empty_file_of_a_huge_geometry_is_refused_before_allocating(tmp_path,
     forge(path, {"phys": WIDE.phys_addr_bits, "page_shift": WIDE.page_shift,
                  "chunk_shift": WIDE.chunk_shift, "npages": WIDE.npages})
     assert os.path.getsize(path) == 72
-    monkeypatch.setattr(memmap_module, "_available_bytes", lambda: 512 << 20)
+    monkeypatch.setattr(system_module, "available_bytes", lambda: 512 << 20)
     tracemalloc.start()
     try:
         error = load_error(path)
@@ -610,7 +610,7 @@ def test_a_file_whose_chunks_do_not_fit_is_refused(tmp_path, monkeypatch):
     flags = PageFlags(Geometry(32))
     flags.set_many(np.arange(0, flags.npages, 1 << 15))    # 32 chunks of 4 KiB
     flags.save(tmp_path / "m.pgf")
-    monkeypatch.setattr(memmap_module, "_available_bytes", lambda: 64 << 10)
+    monkeypatch.setattr(system_module, "available_bytes", lambda: 64 << 10)
     error = load_error(tmp_path / "m.pgf")
     assert error.check == "memory" and "32 chunks" in error.detail
 
@@ -618,7 +618,7 @@ def test_a_file_whose_chunks_do_not_fit_is_refused(tmp_path, monkeypatch):
 def test_an_unknown_amount_of_memory_still_gives_a_format_error(tmp_path, monkeypatch):
     path = tmp_path / "huge.pgf"
     forge(path, {"phys": 64, "page_shift": 4, "chunk_shift": 6, "npages": 1 << 60})
-    monkeypatch.setattr(memmap_module, "_available_bytes", lambda: None)
+    monkeypatch.setattr(system_module, "available_bytes", lambda: None)
     assert load_error(path).check == "memory"
 
 
@@ -652,7 +652,7 @@ def test_the_memory_estimate_covers_what_a_load_takes(tmp_path, geometry, shape)
 
 
 def test_restore_bounds_the_table_it_builds(monkeypatch):
-    monkeypatch.setattr(memmap_module, "_available_bytes", lambda: 512 << 20)
+    monkeypatch.setattr(system_module, "available_bytes", lambda: 512 << 20)
     with pytest.raises(FormatError) as info:
         persist.restore(WIDE, np.zeros((0, 2), np.uint64), np.zeros(0, np.uint64),
                         np.zeros((0, WIDE.words_per_chunk), np.uint64))

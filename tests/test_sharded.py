@@ -27,7 +27,7 @@ from pageflags import (  # noqa: E402
     ShardedPageFlags,
     _manifest,
     _shard_tasks,
-    memmap,
+    _system,
 )
 
 # 40 chunks of 128 pages and a partial 41st (50 pages); shards of 3 chunks, the last
@@ -281,7 +281,7 @@ def test_from_local_and_to_local_round_trip(client):
 def test_to_local_refuses_what_would_not_fit(client, monkeypatch):
     sharded, _ = both(client)
     sharded.set_many([1, 2 * SHARD])
-    monkeypatch.setattr(memmap, "_available_bytes", lambda: 100)
+    monkeypatch.setattr(_system, "available_bytes", lambda: 100)
     with pytest.raises(MemoryError, match="to_local"):
         sharded.to_local()
 
