@@ -389,15 +389,7 @@ class PageFlagSet:
         >>> fs.names, fs.select("hot").count()
         (['hot'], 1)
         """
-        if not isinstance(name, str) or not _EXTRA_NAME.fullmatch(name):
-            raise ValueError(f"a map name is lower case [a-z][a-z0-9_.:-]*, got {name!r}")
-        try:
-            kpf.parse_bits(name)
-        except ValueError:
-            pass
-        else:
-            raise ValueError(f"{name!r} reads as a flag bit or number in bits expressions; "
-                             "pick another name")
+        _check_name(name)
         if not isinstance(flags, PageFlags):
             raise TypeError(f"flags must be a PageFlags, got {type(flags).__name__}")
         if flags.geometry != self._geometry:
@@ -438,7 +430,7 @@ class PageFlagSet:
                                          os.fsdecode(os.fspath(cgroup)))
             inode = info.st_ino
         name = f"cgroup_{inode}" if name is None else name
-        self.add(name, PageFlags(self._geometry))  # checks the name before reading
+        _check_name(name)
         equal, _ = procfs.compare_file(path, n, self._geometry, inode, "page cgroups",
                                        progress)
         self._maps[name] = equal
@@ -827,18 +819,18 @@ class PageFlagSet:
         else:
             path.mkdir()
         generation = _next_generation(path)
-        entries = []
-        for i, (key, flags) in enumerate(self._maps.items()):
-            file = f"map-{i:03d}.g{generation}.pgf"
-            flags.save(path / file, sync=sync)
-            entries.append({"name": self._name(key), "file": file, "count": flags.count()})
+        files = [f"map-{i:03d}.g{generation}.pgf" for i in range(len(self._maps))]
+        entries = [{"name": self._name(key), "file": file, "count": flags.count()}
+                   for (key, flags), file in zip(self._maps.items(), files, strict=True)]
         g = self._geometry
         body = {"format": FORMAT, "version": VERSION, "generation": generation,
                 "geometry": {"phys_addr_bits": g.phys_addr_bits, "page_shift": g.page_shift,
                              "chunk_shift": g.chunk_shift, "npages": g.npages},
                 "nentries": self._nentries, "maps": entries, "info": self.info}
-        body["checksum"] = _checksum(body)
+        body["checksum"] = _checksum(body)  # refuses an info that is not JSON first
         text = json.dumps(body, indent=1)
+        for flags, file in zip(self._maps.values(), files, strict=True):
+            flags.save(path / file, sync=sync)
         tmp = path / f".{MANIFEST}.{os.getpid()}.tmp"
         try:
             with open(tmp, "w") as out:
@@ -922,6 +914,19 @@ class PageFlagSet:
 
 
 # --- helpers -----------------------------------------------------------------------
+
+def _check_name(name: object) -> None:
+    """Refuse a name for another map that is malformed or that bits expressions would
+    read as a flag bit or a number."""
+    if not isinstance(name, str) or not _EXTRA_NAME.fullmatch(name):
+        raise ValueError(f"a map name is lower case [a-z][a-z0-9_.:-]*, got {name!r}")
+    try:
+        kpf.parse_bits(name)
+    except ValueError:
+        return
+    raise ValueError(f"{name!r} reads as a flag bit or number in bits expressions; "
+                     "pick another name")
+
 
 def _and(a: PageFlags | None, b: PageFlags | None) -> PageFlags | None:
     return None if a is None or b is None else a & b  # type: ignore[return-value]

@@ -146,8 +146,12 @@ def test_kpagecgroup_by_inode_and_by_folder(fs, words, tmp_path):
                        (tmp_path / "missing", FileNotFoundError)]:
         with pytest.raises(error):
             fs.add_kpagecgroup(bad, path)
+    names = fs.names
     with pytest.raises(ValueError):
         fs.add_kpagecgroup(inode, path, name="lr")
+    with pytest.raises(ValueError, match="entries"):
+        fs.add_kpagecgroup(inode, write(tmp_path, inodes[:-1], "short"), name="other")
+    assert fs.names == names
 
 
 @pytest.mark.skipif(not (readable(procfs.KPAGEFLAGS) and readable(procfs.KPAGECOUNT)),
