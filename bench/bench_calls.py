@@ -9,9 +9,11 @@ calls.json``.
 
 1. Per call, as users write it: a Python loop over a list of Python ints calling one
    method per item, on ``PageFlags``, ``FlatPageFlags`` and ``pyroaring.BitMap64``
-   holding the same pages.  Both page maps use the 46-bit default geometry of
-   ``bench/conftest.py``: a flat map reserves 2 GiB, but ``np.zeros`` maps pages
-   lazily, so only the few hundred MiB written here become resident.
+   holding the same pages.  Before every round of a write loop, the opposite loop
+   (untimed) undoes it, so every timed write changes bits.  Both page maps use the
+   46-bit default geometry of ``bench/conftest.py``: a flat map reserves 2 GiB, but
+   ``np.zeros`` maps pages lazily, so only the few hundred MiB written here become
+   resident.
 2. First build: ``set_many``, ``clear_many`` (into FULL entries) and ``from_array``
    of 16 Mi random present pfns into a NEW map every round (built in pedantic's
    untimed setup), then ``test_many`` on a warm map and ``to_array`` against
@@ -175,11 +177,17 @@ def hotplug_sections(call_rng):
 # --- 1. per call ------------------------------------------------------------------
 
 def time_loop(benchmark, impl: str, loop: Callable[[], object], calls: int,
-              rounds: int = 10) -> None:
-    """Warm once, time ``loop()`` ``rounds`` times; ``calls`` is calls per loop."""
+              rounds: int = 10, setup: Callable[[], None] | None = None) -> None:
+    """Warm once, time ``loop()`` ``rounds`` times; ``calls`` is calls per loop.
+
+    ``setup`` (untimed, before every round and the warm-up) undoes what the loop
+    does, so every timed write changes bits instead of finding them as it left them.
+    """
+    if setup is not None:
+        setup()
     loop()
     record(benchmark, impl, suite=SUITE, calls=calls)
-    benchmark.pedantic(loop, rounds=rounds, iterations=1)
+    benchmark.pedantic(loop, setup=setup, rounds=rounds, iterations=1)
 
 
 #: Operation -> (which fixture list it loops over, loop(methods, bitmap, items)).
@@ -200,16 +208,27 @@ CALL_LOOPS: dict[str, Callable] = {
 }
 
 
+#: Write loops and the loop that undoes each before every round (untimed).
+UNDO = {"set(pfn)": "clear(pfn)", "clear(pfn)": "set(pfn)",
+        "set_range 10 pages": "clear_range 10 pages",
+        "clear_range 10 pages": "set_range 10 pages",
+        "set_range one section": "clear_range one section",
+        "clear_range one section": "set_range one section"}
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("operation", CALL_LOOPS)
 def test_per_call(benchmark, populated, operation, impl):
     maps, pfns, starts, sections = populated
     items = {"pfns": pfns, "starts": starts, "sections": sections}
     bitmap = maps[impl]
+    m = methods(bitmap, impl)
     loop = CALL_LOOPS[operation]
+    undo = CALL_LOOPS[UNDO[operation]] if operation in UNDO else None
     calls = len(sections) if "section" in operation else NCALLS
     benchmark.group = f"per call: {operation}"
-    time_loop(benchmark, impl, lambda: loop(methods(bitmap, impl), bitmap, items), calls)
+    time_loop(benchmark, impl, lambda: loop(m, bitmap, items), calls,
+              setup=None if undo is None else lambda: undo(m, bitmap, items) and None)
 
 
 @pytest.mark.parametrize("impl", IMPLS)

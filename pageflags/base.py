@@ -4,15 +4,28 @@ Subclasses (:class:`~pageflags.PageFlags`, :class:`~pageflags.FlatPageFlags`) st
 bits their own way and implement the underscored methods, which may assume checked
 arguments: an in-range Python int pfn, a range with ``0 <= start < stop <= npages``,
 or a non-empty flat ``int64`` array of in-range pfns.
+
+Single calls in loops
+---------------------
+``set``, ``clear``, ``test`` and the range writes run millions of times in Python
+loops, where each Python frame, NumPy call or Numba dispatch costs more than the
+work.  A subclass may therefore *fuse* one of them: define the public method itself,
+with the int check inline (``type(pfn) is not int or not 0 <= pfn < self._npages``,
+anything else going through the full check of :mod:`pageflags._args`, so both accept
+and refuse exactly the same), the writer guard inline (take the token, and when it is
+out hand the primitive to :meth:`PageMap._as_writer`) and the work, in one frame.  It
+lists in ``_FUSED`` the methods each fused method does the work of instead of calling;
+a subclass of it that overrides any of those gets this module's generic method back
+(check, guard, then the primitive), so an override is never bypassed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -38,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["PageMap"]
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
+_get_ident = threading.get_ident
 
 
 def concurrent_write_error(flags: PageMap) -> RuntimeError:
@@ -47,71 +61,71 @@ def concurrent_write_error(flags: PageMap) -> RuntimeError:
         "may run at once)")
 
 
-@contextlib.contextmanager
+# The writer guard.  A map holds one token in a list while no thread writes it; a
+# writer takes it with ``list.pop`` and gives it back with ``append``, each one call
+# the GIL makes atomic (``lock.acquire(False)`` costs five times as much, most of it
+# parsing its argument).  A writer that may reach code writing the same map (a bulk
+# method, a ``writing`` block) also names itself in ``_owner``, so that code nests;
+# the fused single calls call nothing that writes through the guard and skip that.
+@contextmanager
 def writing(flags: PageMap) -> Iterator[None]:
-    """Hold ``flags`` as its only writer for a block (what :func:`writes` does)."""
-    writer = flags._writer
-    if not writer.acquire(False):
-        raise concurrent_write_error(flags)
+    """Hold ``flags`` as its only writer for a block (what :func:`writes` does).
+
+    The thread already holding it may nest; any other thread gets ``RuntimeError``.
+    """
+    token = flags._token
+    try:
+        token.pop()
+    except IndexError:
+        flags._as_owner()
+        yield
+        return
+    flags._owner = _get_ident()
     try:
         yield
     finally:
-        writer.release()
+        flags._owner = None
+        token.append(True)
 
 
 def writes(method: _Method) -> _Method:
     """Run ``method`` as the map's only writer; ``RuntimeError`` if another thread is.
 
-    The same thread may nest writes (a reentrant lock), and nothing waits: a second
-    writer is refused at once, before it changes anything.
+    The same thread may nest writes, and nothing waits: a second writer is refused
+    at once, before it changes anything.
     """
     @functools.wraps(method)
     def exclusive(self: PageMap, *args: Any, **kwargs: Any) -> Any:
-        with writing(self):
-            return method(self, *args, **kwargs)
+        return self._as_writer(method, self, *args, **kwargs)
     return exclusive  # type: ignore[return-value]
 
 
+def named(function: _Method, owner: str, name: str, doc: str | None) -> _Method:
+    """``function`` as method ``name`` of class ``owner``, documented by ``doc``."""
+    function.__name__ = name
+    function.__qualname__ = f"{owner}.{name}"
+    function.__doc__ = doc
+    return function
+
+
 def _range_write(primitive: str, doc: str) -> Callable[[PageMap, int, int], None]:
-    """A public range write: the range check and the writer guard inline (as
-    :func:`_single_page_write`), then the subclass's ``primitive`` for a non-empty range."""
+    """A generic public range write: the range check, then the subclass's
+    ``primitive`` as the map's writer, for a non-empty range."""
     def write(self: PageMap, start: int, stop: int) -> None:
         start, stop = check_range(start, stop, self._npages)
-        if start == stop:
-            return
-        writer = self._writer
-        if not writer.acquire(False):
-            raise concurrent_write_error(self)
-        try:
-            getattr(self, primitive)(start, stop)
-        finally:
-            writer.release()
+        if start < stop:
+            self._as_writer(getattr(self, primitive), start, stop)
 
-    write.__doc__ = doc
-    write.__name__ = primitive[1:]
-    write.__qualname__ = f"PageMap.{write.__name__}"
-    return write
+    return named(write, "PageMap", primitive[1:], doc)
 
 
 def _single_page_write(primitive: str, doc: str) -> Callable[[PageMap, int], None]:
-    """A public single-page write: the int check and the writer guard inline, then the
-    subclass's ``primitive``.  Each layer of call costs as much as the write itself,
-    and these run millions of times in loops, so there is no other frame."""
+    """A generic public single-page write: the pfn check, then the subclass's
+    ``primitive`` as the map's writer."""
     def write(self: PageMap, pfn: int) -> None:
-        if type(pfn) is not int or not 0 <= pfn < self._npages:
-            pfn = check_pfn(pfn, self._npages)
-        writer = self._writer
-        if not writer.acquire(False):
-            raise concurrent_write_error(self)
-        try:
-            getattr(self, primitive)(pfn)
-        finally:
-            writer.release()
+        self._as_writer(getattr(self, primitive), check_pfn(pfn, self._npages))
 
-    write.__doc__ = doc
-    write.__name__ = primitive[1:-4]
-    write.__qualname__ = f"PageMap.{write.__name__}"
-    return write
+    return named(write, "PageMap", primitive[1:-4], doc)
 
 
 class PageMap:
@@ -123,24 +137,64 @@ class PageMap:
     once; a read while another thread writes may see the write half done.
     """
 
-    __slots__ = ("_geometry", "_npages", "_writer")
+    __slots__ = ("_geometry", "_npages", "_owner", "_token")
     __hash__ = None  # type: ignore[assignment]  # mutable
+
+    #: Public method -> the methods its fused form in this class does the work of
+    #: (see the module docstring); PageMap's own methods are all generic.
+    _FUSED: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: Slots that are not pickled, made again by :meth:`_init_transient`.
+    _TRANSIENT: ClassVar[tuple[str, ...]] = ("_owner", "_token")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        for public, inlined in cls._FUSED.items():
+            if public not in own and any(name in own for name in inlined):
+                setattr(cls, public, getattr(PageMap, public))
 
     def __init__(self, geometry: Geometry) -> None:
         self._geometry = geometry
         self._npages = geometry.npages  # read on every single-page call
-        self._writer = threading.RLock()
+        self._init_transient()
+
+    def _init_transient(self) -> None:
+        self._token = [True]  # the writer guard's token (see writing)
+        self._owner: int | None = None
 
     def __getstate__(self) -> tuple[None, dict[str, Any]]:
-        # Slots by name, less the lock (which cannot be pickled); unpickling makes one.
+        # Slots by name, less the guard (and views of the map's own memory).
         names = {name for cls in type(self).__mro__ for name in getattr(cls, "__slots__", ())}
-        names.discard("_writer")
+        names.difference_update(self._TRANSIENT)
         return None, {name: getattr(self, name) for name in names if hasattr(self, name)}
 
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
         for name, value in state[1].items():
             object.__setattr__(self, name, value)
-        self._writer = threading.RLock()
+        self._init_transient()
+
+    # --- the writer guard ------------------------------------------------------------
+    def _as_owner(self) -> None:
+        """Called when the token is out: allowed (a nested write) only to the thread
+        that took it; ``RuntimeError`` for any other."""
+        if self._owner != _get_ident():
+            raise concurrent_write_error(self)
+
+    def _as_writer(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call(*args, **kwargs)`` as the map's only writer (what :func:`writes`
+        does; the fused single calls come here when the token is out)."""
+        token = self._token
+        try:
+            token.pop()
+        except IndexError:
+            self._as_owner()
+            return call(*args, **kwargs)
+        self._owner = _get_ident()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            self._owner = None
+            token.append(True)
 
     @property
     def geometry(self) -> Geometry:

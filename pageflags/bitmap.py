@@ -30,9 +30,9 @@ memory an address points at, keep it alive, or write it behind the counts:
 * A chunk's words live in a ``bytes`` object that the chunk array views: NumPy
   cannot make such an array writable, nor any other array over that memory, so
   chunks handed out (and the shared ``FULL`` chunk) stay read-only to every
-  NumPy-level call.  Only kernels, through addresses, write them, and single-page
-  writes, through a private ctypes view that :meth:`PageFlags._store` drops
-  whenever the entry changes.
+  NumPy-level call.  Only kernels, through addresses, write them, and single pages
+  and short spans, through a private ctypes word view that :meth:`PageFlags._store`
+  drops whenever the entry changes.
 * Writes are refused with ``RuntimeError`` while another thread is writing the
   same map (:class:`~pageflags.PageMap`); readers may run at once with each other.
 
@@ -54,20 +54,29 @@ import ctypes
 import os
 import sys
 import threading
+from collections.abc import Callable
 from itertools import repeat
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from . import _kernels, persist, roaring
-from ._addresses import chunk_objects, object_pointers
+from . import _direct, _kernels, persist, roaring
+from ._addresses import chunk_objects, data_address, object_pointers
+from ._args import check_pfn, check_position, check_range
 from ._chunks import address_of, full_chunk, new_chunks, zero_chunk
-from .base import PageMap, writes
+from ._words import SPAN_WORDS, write_words
+from .base import PageMap, named, writes
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
 
 __all__ = ["PageFlags", "full_chunk"]
 
-_LITTLE_ENDIAN = sys.byteorder == "little"
+_NULL = _kernels.NULL
+
+# Spans this short touch at most SPAN_WORDS words (so Python writes them).
+_SPAN_PAGES = 64 * (SPAN_WORDS - 1) + 1
+
+# Bit c of the ``_occupied`` words is in byte (c >> 3) ^ _BYTE_FLIP of their memory.
+_BYTE_FLIP = 0 if sys.byteorder == "little" else 7
 
 
 #: Algebra over at least this many computed chunks runs on Numba's thread pool when
@@ -100,6 +109,99 @@ def _boxed(obj: object) -> np.ndarray:
     return box
 
 
+def _page_write(value: bool, doc: str | None) -> Callable[[PageFlags, int], None]:
+    """PageFlags' ``set`` (``value``) or ``clear``, fused (base.py): the int check, the
+    writer guard and the bit of an entry with a view in one frame."""
+    step = 1 if value else -1
+
+    def write(self: PageFlags, pfn: int) -> None:
+        if type(pfn) is not int or not 0 <= pfn < self._npages:
+            pfn = check_pfn(pfn, self._npages)
+        try:
+            self._token.pop()
+        except IndexError:
+            return self._as_writer(self._write_page, pfn, value)
+        try:
+            c = pfn >> self._shift
+            view = self._views.get(c)
+            if view is None:
+                return self._write_page(pfn, value)
+            i, bit = (pfn >> 6) & self._word_mask, 1 << (pfn & 63)
+            old = view[i]
+            if old & bit != (bit if value else 0):
+                view[i] = old ^ bit
+                left = self._counts_view[c] + step
+                self._counts_view[c] = left
+                self._total += step
+                if not left:
+                    self._free(c)
+        finally:
+            self._token.append(True)
+
+    return named(write, "PageFlags", "set" if value else "clear", doc)
+
+
+def _range_write(value: bool, doc: str | None) -> Callable[[PageFlags, int, int], None]:
+    """PageFlags' ``set_range`` (``value``) or ``clear_range``, fused (base.py): the
+    range check, the writer guard, and in one frame a span of one word or a few of an
+    entry with a view, or a whole entry."""
+    def write(self: PageFlags, start: int, stop: int) -> None:
+        if type(start) is not int or type(stop) is not int or not 0 <= start < stop <= self._npages:
+            start, stop = check_range(start, stop, self._npages)
+            if start == stop:
+                return None
+        try:
+            self._token.pop()
+        except IndexError:
+            return self._as_writer(self._write_range, start, stop, value)
+        try:
+            # Where the ends differ tells the case, in two operations on the ints.
+            ends = start ^ (stop - 1)
+            if ends < 64:  # one word (so one entry)
+                c = start >> self._shift
+                view = self._views.get(c)
+                if view is None:
+                    return self._write_range(start, stop, value)
+                i = (start >> 6) & self._word_mask
+                old = view[i]
+                mask = ((1 << (stop - start)) - 1) << (start & 63)
+                new = old | mask if value else old & ~mask
+                if new == old:
+                    return None
+                view[i] = new
+                changed = (new ^ old).bit_count()
+            elif ends == self._local_mask and stop - start == self._chunk_pages:
+                c = start >> self._shift  # the whole entry
+                old = self._addrs_view[c]
+                ppc = self._chunk_pages
+                if not value:
+                    if old:
+                        self._total -= ppc if old == self._full_addr else self._counts_view[c]
+                        self._free_one(c, old)
+                elif old != self._full_addr:
+                    self._total += ppc - (self._counts_view[c] if old else 0)
+                    self._fill_one(c, old)
+                return None
+            elif stop - start <= _SPAN_PAGES and ends <= self._local_mask and (
+                    view := self._views.get(c := start >> self._shift)) is not None:
+                lo = start & self._local_mask
+                changed = write_words(view, lo, lo + stop - start, value)
+                if not changed:
+                    return None
+            else:  # other spans, several entries, and the partial last entry
+                return self._write_range(start, stop, value)
+            left = self._counts_view[c] + (changed if value else -changed)
+            self._counts_view[c] = left
+            self._total += changed if value else -changed
+            if not left:
+                self._free(c)
+        finally:
+            self._token.append(True)
+        return None
+
+    return named(write, "PageFlags", "set_range" if value else "clear_range", doc)
+
+
 @persist.builds  # the class persist and roaring build, without importing this module
 class PageFlags(PageMap):
     """One bit per page in a two-level table of lazily allocated chunks.
@@ -123,8 +225,10 @@ class PageFlags(PageMap):
         "FULL",
         "_addrs",
         "_addrs_view",
+        "_chunk_pages",
         "_counts",
         "_counts_view",
+        "_find_next",
         "_full_addr",
         "_full_box",
         "_local_mask",
@@ -132,14 +236,25 @@ class PageFlags(PageMap):
         "_mirror_writes",
         "_nallocated_cache",
         "_occupied",
-        "_occupied_view",
+        "_occupied_bytes",
         "_refs",
         "_shift",
         "_total",
         "_views",
         "_whole_chunks",
+        "_word_mask",
         "_zero_addr",
     )
+
+    # The public methods below that are fused (base.py) and the methods each does
+    # the work of: a subclass overriding one of those gets the generic method.
+    _FUSED: ClassVar[dict[str, tuple[str, ...]]] = {
+        "set": ("_set_one", "_write_page"), "clear": ("_clear_one", "_write_page"),
+        "test": ("_test",), "__contains__": ("_test",),
+        "set_range": ("_set_range", "_write_range", "_fill", "_store", "_fill_one"),
+        "clear_range": ("_clear_range", "_write_range", "_free", "_store", "_free_one"),
+        "find_next_set": ("_find_next_set",),
+    }
 
     def __init__(self, geometry_or_npages: Geometry | int = DEFAULT_GEOMETRY) -> None:
         geometry = as_geometry(geometry_or_npages)
@@ -150,13 +265,13 @@ class PageFlags(PageMap):
         self._counts = np.zeros(n, dtype=np.int32)
         # Bit c is set when entry c is not None: searches cross holes 64 entries a word.
         self._occupied = np.zeros(-(-n // 64), dtype=np.uint64)
-        # Writable byte views of private chunks, made by single-entry writes and
+        # Writable word views of private chunks, made by single-entry writes and
         # dropped by _store whenever their entry changes (so never left dangling).
         self._views: dict[int, memoryview] = {}
         # The same memory as Python-int views, for writes to one entry.
         self._addrs_view = memoryview(self._addrs)
         self._counts_view = memoryview(self._counts)
-        self._occupied_view = memoryview(self._occupied)
+        self._occupied_bytes = memoryview(self._occupied).cast("B")
         self._total = 0
         self._nallocated_cache: int | None = 0  # reset by _store, counted on demand
         self._mirror: np.ndarray | None = None  # ``table``, made on first use
@@ -172,27 +287,22 @@ class PageFlags(PageMap):
         # Single-page calls read these as plain ints, not through the geometry.
         self._shift = geometry.chunk_shift
         self._local_mask = geometry.pages_per_chunk - 1
+        self._chunk_pages = geometry.pages_per_chunk
+        self._word_mask = geometry.words_per_chunk - 1
+        self._find_next: Any = None  # find_next_set's kernel, bound on first use
 
     # --- the one place where the table and its shadows change ----------------------
+    # (_store; _store_one and its two special cases for a single entry)
     def _store(self, where: Any, chunks: Any, addrs: Any, counts: Any) -> None:
         """Point entries ``where`` (distinct) at ``chunks`` (object array or box).
 
         ``where`` may be a Python int, with one chunk (or None) and scalars.
         """
+        if type(where) is int:
+            self._store_one(where, chunks, addrs, counts, self._addrs_view[where])
+            return
         # Addresses first: the references they replace go last, so no address is
         # ever left pointing at a chunk the map no longer holds.
-        if type(where) is int:  # memoryviews: no NumPy scalar, no kernel to dispatch
-            self._addrs_view[where] = addrs
-            self._counts_view[where] = counts
-            word, bit = where >> 6, 1 << (where & 63)
-            occupied = self._occupied_view
-            occupied[word] = occupied[word] | bit if addrs else occupied[word] & ~bit
-            self._nallocated_cache = None
-            self._views.pop(where, None)
-            self._refs[where] = chunks
-            if self._mirror_writes is not None:
-                self._mirror_writes[where] = chunks
-            return
         if self._views:
             self._views.clear()
         self._addrs[where] = addrs
@@ -202,6 +312,53 @@ class PageFlags(PageMap):
         self._refs[where] = chunks
         if self._mirror_writes is not None:
             self._mirror_writes[where] = chunks
+
+    def _store_one(self, c: int, chunk: Any, addr: int, count: int, old: int) -> None:
+        """:meth:`_store` of one entry ``c``, whose address now is ``old``.
+
+        Memoryviews of the shadows: no NumPy scalar, no kernel to dispatch (the
+        whole-section writes of a hotplug loop are this and a check).
+        """
+        self._addrs_view[c] = addr  # as above: the address first, the reference last
+        self._counts_view[c] = count
+        if (not old) is not (not addr):  # None became something, or the reverse
+            self._occupied_bytes[(c >> 3) ^ _BYTE_FLIP] ^= 1 << (c & 7)
+        full = self._full_addr
+        if old and old != full:  # a private chunk goes, and its view with it
+            self._views.pop(c, None)
+            self._nallocated_cache = None
+        elif addr and addr != full:
+            self._nallocated_cache = None
+        self._refs[c] = chunk
+        if self._mirror_writes is not None:
+            self._mirror_writes[c] = chunk
+
+    # The whole-section writes of a hotplug loop, specialised: an entry (whose address
+    # is ``old``) becomes FULL or None with two arguments and no case to test.
+    def _fill_one(self, c: int, old: int) -> None:
+        """``_store_one(c, FULL, ...)`` of an entry that is not FULL."""
+        self._addrs_view[c] = self._full_addr
+        self._counts_view[c] = self._chunk_pages
+        if old:  # a private chunk goes, and its view with it
+            self._views.pop(c, None)
+            self._nallocated_cache = None
+        else:
+            self._occupied_bytes[(c >> 3) ^ _BYTE_FLIP] |= 1 << (c & 7)
+        self._refs[c] = full = self.FULL
+        if self._mirror_writes is not None:
+            self._mirror_writes[c] = full
+
+    def _free_one(self, c: int, old: int) -> None:
+        """``_store_one(c, None, ...)`` of an entry that is not None."""
+        self._addrs_view[c] = 0
+        self._counts_view[c] = 0
+        self._occupied_bytes[(c >> 3) ^ _BYTE_FLIP] &= ~(1 << (c & 7))
+        if old != self._full_addr:
+            self._views.pop(c, None)
+            self._nallocated_cache = None
+        self._refs[c] = None
+        if self._mirror_writes is not None:
+            self._mirror_writes[c] = None
 
     def _free(self, where: Any) -> None:
         self._store(where, None, 0, 0)
@@ -329,14 +486,31 @@ class PageFlags(PageMap):
         }
 
     # --- reads ---------------------------------------------------------------------
-    def _test(self, pfn: int) -> bool:
+    # test, count and find_next_set are fused (base.py): check and work in one frame.
+    def test(self, pfn: int) -> bool:
+        if type(pfn) is not int or not 0 <= pfn < self._npages:
+            pfn = check_pfn(pfn, self._npages)
         chunk = self._refs[pfn >> self._shift]
         if chunk is None:
             return False
         if chunk is self.FULL:
             return True
-        local = pfn & self._local_mask
-        return bool(chunk.item(local >> 6) >> (local & 63) & 1)  # a Python int word
+        return chunk.item((pfn >> 6) & self._word_mask) >> (pfn & 63) & 1 == 1  # a Python int word
+
+    test.__doc__ = PageMap.test.__doc__
+    __contains__ = test
+
+    def _test(self, pfn: int) -> bool:
+        return PageFlags.test(self, pfn)
+
+    def count(self, start: int = 0, stop: int | None = None) -> int:
+        if type(start) is not int or type(stop) is not int or not 0 <= start < stop <= self._npages:
+            start, stop = check_range(start, stop, self._npages)
+            if start == stop:
+                return 0
+        return self._count(start, stop)
+
+    count.__doc__ = PageMap.count.__doc__
 
     def _count(self, start: int, stop: int) -> int:
         shift = self._shift
@@ -345,14 +519,14 @@ class PageFlags(PageMap):
             chunk = self._refs[c]
             if chunk is None:
                 return 0
-            base = c << shift
             if chunk is self.FULL:
                 return stop - start
+            base = c << shift
             return _kernels.flat_count_range(chunk, start - base, stop - base)
-        if start == 0 and stop == self._geometry.npages:
+        if start == 0 and stop == self._npages:
             return self._total
         return int(_kernels.table_count_range(self._addrs, self._counts, start, stop,
-                                              self._geometry.chunk_shift, self._full_addr))
+                                              shift, self._full_addr))
 
     def _any(self, start: int, stop: int) -> bool:
         if start == 0 and stop == self._geometry.npages:
@@ -381,45 +555,38 @@ class PageFlags(PageMap):
         return bool(_kernels.table_equal_flat(self._addrs, shift, words))
 
     # --- writes --------------------------------------------------------------------
-    # A write inside one entry (a page, a small range, a whole section) costs one
-    # kernel call and no NumPy call: single calls in Python loops are what users write.
-    # A single page: one byte of the chunk's view, read and written as a Python int
-    # (for a span of a few words a kernel costs no more than int.from_bytes does).
+    # A write inside one entry (a page, a short span, a whole section) costs no NumPy
+    # call and no kernel: single calls in Python loops are what users write.  Pages
+    # and spans of up to SPAN_WORDS words read and write Python-int words through the
+    # entry's private view (``_view``); a whole entry is one ``_fill_one``/``_free_one``.
+    # The public writes are fused (base.py, made by _page_write and _range_write
+    # below the class): check, writer guard and the common case in one frame.
+    set = _page_write(True, PageMap.set.__doc__)
+
+    clear = _page_write(False, PageMap.clear.__doc__)
+
+    set_range = _range_write(True, PageMap.set_range.__doc__)
+
+    clear_range = _range_write(False, PageMap.clear_range.__doc__)
+
     def _set_one(self, pfn: int) -> None:
-        c, local = pfn >> self._shift, pfn & self._local_mask
-        if not _LITTLE_ENDIAN:  # the byte layout below is a little-endian word's
-            self._set_span(c, local, local + 1)
-            return
-        view = self._views.get(c) or self._view(c, 0)
-        if view is None:  # FULL: already set
-            return
-        byte, bit = local >> 3, 1 << (local & 7)
-        old = view[byte]
-        if not old & bit:
-            view[byte] = old | bit
-            self._counts_view[c] += 1
-            self._total += 1
+        self._write_page(pfn, True)
 
     def _clear_one(self, pfn: int) -> None:
-        c, local = pfn >> self._shift, pfn & self._local_mask
-        if not _LITTLE_ENDIAN:
-            self._clear_span(c, local, local + 1)
-            return
-        view = self._views.get(c) or self._view(c, self._full_addr)
-        if view is None:  # None: already clear
-            return
-        byte, bit = local >> 3, 1 << (local & 7)
-        old = view[byte]
-        if old & bit:
-            view[byte] = old & ~bit
-            left = self._counts_view[c] - 1
-            self._counts_view[c] = left
-            self._total -= 1
-            if not left:
-                self._free(c)
+        self._write_page(pfn, False)
+
+    def _write_page(self, pfn: int, value: bool) -> None:
+        local = pfn & self._local_mask
+        self._write_span(pfn >> self._shift, local, local + 1, value)
+
+    def _set_range(self, start: int, stop: int) -> None:
+        self._write_range(start, stop, value=True)
+
+    def _clear_range(self, start: int, stop: int) -> None:
+        self._write_range(start, stop, value=False)
 
     def _view(self, c: int, sought: int) -> memoryview | None:
-        """The writable bytes of entry ``c``'s private chunk, giving it one first when
+        """The writable words of entry ``c``'s private chunk, giving it one first when
         the entry is ``sought`` (``None`` to set bits, ``FULL`` to clear them); None
         when the entry already reads as wanted (``FULL`` to set, ``None`` to clear)."""
         view = self._views.get(c)
@@ -428,101 +595,71 @@ class PageFlags(PageMap):
         address = self._addrs_view[c]
         if address != sought and address in (0, self._full_addr):
             return None
-        if address == sought:
-            (self._allocate if sought == 0 else self._unshare)(np.array([c]))
-            address = self._addrs_view[c]
+        if address == sought:  # a chunk of its own first: zeroed, or a copy of FULL
+            words = self.FULL.tobytes() if address else bytes(self._chunk_pages >> 3)
+            chunk = np.frombuffer(words, dtype=np.uint64)
+            address = data_address(chunk)
+            self._store_one(c, chunk, address, self._chunk_pages if sought else 0, sought)
         # A view over the bytes object's memory, held privately: NumPy and users only
-        # ever see the read-only chunk array.
-        memory = (ctypes.c_ubyte * self._geometry.chunk_bytes).from_address(address)
-        view = self._views[c] = memoryview(memory).cast("B")
+        # ever see the read-only chunk array.  Native uint64 words, so bit b of word i
+        # is local page 64 i + b whatever the byte order.
+        memory = (ctypes.c_ubyte * (self._chunk_pages >> 3)).from_address(address)
+        view = self._views[c] = memoryview(memory).cast("B").cast("Q")
         return view
 
-    def _set_span(self, c: int, lo: int, hi: int) -> None:
-        """Set local pages [lo, hi) of entry ``c`` (not the whole of it)."""
-        self._total += self._write_span(c, lo, hi, True)
-
-    def _clear_span(self, c: int, lo: int, hi: int) -> None:
-        """Clear local pages [lo, hi) of entry ``c``, freeing it when it empties."""
-        removed = self._write_span(c, lo, hi, False)
-        self._total -= removed
-        if removed and not self._counts_view[c]:
+    def _changed(self, c: int, pages: int) -> None:
+        """Entry ``c`` gained ``pages`` set pages (lost, if negative): its count and
+        ``_total`` follow, and an entry left empty goes back to ``None``."""
+        left = self._counts_view[c] + pages
+        self._counts_view[c] = left
+        self._total += pages
+        if not left:
             self._free(c)
 
-    def _write_span(self, c: int, lo: int, hi: int, value: bool) -> int:
+    def _write_span(self, c: int, lo: int, hi: int, value: bool) -> None:
+        """Set (``value``) or clear local pages [lo, hi) of entry ``c``, not the whole
+        of it, keeping its count and ``_total`` (see :meth:`_changed`)."""
+        if ((hi - 1) >> 6) - (lo >> 6) < SPAN_WORDS:
+            view = self._views.get(c) or self._view(c, 0 if value else self._full_addr)
+            if view is None:  # the entry already reads as wanted
+                return
+            changed = write_words(view, lo, hi, value)
+            if changed:
+                self._changed(c, changed if value else -changed)
+            return
         args = (self._addrs, self._counts, c, lo, hi, self._shift, self._full_addr, value)
         changed = _kernels.table_write_span(*args)
         if changed < 0:  # give the entry a chunk of its own first
             (self._allocate if value else self._unshare)(np.array([c]))
             changed = _kernels.table_write_span(*args)
-        return changed
+        self._total += changed if value else -changed  # the kernel kept the count
+        if not value and changed and not self._counts_view[c]:
+            self._free(c)
 
-    def _range_ends(self, start: int, stop: int, whole_lo: int, whole_hi: int) -> list[int]:
-        """End chunks of [start, stop) outside the whole chunks [whole_lo, whole_hi)."""
-        shift = self._geometry.chunk_shift
-        ends = dict.fromkeys((start >> shift, (stop - 1) >> shift))
-        return [c for c in ends if not whole_lo <= c < whole_hi]
-
-    # Ranges: whole chunks change entry kind (vectorised over a slice); at most two end
-    # chunks are made private and get their bits from one kernel call.
-    def _set_range(self, start: int, stop: int) -> None:
-        shift = self._shift
-        c = start >> shift
-        if (stop - 1) >> shift == c:
-            lo, hi = start - (c << shift), stop - (c << shift)
-            if hi - lo > self._local_mask:  # the whole chunk
-                self._total += hi - lo - self._counts_view[c]
-                self._fill(c)
-            else:
-                self._set_span(c, lo, hi)
-            return
-        ppc = self._geometry.pages_per_chunk
-        whole_lo = -(-start // ppc)
-        whole_hi = stop // ppc  # a chunk ending at or before stop is complete
-        ends = self._range_ends(start, stop, whole_lo, whole_hi)
-        if whole_lo < whole_hi:
-            covered = slice(whole_lo, whole_hi)
-            self._total += (whole_hi - whole_lo) * ppc - int(
-                self._counts[covered].sum(dtype=np.int64))
-            self._fill(covered)
-        if not ends:
-            return
-        missing = [c for c in ends if self._addrs[c] == 0]
-        if missing:
-            self._allocate(np.array(missing))
-        self._total += int(_kernels.table_set_range(
-            self._addrs, self._counts, start, stop, self._geometry.chunk_shift,
-            self._full_addr))
-
-    def _clear_range(self, start: int, stop: int) -> None:
-        g = self._geometry
-        shift = self._shift
-        c = start >> shift
-        if (stop - 1) >> shift == c:
-            lo, hi = start - (c << shift), stop - (c << shift)
-            if lo == 0 and (hi > self._local_mask or stop == g.npages):  # the whole entry
-                self._total -= self._counts_view[c]
-                self._free(c)
-            else:
-                self._clear_span(c, lo, hi)
-            return
-        whole_lo = -(-start // g.pages_per_chunk)
-        whole_hi = g.nchunks if stop == g.npages else stop // g.pages_per_chunk
-        ends = self._range_ends(start, stop, whole_lo, whole_hi)
-        if whole_lo < whole_hi:
-            covered = slice(whole_lo, whole_hi)
-            self._total -= int(self._counts[covered].sum(dtype=np.int64))
-            self._free(covered)
-        ends = [c for c in ends if self._addrs[c] != 0]
-        if not ends:
-            return
-        shared = [c for c in ends if self._addrs[c] == self._full_addr]
-        if shared:
-            self._unshare(np.array(shared))
-        self._total -= int(_kernels.table_clear_range(
-            self._addrs, self._counts, start, stop, g.chunk_shift, self._full_addr))
-        emptied = [c for c in ends if self._counts[c] == 0]
-        if emptied:
-            self._free(np.array(emptied))
+    def _write_range(self, start: int, stop: int, value: bool) -> None:
+        """Set or clear [start, stop): whole chunks change entry kind (vectorised over
+        a slice), the at most two end chunks are spans of one entry each."""
+        shift, ppc = self._shift, self._chunk_pages
+        c, last = start >> shift, (stop - 1) >> shift
+        # Whole chunks [lo, hi); the partial last chunk is whole to a clear that
+        # reaches npages (never to a set: FULL stands only for complete chunks).
+        lo = -(-start // ppc)
+        hi = self._geometry.nchunks if not value and stop == self._npages else stop // ppc
+        if 0 < hi - lo <= FEW_ENTRIES:  # one at a time, through the memoryviews
+            store = self._fill if value else self._free
+            for entry in range(lo, hi):
+                before = self._counts_view[entry]
+                self._total += ppc - before if value else -before
+                store(entry)
+        elif lo < hi:
+            covered = slice(lo, hi)
+            before = int(self._counts[covered].sum(dtype=np.int64))
+            self._total += (hi - lo) * ppc - before if value else -before
+            (self._fill if value else self._free)(covered)
+        if c < lo:  # a partial first chunk
+            self._write_span(c, start - (c << shift), min(stop - (c << shift), ppc), value)
+        if last >= max(hi, lo):  # a partial last chunk (from its start: see above)
+            self._write_span(last, 0, stop - (last << shift), value)
 
     def _counted(self, npfns: int) -> bool:
         """Whether a bulk write of ``npfns`` pfns should count bits as it goes, or
@@ -576,6 +713,23 @@ class PageFlags(PageMap):
             self._free(emptied)
 
     # --- scans, rank/select (issue 3) ----------------------------------------------
+    def find_next_set(self, start: int = 0) -> int:
+        if type(start) is not int or not 0 <= start < self._npages:
+            start = check_position("start", start, self._npages)
+            if start == self._npages:
+                return -1
+        find = self._find_next
+        if find is not None:
+            return find(start, self._npages, self._shift, self._full_addr, _NULL)
+        args = (self._addrs, self._occupied, start, self._npages, self._shift,
+                self._full_addr, _NULL)
+        found = _kernels.table_find_next(*args)
+        # From now on without Numba's dispatch: the shadows are this map's for good.
+        self._find_next = _direct.bind(_kernels.table_find_next, args, 2)
+        return found
+
+    find_next_set.__doc__ = PageMap.find_next_set.__doc__
+
     def _find_next_set(self, start: int) -> int:
         return _kernels.table_find_next(self._addrs, self._occupied, start, self._npages,
                                         self._shift, self._full_addr, _kernels.NULL)

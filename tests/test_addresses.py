@@ -82,3 +82,11 @@ def test_layout_is_unconfirmed_without_the_right_data_offset(monkeypatch, offset
     assert _addresses._find_layout() is not None
     monkeypatch.setattr(_addresses, "_DATA_OFFSET", offset)
     assert _addresses._find_layout() is None
+
+
+def test_data_address_of_one_array_is_its_data_pointer():
+    from pageflags._addresses import data_address
+
+    for array in (np.zeros(3), np.frombuffer(bytes(64), dtype=np.uint64),
+                  np.arange(10)[3:], np.empty((2, 2), order="F")):
+        assert data_address(array) == array.ctypes.data

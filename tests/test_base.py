@@ -5,12 +5,17 @@ Each bad call must raise the documented exception and leave the map unchanged.
 
 import threading
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
 from conftest import PARTIAL
 
+from pageflags import PageFlags, PreallocatedPageFlags
+from pageflags.base import PageMap, writing
+
 N = PARTIAL.npages
+C = PARTIAL.pages_per_chunk
 
 
 class Tagged(np.ndarray):
@@ -133,6 +138,8 @@ def test_maps_compare_unequal_to_other_things(populated):
 
 # --- one writer at a time ------------------------------------------------------------
 WRITES = [("set", (5,)), ("clear", (5,)), ("set_range", (0, 10)), ("clear_range", (0, 10)),
+          ("set_range", (60, 70)), ("clear_range", (101, 103)), ("set_range", (C, 2 * C)),
+          ("clear_range", (C, 2 * C)), ("clear_range", (3 * C, N)), ("set_range", (0, N)),
           ("set_many", ([1, 2],)), ("clear_many", ([1, 2],)),
           ("put_words", (0, np.array([7], dtype=np.uint64))), ("__ior__", None),
           ("__iand__", None), ("__ixor__", None), ("__isub__", None)]
@@ -140,8 +147,6 @@ WRITES = [("set", (5,)), ("clear", (5,)), ("set_range", (0, 10)), ("clear_range"
 
 def _held_by_another_thread(flags):
     """A thread that holds ``flags`` as its writer until the returned event is set."""
-    from pageflags.base import writing
-
     held, release = threading.Event(), threading.Event()
 
     def hold():
@@ -172,8 +177,6 @@ def test_a_second_writer_thread_is_refused_and_changes_nothing(populated, method
 
 
 def test_the_writing_thread_may_nest_writes_and_others_may_read(populated):
-    from pageflags.base import writing
-
     with writing(populated):
         populated.set(7)
         seen = []
@@ -270,3 +273,154 @@ def test_put_words_takes_signed_words_that_are_not_negative(populated):
 def test_from_bool_refuses_a_masked_mask(map_type):
     with pytest.raises(TypeError, match="MaskedArray"):
         map_type.from_bool(np.ma.array([True, True], mask=[False, True]), 0, PARTIAL)
+
+
+@pytest.mark.parametrize(("method", "args"), [w for w in WRITES if w[1] is not None],
+                         ids=[m for m, a in WRITES if a is not None])
+def test_every_write_nests_in_the_writing_thread(populated, method, args):
+    twin = populated.copy()
+    with writing(populated):
+        getattr(populated, method)(*args)  # refused, were the nesting not seen
+        with writing(populated):
+            getattr(populated, method)(*args)
+    getattr(twin, method)(*args)
+    unchanged(populated, twin)
+    getattr(populated, method)(*args)  # the token came back
+
+
+def test_a_failed_write_gives_the_guard_back(populated):
+    with pytest.raises(IndexError):
+        populated.set(N)
+    with pytest.raises(TypeError):
+        populated.set_range(0, 5.0)
+    populated.set(6)
+    thread, release = _held_by_another_thread(populated)
+    release.set()
+    thread.join()
+    populated.clear(6)
+    assert not populated.test(6)
+
+
+# --- the fused single calls (base.py) accept and refuse exactly what the generic do -----
+class MyInt(int):
+    """An int subclass: an integer, turned into a plain int by the checks."""
+
+
+# Plain ints in range and out (huge ones included), NumPy integers, and what is refused.
+SCALARS = [0, 5, 63, 64, C - 1, C, N - 1, N, N + 1, -1, -(1 << 70), 1 << 70, 2**63, 2**64,
+           np.int8(5), np.uint8(200), np.int64(C), np.uint64(N - 1), np.int64(-1),
+           np.uint64(2**64 - 1), MyInt(7), True, False, np.bool_(True), 5.0, np.float32(64),
+           Fraction(5), 5 + 0j, "5", None, np.timedelta64(5), np.datetime64(5, "s")]
+ONE_ARG = ["set", "clear", "test", "__contains__", "find_next_set", "count"]
+# Ranges in one word, over two words, a whole section, across a chunk edge and the
+# partial last chunk, with each end in turn replaced by every scalar above.
+RANGES = [(60, 62), (60, 70), (C, 2 * C), (C - 3, C + 3), (3 * C, N), (0, N), (7, 7)]
+TWO_ARGS = ["set_range", "clear_range", "count"]
+
+
+def _outcome(flags, call):
+    """What ``call(flags)`` did: ('ok', result) or the error's type and message."""
+    try:
+        return "ok", call(flags)
+    except Exception as error:
+        return type(error), str(error)
+
+
+def _with_views(map_type):
+    """A map whose chunks 0 and 1 have private views (single writes made them)."""
+    flags = map_type(PARTIAL)
+    flags.set_range(100, 40_000)
+    flags.set_many([0, 63, 64, N - 1])
+    flags.set(65)
+    flags.clear(C + 11)
+    flags.set(3 * C + 5)
+    return flags
+
+
+def _same_as_generic(map_type, name, args):
+    fused, generic = _with_views(map_type), _with_views(map_type)
+    if name in type(fused)._FUSED:  # a fused method is the class's own
+        assert getattr(type(fused), name) is not getattr(PageMap, name)
+    got = _outcome(fused, lambda f: getattr(f, name)(*args))
+    want = _outcome(generic, lambda f: getattr(PageMap, name)(f, *args))
+    assert got == want, (name, args)
+    fused.validate()
+    assert fused == generic
+
+
+@pytest.mark.parametrize("name", ONE_ARG)
+@pytest.mark.parametrize("value", SCALARS, ids=repr)
+def test_fused_single_calls_match_the_generic_ones(map_type, name, value):
+    _same_as_generic(map_type, name, (value,))
+
+
+@pytest.mark.parametrize("name", TWO_ARGS)
+@pytest.mark.parametrize("bounds", RANGES, ids=str)
+@pytest.mark.parametrize("value", SCALARS, ids=repr)
+def test_fused_range_calls_match_the_generic_ones(map_type, name, bounds, value):
+    _same_as_generic(map_type, name, bounds)
+    _same_as_generic(map_type, name, (value, bounds[1]))
+    _same_as_generic(map_type, name, (bounds[0], value))
+
+
+def test_fused_calls_raise_the_documented_errors(map_type):
+    flags = _with_views(map_type)
+    before = flags.copy()
+    for call, error in [(lambda: flags.set(True), TypeError),
+                        (lambda: flags.clear(np.float64(65)), TypeError),
+                        (lambda: flags.set_range(60, np.bool_(True)), TypeError),
+                        (lambda: flags.clear_range(C, 2.0 * C), TypeError),
+                        (lambda: flags.set_range(C, N + 1), IndexError),
+                        (lambda: flags.clear_range(-C, 0), IndexError),
+                        (lambda: flags.set_range(70, 60), ValueError),
+                        (lambda: flags.count(1 << 70, 1 << 71), IndexError),
+                        (lambda: flags.find_next_set(N + 1), IndexError),
+                        (lambda: flags.test(-(1 << 70)), IndexError)]:
+        with pytest.raises(error):
+            call()
+    unchanged(flags, before)
+
+
+# --- which classes keep the fused methods ------------------------------------------------
+def test_a_subclass_overriding_a_primitive_gets_the_generic_method(map_type):
+    calls = []
+
+    class Logged(map_type):
+        __slots__ = ()
+
+        def _set_one(self, pfn):
+            calls.append(("set", pfn))
+            super()._set_one(pfn)
+
+        def _set_range(self, start, stop):
+            calls.append(("set_range", start, stop))
+            super()._set_range(start, stop)
+
+        def _test(self, pfn):
+            calls.append(("test", pfn))
+            return super()._test(pfn)
+
+    flags = Logged(PARTIAL)
+    flags.set(5)
+    flags.set(5)
+    flags.set_range(60, 70)
+    assert flags.test(5) and 61 in flags and not flags.test(59)
+    assert calls == [("set", 5), ("set", 5), ("set_range", 60, 70), ("test", 5),
+                     ("test", 61), ("test", 59)]
+    for name in ("set", "set_range", "test", "__contains__"):
+        assert getattr(Logged, name) is getattr(PageMap, name), name
+    assert Logged.clear is map_type.clear and Logged.count is map_type.count
+    flags.clear(5)
+    assert flags.count() == 10
+
+
+def test_preallocated_maps_write_whole_sections_through_their_own_fill():
+    # It overrides _fill and _free, which the fused range writes of PageFlags bypass.
+    assert PreallocatedPageFlags.set_range is PageMap.set_range
+    assert PreallocatedPageFlags.clear_range is PageMap.clear_range
+    assert PreallocatedPageFlags.set is PageFlags.set
+    flags = PreallocatedPageFlags(PARTIAL, sections=[1])
+    flags.set_range(C, 2 * C)
+    flags.clear_range(C, 2 * C)
+    assert flags.stats()["allocated"] == 1 and flags.count() == 0
+    flags.validate()

@@ -522,6 +522,81 @@ def test_bulk_writes_that_recount_instead_of_counting(monkeypatch, geometry):
     assert flags.count() == 0 and flags.stats()["allocated"] == 0
 
 
+# --- single calls inside one entry: through its private view, or one store ---------------
+def _spans_near(edge, npages):
+    """Short ranges ending, starting and straddling ``edge`` (a word or chunk edge)."""
+    spans = [(edge - a, edge + b) for a in (0, 1, 10, 64, 130) for b in (0, 1, 10, 64, 130)]
+    return [(lo, hi) for lo, hi in spans if 0 <= lo < hi <= npages]
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_short_ranges_at_word_and_chunk_edges_with_and_without_views(geometry, value):
+    edges = sorted({e for e in (64, 128, C - 64, C, 2 * C, geometry.npages - 64,
+                                geometry.npages) if 0 < e <= geometry.npages})
+    for edge in edges:
+        for lo, hi in _spans_near(edge, geometry.npages):
+            start = [("set_range", (0, geometry.npages))] if not value else []
+            # Single writes first give the entries on both sides their views.
+            touch = [("set", (min(lo + 3, geometry.npages - 1),)),
+                     ("set", (max(hi - 3, 0),))]
+            for ops in (start, start + touch):
+                op = "set_range" if value else "clear_range"
+                flags, flat, model = build(geometry, [*ops, (op, (lo, hi))])
+                assert flags.count(lo, hi) == int(model[lo:hi].sum()) == flat.count(lo, hi)
+                assert_matches(flags, model, flat)
+
+
+def test_whole_sections_become_full_or_none_and_drop_their_views():
+    flags = PageFlags(PARTIAL)
+    flags.set(5)
+    assert 0 in flags._views
+    flags.set_range(0, C)  # a private chunk becomes FULL: its view goes with it
+    assert flags.table[0] is flags.FULL and 0 not in flags._views
+    assert flags.stats()["allocated"] == 0 and flags.count() == C
+    flags.clear(5)  # FULL unshared, with a view of the new chunk
+    assert flags.table[0] is not flags.FULL and flags.count() == C - 1
+    flags.clear_range(0, C)
+    assert flags.table[0] is None and 0 not in flags._views and flags.count() == 0
+    flags.set_range(C, 2 * C)
+    flags.set_range(C, 2 * C)  # already FULL: nothing changes
+    flags.clear_range(2 * C, 3 * C)  # already None
+    assert flags.count() == C and flags.stats()["full"] == 1
+    flags.set_range(3 * C, PARTIAL.npages)  # the partial last chunk is never FULL
+    assert flags.table[3] is not flags.FULL and flags.count() == C + 1000
+    flags.clear_range(3 * C, PARTIAL.npages)  # but clearing it whole frees it
+    assert flags.table[3] is None and flags.count() == C
+    flags.validate()
+
+
+def test_views_are_made_again_after_a_bulk_store():
+    flags, flat, model = build(PARTIAL, [("set", (70,)), ("set", (C + 70,))])
+    assert len(flags._views) == 2
+    flags.set_many(np.arange(2 * C, 2 * C + 10))
+    flat.set_many(np.arange(2 * C, 2 * C + 10))
+    model[2 * C:2 * C + 10] = True
+    flags.optimize()  # stores through the array path, which drops every view
+    assert flags._views == {}
+    for target in (flags, flat):
+        target.set(71)
+        target.set_range(C + 60, C + 66)
+        target.clear(70)
+    model[71] = True
+    model[C + 60:C + 66] = True
+    model[70] = False
+    assert_matches(flags, model, flat)
+
+
+def test_a_chunk_emptied_by_a_short_clear_is_freed():
+    flags = PageFlags(PARTIAL)
+    flags.set_range(C + 60, C + 70)
+    flags.set_range(C + 100, C + 300)
+    flags.clear_range(C + 60, C + 70)  # within one word, through the view
+    assert flags.table[1] is not None
+    flags.clear_range(C + 90, C + 310)  # a few words
+    assert flags.table[1] is None and flags.count() == 0
+    flags.validate()
+
+
 # --- the package-internal table API (what persist, roaring, hotplug, ... use) --------------
 
 def _mixed(geometry):

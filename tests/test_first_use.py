@@ -60,6 +60,19 @@ def test_single_page_work_loads_no_kernel():
     """)
 
 
+def test_find_next_set_loads_its_one_kernel_and_then_skips_dispatch():
+    run_child("""
+        import pageflags
+        flags = pageflags.PageFlags()
+        flags.set(1 << 30)
+        assert flags.find_next_set(5) == 1 << 30 and flags.find_next_set(0) == 1 << 30
+        assert flags.find_next_set((1 << 30) + 1) == -1
+        assert made == ["table_find_next"], made
+        assert pageflags._kernels.dispatchers_built() == ["table_find_next"]
+        assert type(flags._find_next.func).__name__ == "builtin_function_or_method"
+    """)
+
+
 # Defined in a namespace of their own, which no test collector has looked through.
 KERNELS = """
 def _callee_body(x):

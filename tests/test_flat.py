@@ -68,3 +68,19 @@ def test_flat_copy_and_equality():
     assert dup == flat
     dup.clear(5)
     assert dup != flat and flat.test(5)
+
+
+def test_flat_words_cannot_be_rebound_and_pickles_keep_writing():
+    import pickle
+
+    flat = FlatPageFlags(1000)
+    flat.set_range(3, 70)
+    with pytest.raises(AttributeError):
+        flat.words = np.zeros_like(flat.words)
+    flat.words[15] = 1  # in place, it is the map
+    assert flat.test(960)
+    again = pickle.loads(pickle.dumps(flat))
+    again.set(999)
+    again.clear_range(3, 5)
+    assert again.count() == 67 and flat.count() == 68
+    assert again.to_array().tolist() == [*range(5, 70), 960, 999]

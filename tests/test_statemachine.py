@@ -97,6 +97,36 @@ class PageFlagsMachine(ScanRules, RuleBasedStateMachine):
         window = self.model[start:stop]
         assert self.flags.count(start, stop) == int(window.sum())
 
+    def near_edge(self, data):
+        """A pfn up to 130 pages either side of a word or chunk edge."""
+        g = self.geometry
+        edge = data.draw(st.one_of(
+            st.integers(1, g.npages // 64).map(lambda w: 64 * w),
+            st.integers(1, g.nchunks).map(lambda c: c * g.pages_per_chunk)))
+        return min(max(edge + data.draw(st.integers(-130, 130)), 0), g.npages - 1)
+
+    @rule(data=st.data(), value=st.booleans(), numpy=st.booleans())
+    def write_page_near_an_edge(self, data, value, numpy):
+        """One page beside a word or chunk edge, as a Python or a NumPy int."""
+        pfn = self.near_edge(data)
+        arg = np.int64(pfn) if numpy else pfn
+        for target in (self.flags, self.flat):
+            (target.set if value else target.clear)(arg)
+        self.model[pfn] = value
+        assert self.flags.test(pfn) == value == (arg in self.flat)
+
+    @rule(data=st.data(), value=st.booleans())
+    def write_short_range_near_an_edge(self, data, value):
+        """A range of 1 to 200 pages (one word, a few, or two chunks) by an edge."""
+        start = self.near_edge(data)
+        stop = min(start + data.draw(st.integers(1, 200)), self.geometry.npages)
+        for target in (self.flags, self.flat):
+            (target.set_range if value else target.clear_range)(start, stop)
+        self.model[start:stop] = value
+        assert self.flags.count(start, stop) == (stop - start if value else 0)
+        lo, hi = max(start - 64, 0), min(stop + 64, self.geometry.npages)
+        assert self.flags.count(lo, hi) == int(self.model[lo:hi].sum()) == self.flat.count(lo, hi)
+
     @rule(data=st.data())
     def set_many(self, data):
         pfns = self.pfn_array(data)
