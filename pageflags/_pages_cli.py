@@ -21,7 +21,7 @@ from .flagset import PageFlagSet, format_rows
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``pages`` subcommand to the subparsers ``sub``."""
-    pages = sub.add_parser(
+    pages: argparse.ArgumentParser = sub.add_parser(
         "pages", help="page-types: summary, filters, snapshots and diffs of kpageflags",
         description="The summary of /proc/kpageflags (root only) or a saved copy, as "
                     "page-types prints it; snapshots and their differences.")

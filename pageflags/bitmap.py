@@ -277,11 +277,10 @@ class PageFlags(PageMap):
         # Writable word views of private chunks, made by single-entry writes and
         # dropped by _store whenever their entry changes (so never left dangling).
         self._views: dict[int, memoryview] = {}
-        # The same memory as Python-int views, for writes to one entry.  (The ignores:
-        # ndarray has the buffer protocol; numpy's stubs declare it for Python 3.12+.)
-        self._addrs_view = memoryview(self._addrs)  # type: ignore[arg-type]
-        self._counts_view = memoryview(self._counts)  # type: ignore[arg-type]
-        self._occupied_bytes = memoryview(self._occupied).cast("B")  # type: ignore[arg-type]
+        # The same memory as Python-int views, for writes to one entry.
+        self._addrs_view = self._addrs.data
+        self._counts_view = self._counts.data
+        self._occupied_bytes = self._occupied.data.cast("B")
         self._total = 0
         self._nallocated_cache: int | None = 0  # reset by _store, counted on demand
         self._mirror: np.ndarray | None = None  # ``table``, made on first use

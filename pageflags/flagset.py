@@ -51,7 +51,7 @@ import numpy as np
 
 from . import _kpf_kernels, kpf, procfs
 from ._args import is_integer
-from ._files import fsync_folder, open_regular
+from ._files import StrPath, fsync_folder, open_regular
 from .base import PageMap
 from .bitmap import PageFlags
 from .errors import FormatError
@@ -77,7 +77,8 @@ def _bits_of(word: int) -> list[int]:
     return [b for b in range(64) if word >> b & 1]
 
 
-def _table_arrays(table: tuple, nused: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _table_arrays(table: tuple[np.ndarray, ...], nused: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     keys, labels, counts, used = table
     words, places, pages = keys[used], labels[used], counts[used]
     assert words.size == nused
@@ -141,7 +142,7 @@ class PageFlagSet:
 
     # --- builders ----------------------------------------------------------------------
     @classmethod
-    def from_kpageflags(cls, path: str | os.PathLike = procfs.KPAGEFLAGS,
+    def from_kpageflags(cls, path: StrPath = procfs.KPAGEFLAGS,
                         geometry: Geometry | int | None = None, *,
                         progress: bool | None = None) -> PageFlagSet:
         """Read ``/proc/kpageflags`` (or a saved copy in its format) into a set.
@@ -252,8 +253,8 @@ class PageFlagSet:
 
     @classmethod
     def from_pagemap(cls, pid: int | str = "self", geometry: Geometry | int | None = None,
-                     *, proc: str | os.PathLike = "/proc",
-                     kpageflags: str | os.PathLike = procfs.KPAGEFLAGS) -> PageFlagSet:
+                     *, proc: StrPath = "/proc",
+                     kpageflags: StrPath = procfs.KPAGEFLAGS) -> PageFlagSet:
         """The physical pages process ``pid`` maps, from ``/proc/PID/pagemap``.
 
         Walks ``/proc/PID/maps`` and reads the pagemap entries of every area.  The
@@ -396,7 +397,7 @@ class PageFlagSet:
             raise ValueError(f"geometries differ: {flags.geometry} vs {self._geometry}")
         self._maps[name] = flags
 
-    def add_kpagecount(self, path: str | os.PathLike = procfs.KPAGECOUNT, *,
+    def add_kpagecount(self, path: StrPath = procfs.KPAGECOUNT, *,
                        progress: bool | None = None) -> None:
         """Add ``mapped_once`` and ``mapped_many``: pages whose mapcount in
         ``/proc/kpagecount`` (or a saved copy) is 1, and more than 1.
@@ -409,8 +410,8 @@ class PageFlagSet:
         self._maps["mapped_once"] = once
         self._maps["mapped_many"] = many
 
-    def add_kpagecgroup(self, cgroup: int | str | os.PathLike,
-                        path: str | os.PathLike = procfs.KPAGECGROUP, *,
+    def add_kpagecgroup(self, cgroup: int | StrPath,
+                        path: StrPath = procfs.KPAGECGROUP, *,
                         name: str | None = None, progress: bool | None = None) -> str:
         """Add the pages charged to one memory cgroup, from ``/proc/kpagecgroup``.
 
@@ -420,9 +421,11 @@ class PageFlagSet:
         """
         n = self._words_needed("kpagecgroup")
         if is_integer(cgroup):
-            inode = int(cgroup)  # type: ignore[arg-type]
+            inode = int(cgroup)
             if not 0 < inode < 1 << 64:
                 raise ValueError(f"a cgroup inode is in [1, 2**64), got {inode}")
+        elif isinstance(cgroup, int):  # a bool
+            raise TypeError("a cgroup is an inode number or a folder, not a bool")
         else:
             info = os.stat(cgroup)
             if not os.path.isdir(cgroup):
@@ -451,13 +454,13 @@ class PageFlagSet:
         if isinstance(name, (bool, np.bool_)):
             raise TypeError("a flag is a name or a bit number, not a bool")
         if is_integer(name):
-            bit = int(name)  # type: ignore[call-overload]
+            bit = int(name)
             if not 0 <= bit < 64:
                 raise ValueError(f"a flag bit is in [0, 64), got {bit}")
             return bit
         if isinstance(name, str):
-            bit = bit_of(name)
-            return name if bit is None else bit
+            named = bit_of(name)
+            return name if named is None else named
         raise TypeError(f"a flag is a name or a bit number, got {type(name).__name__}")
 
     def _sort(self) -> None:
@@ -502,7 +505,7 @@ class PageFlagSet:
         result: PageFlags | None = None
         for f in filters:
             chosen = self._filter(f, raw, terms)
-            result = chosen if result is None else result & chosen  # type: ignore[assignment]
+            result = chosen if result is None else result & chosen
         assert result is not None
         return result
 
@@ -510,7 +513,7 @@ class PageFlagSet:
         stop = self._geometry.npages if self._nentries is None else self._nentries
         return PageFlags.from_ranges([0], [stop], self._geometry)
 
-    def _filter(self, f: BitFilter, raw: bool, terms: dict) -> PageFlags:
+    def _filter(self, f: BitFilter, raw: bool, terms: dict[Key, PageFlags | None]) -> PageFlags:
         def term(t: Key) -> PageFlags | None:
             if t not in terms:
                 terms[t] = self._term(t, raw)
@@ -643,7 +646,7 @@ class PageFlagSet:
     def summary_by_block(self, block_bytes: int | None = None, raw: bool = False,
                          bits: str | Iterable[str] | None = None,
                          within: PageMap | None = None, *,
-                         root: str | os.PathLike = "/sys/devices/system/memory"
+                         root: StrPath = "/sys/devices/system/memory"
                          ) -> np.ndarray:
         """The summary per memory block: rows of ``block``, ``flags``, ``pages``.
 
@@ -787,7 +790,7 @@ class PageFlagSet:
             out[self._name(key)] = (b - a, a - b)
         return out
 
-    def save(self, folder: str | os.PathLike, *, sync: bool = True) -> None:
+    def save(self, folder: StrPath, *, sync: bool = True) -> None:
         """Write the set to ``folder`` (made if missing; its parent must exist).
 
         One :meth:`PageFlags.save` file per map and ``flagset.json`` last (see the
@@ -850,7 +853,7 @@ class PageFlagSet:
                 stale.unlink(missing_ok=True)
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> PageFlagSet:
+    def load(cls, folder: StrPath) -> PageFlagSet:
         """Read a set written by :meth:`save`, checking everything first.
 
         Raises
@@ -883,7 +886,7 @@ class PageFlagSet:
                     or type(entry["count"]) is not int):
                 raise FormatError(manifest_path, "maps", f"a bad entry {entry!r:.100}")
             name, file = entry["name"], entry["file"]
-            key = bit_of(name)
+            key: Key | None = bit_of(name)
             if key is None and not _EXTRA_NAME.fullmatch(name):
                 raise FormatError(manifest_path, "maps", f"bad map name {name!r:.100}")
             key = name if key is None else key
@@ -929,19 +932,19 @@ def _check_name(name: object) -> None:
 
 
 def _and(a: PageFlags | None, b: PageFlags | None) -> PageFlags | None:
-    return None if a is None or b is None else a & b  # type: ignore[return-value]
+    return None if a is None or b is None else a & b
 
 
 def _sub(a: PageFlags | None, b: PageFlags | None) -> PageFlags | None:
     if a is None:
         return None
-    return a if b is None else a - b  # type: ignore[return-value]
+    return a if b is None else a - b
 
 
 def _xor(a: PageFlags | None, b: PageFlags | None) -> PageFlags | None:
     if a is None or b is None:
         return b if a is None else a
-    return a ^ b  # type: ignore[return-value]
+    return a ^ b
 
 
 def _cover(ranges: np.ndarray, nodes: np.ndarray, n: int

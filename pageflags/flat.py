@@ -104,9 +104,8 @@ class FlatPageFlags(PageMap):
 
     def _init_transient(self) -> None:
         super()._init_transient()
-        # The words as native uint64 Python ints, for single calls.  (The ignore:
-        # ndarray has the buffer protocol; numpy's stubs declare it for Python 3.12+.)
-        self._view = memoryview(self._words).cast("B").cast("Q")  # type: ignore[arg-type]
+        # The words as native uint64 Python ints, for single calls.
+        self._view = self._words.data.cast("B").cast("Q")
 
     @property
     def words(self) -> np.ndarray:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from enum import IntEnum
+from typing import TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -211,7 +212,7 @@ def long_names(word: int) -> str:
 # --- modes -------------------------------------------------------------------------
 
 def _words(words: ArrayLike) -> np.ndarray:
-    arr = np.asarray(words)
+    arr: np.ndarray = np.asarray(words)
     if arr.dtype == np.uint64:
         return arr
     if arr.dtype.kind not in "iu" or (arr.size and int(arr.min()) < 0):
@@ -220,7 +221,8 @@ def _words(words: ArrayLike) -> np.ndarray:
 
 
 def _has(words: np.ndarray, flag: KPF) -> np.ndarray:
-    return (words & np.uint64(_bit(flag))) != 0
+    has: np.ndarray = (words & np.uint64(_bit(flag))) != 0
+    return has
 
 
 def well_known(words: ArrayLike) -> np.ndarray:
@@ -232,9 +234,9 @@ def well_known(words: ArrayLike) -> np.ndarray:
     >>> hex(int(well_known([thp_head])[0]))
     '0x400000'
     """
-    words = _words(words) & np.uint64(ALL_BITS ^ HACKERS_BITS)
-    hide = ((words & np.uint64(COMPOUND)) != 0) & ~_has(words, KPF.HUGE)
-    return np.where(hide, words & np.uint64(ALL_BITS ^ COMPOUND), words)
+    known: np.ndarray = _words(words) & np.uint64(ALL_BITS ^ HACKERS_BITS)
+    hide = ((known & np.uint64(COMPOUND)) != 0) & ~_has(known, KPF.HUGE)
+    return np.where(hide, known & np.uint64(ALL_BITS ^ COMPOUND), known)
 
 
 def expand_overloaded(words: ArrayLike) -> np.ndarray:
@@ -246,18 +248,18 @@ def expand_overloaded(words: ArrayLike) -> np.ndarray:
     >>> hex(int(expand_overloaded([anon_exclusive])[0]))
     '0x800000001000'
     """
-    words = _words(words).copy()
+    out: np.ndarray = _words(words).copy()
     b = {f: np.uint64(_bit(f)) for f in KPF}
-    anon = _has(words, KPF.ANON) & _has(words, KPF.OWNER_2)
-    words[anon] ^= b[KPF.OWNER_2] | b[KPF.ANON_EXCLUSIVE]
-    slab = _has(words, KPF.SLAB)
-    frozen = slab & _has(words, KPF.ACTIVE)
-    words[frozen] ^= b[KPF.ACTIVE] | b[KPF.SLUB_FROZEN]
-    debug = slab & _has(words, KPF.ERROR)
-    words[debug] ^= b[KPF.ERROR] | b[KPF.SLUB_DEBUG]
-    ahead = (words & (b[KPF.RECLAIM] | b[KPF.WRITEBACK])) == b[KPF.RECLAIM]
-    words[ahead] ^= b[KPF.RECLAIM] | b[KPF.READAHEAD]
-    return words
+    anon = _has(out, KPF.ANON) & _has(out, KPF.OWNER_2)
+    out[anon] ^= b[KPF.OWNER_2] | b[KPF.ANON_EXCLUSIVE]
+    slab = _has(out, KPF.SLAB)
+    frozen = slab & _has(out, KPF.ACTIVE)
+    out[frozen] ^= b[KPF.ACTIVE] | b[KPF.SLUB_FROZEN]
+    debug = slab & _has(out, KPF.ERROR)
+    out[debug] ^= b[KPF.ERROR] | b[KPF.SLUB_DEBUG]
+    ahead = (out & (b[KPF.RECLAIM] | b[KPF.WRITEBACK])) == b[KPF.RECLAIM]
+    out[ahead] ^= b[KPF.RECLAIM] | b[KPF.READAHEAD]
+    return out
 
 
 def transform(words: ArrayLike, raw: bool) -> np.ndarray:
@@ -267,6 +269,10 @@ def transform(words: ArrayLike, raw: bool) -> np.ndarray:
 
 
 # --- bit filters (-b) --------------------------------------------------------------
+
+#: The terms of a bit filter: bit numbers, and names of other maps of a set.
+Terms: TypeAlias = "frozenset[int | str]"
+
 
 class BitFilter:
     """One page-types ``-b`` argument: pages whose flags ``f`` satisfy it.
@@ -278,7 +284,7 @@ class BitFilter:
 
     __slots__ = ("bits", "mask", "text")
 
-    def __init__(self, text: str, mask: frozenset, bits: frozenset | None) -> None:
+    def __init__(self, text: str, mask: Terms, bits: Terms | None) -> None:
         self.text = text
         self.mask = mask
         self.bits = bits
@@ -304,7 +310,7 @@ def _number(token: str) -> int | None:
     return value
 
 
-def _terms(token: str, text: str, extra: Iterable[str]) -> frozenset:
+def _terms(token: str, text: str, extra: Iterable[str]) -> Terms:
     """The terms one name of a ``-b`` list stands for (page-types' parse_flag_name)."""
     if not token:
         raise ValueError(f"bits {text!r}: an empty flag name")
@@ -313,9 +319,9 @@ def _terms(token: str, text: str, extra: Iterable[str]) -> frozenset:
     for bit in LETTER_BITS:  # the first page-types name it begins, in bit order
         if PAGE_TYPES_NAME[bit].startswith(token):
             return frozenset((bit,))
-    bit = bit_of(token)
-    if bit is not None:
-        return frozenset((bit,))
+    named = bit_of(token)
+    if named is not None:
+        return frozenset((named,))
     if token in extra:
         return frozenset((token,))
     value = _number(token)
@@ -324,10 +330,10 @@ def _terms(token: str, text: str, extra: Iterable[str]) -> frozenset:
     return frozenset(b for b in range(64) if value >> b & 1)
 
 
-def _names(part: str, text: str, with_negated: bool, extra: Iterable[str]) -> frozenset:
+def _names(part: str, text: str, with_negated: bool, extra: Iterable[str]) -> Terms:
     """page-types' parse_flag_names: the terms of a comma list (``~names`` only in
     the mask, ``with_negated``)."""
-    terms: frozenset = frozenset()
+    terms: Terms = frozenset()
     for token in part.split(","):
         if token.startswith("~"):
             if with_negated:
@@ -410,6 +416,6 @@ def match(words: ArrayLike, filters: Iterable[BitFilter]) -> np.ndarray:
         if f.bits is None:
             ok &= (words & mask) != 0
         else:
-            bits = sum(1 << t for t in f.bits)
+            bits = sum(1 << t for t in f.bits if isinstance(t, int))  # all are: see above
             ok &= (words & mask) == np.uint64(bits)
     return ok

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import _kpf_kernels
-from ._files import open_regular
+from ._files import StrPath, open_regular
 from .base import PageMap
 from .bitmap import PageFlags
 from .errors import FormatError
@@ -63,7 +63,7 @@ def _needs_root(path: str, what: str, exc: OSError) -> PermissionError:
                            "(CAP_SYS_ADMIN)", path)
 
 
-def open_entries(path: str | os.PathLike, what: str = "page flags") -> int:
+def open_entries(path: StrPath, what: str = "page flags") -> int:
     """A read-only descriptor of the regular file ``path`` (live or a saved copy).
 
     Raises
@@ -153,7 +153,7 @@ def read_entries(fd: int, path: str, start: int, stop: int, *, what: str = "page
     """
     assert start % 64 == 0
     buffer = np.empty(buffer_chunks * CHUNK_ENTRIES, dtype=np.uint64)
-    view = memoryview(buffer).cast("B")
+    view = buffer.data.cast("B")
     bar = _bar((stop - start) * 8, os.path.basename(path) or path, progress)
     try:
         at = start
@@ -245,7 +245,7 @@ def read_pagemap(pid: int | str, geometry: Geometry, proc: str = "/proc",
     fd = open_entries(pagemap_path, "a process's pagemap")
     try:
         buffer = np.empty(buffer_entries, dtype=np.uint64)
-        view = memoryview(buffer).cast("B")
+        view = buffer.data.cast("B")
         pfns = np.empty(buffer_entries, dtype=np.int64)
         flags = np.empty(buffer_entries, dtype=np.uint64)
         for start, end, _, _ in areas:
@@ -290,7 +290,7 @@ def read_pagemap(pid: int | str, geometry: Geometry, proc: str = "/proc",
 
 # --- per-pfn value files: kpagecount, kpagecgroup ------------------------------------
 
-def compare_file(path: str | os.PathLike, nentries: int, geometry: Geometry, value: int,
+def compare_file(path: StrPath, nentries: int, geometry: Geometry, value: int,
                  what: str, progress: bool | None = None) -> tuple[PageFlags, PageFlags]:
     """Maps of the pfns of ``[0, nentries)`` whose entry in ``path`` equals and
     exceeds ``value``.  The file must hold at least ``nentries`` entries."""
@@ -317,7 +317,7 @@ def compare_file(path: str | os.PathLike, nentries: int, geometry: Geometry, val
     return equal_map, greater_map
 
 
-def value_counts(path: str | os.PathLike, what: str = "page cgroups",
+def value_counts(path: StrPath, what: str = "page cgroups",
                  progress: bool | None = None) -> np.ndarray:
     """The distinct entries of ``path`` (such as kpagecgroup's inodes) and their pfns:
     a structured array of ``value`` (uint64) and ``pages`` (int64), by value."""
@@ -355,7 +355,7 @@ def _open_for_writing(path: str) -> int:
                               "root", path) from None
 
 
-def mark_idle(flags: PageMap, path: str | os.PathLike = IDLE_BITMAP) -> int:
+def mark_idle(flags: PageMap, path: StrPath = IDLE_BITMAP) -> int:
     """Mark the pages of ``flags`` idle: write its words to the idle bitmap.
 
     The bitmap's layout is the map's: pfn ``i`` is bit ``i % 64`` of word ``i // 64``,
@@ -418,13 +418,13 @@ def mark_idle(flags: PageMap, path: str | os.PathLike = IDLE_BITMAP) -> int:
 
 
 def _write_at(fd: int, words: np.ndarray, offset: int) -> None:
-    view = memoryview(np.ascontiguousarray(words, dtype=np.uint64)).cast("B")
+    view = np.ascontiguousarray(words, dtype=np.uint64).data.cast("B")
     while view:
         n = os.pwrite(fd, view, offset)
         view, offset = view[n:], offset + n
 
 
-def read_idle(geometry: Geometry | int, path: str | os.PathLike = IDLE_BITMAP, *,
+def read_idle(geometry: Geometry | int, path: StrPath = IDLE_BITMAP, *,
               progress: bool | None = None) -> PageFlags:
     """The idle bitmap as a map: pages the kernel still sees as idle.
 
@@ -472,7 +472,7 @@ def _read_words(fd: int, path: str, total: int, progress: bool | None
                 ) -> Iterator[tuple[int, np.ndarray]]:
     """Words ``[0, total)`` of ``fd`` (stopping early at the end of a live file)."""
     buffer = np.empty(BUFFER_CHUNKS * CHUNK_ENTRIES, dtype=np.uint64)
-    view = memoryview(buffer).cast("B")
+    view = buffer.data.cast("B")
     bar = _bar(total * 8, os.path.basename(path), progress)
     try:
         at = 0

@@ -143,7 +143,7 @@ def test_kpagecgroup_by_inode_and_by_folder(fs, words, tmp_path):
     assert counted["value"].tolist() == values.tolist()
     assert counted["pages"].tolist() == pages.tolist()
     for bad, error in [(0, ValueError), (tmp_path / "kpagecgroup", NotADirectoryError),
-                       (tmp_path / "missing", FileNotFoundError)]:
+                       (tmp_path / "missing", FileNotFoundError), (True, TypeError)]:
         with pytest.raises(error):
             fs.add_kpagecgroup(bad, path)
     names = fs.names
