@@ -1,4 +1,4 @@
-"""Reading kpageflags into a PageFlagSet (issue 14), against ``np.unique``.
+"""Reading kpageflags into a PageFlagSet, against ``np.unique``.
 
 Run (not part of the default test run)::
 

@@ -1,4 +1,4 @@
-"""Save/load speed against np.save/np.load of the same chunk data (issue 6).
+"""Save/load speed against np.save/np.load of the same chunk data.
 
 Run: ``pytest bench/bench_persist.py -o python_files='bench_*.py'
 --benchmark-group-by=group`` (not part of the default test run).  The map is the
