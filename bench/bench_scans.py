@@ -16,7 +16,7 @@ Measured 2026-11-27 on the shared 2-core AMD EPYC build machine (load average 2 
 from other work, so parallel numbers are not meaningful there), best rounds:
 
 ====================================================  =========  ============
-ratio                                                 measured   issue floor
+ratio                                                 measured   floor
 ====================================================  =========  ============
 find_next_set per call, flat / pageflags              4,600-9,200  >= 1000
 find_next_set per call, pageflags / pyroaring         1.5-2.7    <= 3
