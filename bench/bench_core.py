@@ -1,4 +1,4 @@
-"""Core-engine floors (issue: the core engine), PageFlags beside FlatPageFlags.
+"""Core-engine floors, PageFlags beside FlatPageFlags.
 
 Run: ``python -m pytest bench/bench_core.py --benchmark-only``; turn a saved run into
 ratios with ``python bench/ratios.py``.

@@ -14,13 +14,11 @@ Run the grid alone (bench files are not collected by the default test run)::
     python bench/ratios.py --wide grid.json
 
 ``-k 'pageflags or flat'`` keeps two implementations; ``-k '46-'`` one space. On a
-shared 2-core machine the grid takes about 1.5 minutes with the operations of the core
-issue and about 5 with those of issue 3, and peaks near 6.5 GiB (the 46-bit bitarray
+shared 2-core machine the grid takes about 5 minutes, and peaks near 6.5 GiB (the 46-bit bitarray
 case: its map, a second map and their ``&``, 2 GiB each), because only one (space,
 layout, implementation) set of maps is alive at a time.
 
-Operations from issue 3 (``find_next_set``, ``to_array``, ``&``, ``|``,
-``count_and``) skip with "needs ..." until ``PageFlags`` has them.
+An operation a map type lacks skips with "needs ...".
 
 Every case warms the JIT and the maps with an untimed call (two when the first is fast:
 the second, free of compilation, sizes the rounds), then runs as many rounds as fit in
@@ -116,7 +114,7 @@ def _rounds(call: Callable[[], object], setup: Callable[[], object] | None) -> i
 @pytest.mark.parametrize(("bits", "layout_name", "impl", "op"), _cases())
 def test_grid(benchmark, slots, bits, layout_name, impl, op):
     if not available(op):
-        pytest.skip(f"needs PageFlags.{OPERATIONS[op][0]} (issue 3)")
+        pytest.skip(f"needs PageFlags.{OPERATIONS[op][0]} ")
     module = IMPLEMENTATIONS[impl][1]
     if module:
         pytest.importorskip(module)

@@ -1,4 +1,4 @@
-"""Hotplug speed floors (issue 4), measured in one run against flat bitmaps.
+"""Hotplug speed floors, measured in one run against flat bitmaps.
 
 Run with::
 
@@ -163,7 +163,7 @@ def test_flat_test_many(benchmark, machine, flats, pfns):
 
 
 def test_floors():
-    """The issue's floors, on the fastest round of each (a busy shared host only
+    """The floors, on the fastest round of each (a busy shared host only
     ever adds time), with the ratio of medians printed beside them."""
     if len(MEDIANS) < 6:
         pytest.skip("run the whole file (with benchmarks enabled) to compare")

@@ -1,11 +1,11 @@
-"""Save/load speed against np.save/np.load of the same chunk data (issue 6).
+"""Save/load speed against np.save/np.load of the same chunk data.
 
 Run: ``pytest bench/bench_persist.py -o python_files='bench_*.py'
 --benchmark-group-by=group`` (not part of the default test run).  The map is the
 seed's 2 TiB machine: 16384 sections, every one allocated, 64 MiB of chunk data.  The
 baseline writes and reads that data as one ``(16384, 512)`` uint64 array.
 
-The issue's floor is half NumPy's speed, so each ratio in a group should stay under
+The floor is half NumPy's speed, so each ratio in a group should stay under
 2.  ``save`` fsyncs the file and its folder, so it is compared with ``np.save`` plus an
 fsync; ``save(sync=False)`` with a bare ``np.save``.  ``load`` checks the checksum,
 every entry and the structure, and its reads overlap the checksum on a helper

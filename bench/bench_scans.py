@@ -1,4 +1,4 @@
-"""Scans and algebra on the benchmark machine (issue 3), against flat and pyroaring.
+"""Scans and algebra on the benchmark machine, against flat and pyroaring.
 
 A 46-bit space with 8 NUMA nodes of 256 GiB at 8 TiB strides; ``a`` and ``b`` hold 16
 Mi random present pages each (every one of the 16384 present chunks allocated),
@@ -9,14 +9,14 @@ stays under 8 GiB.  Run (not part of the default test run)::
         --benchmark-group-by=group --benchmark-columns=min,median,rounds -s
 
 Each group's rows carry ``extra_info["impl"]``; ``test_ratios`` (last) prints every
-ratio the issue sets a floor for, from the same run (best rounds).  Per-call times of
+ratio that has a floor, from the same run (best rounds).  Per-call times of
 searches are the time of one round divided by the starts it searches from.
 
 Measured 2026-11-27 on the shared 2-core AMD EPYC build machine (load average 2 to 4
 from other work, so parallel numbers are not meaningful there), best rounds:
 
 ====================================================  =========  ============
-ratio                                                 measured   issue floor
+ratio                                                 measured   floor
 ====================================================  =========  ============
 find_next_set per call, flat / pageflags              4,600-9,200  >= 1000
 find_next_set per call, pageflags / pyroaring         1.5-2.7    <= 3
@@ -215,7 +215,7 @@ def test_serial_kernel_from_worker_threads(maps):
     assert results == [a.count_or(b)] * 2
 
 
-# --- the issue's floors ---------------------------------------------------------------------
+# --- the floors ----------------------------------------------------------------------------
 
 def test_ratios(maps):
     """Print every ratio with a floor and fail on any floor missed (run last, after the

@@ -1,4 +1,4 @@
-"""ShardedPageFlags on a LocalCluster: 2 single-threaded workers against 1 (issue 7).
+"""ShardedPageFlags on a LocalCluster: 2 single-threaded workers against 1.
 
 Run: ``python -m pytest bench/bench_sharded.py --benchmark-only --benchmark-group-by=group
 -o python_files='bench_*.py'`` (not part of the default test run; needs the
@@ -7,10 +7,10 @@ Run: ``python -m pytest bench/bench_sharded.py --benchmark-only --benchmark-grou
 * ``dense build and count``: 2^33 pages (2^18 sections, 1 GiB of chunk memory) built
   with one range per section that leaves its first and last page clear, so every
   section gets a private chunk, then counted; 8 default shards of 2^30 pages.  The
-  issue asks 2 workers to be at least 1.5x faster than 1.
+  floor: 2 workers at least 1.5x faster than 1.
 * ``sparse count``: ``count()`` of a sparse 46-bit map (16 shards, 4 present, 10^5
-  random pages in each) against one local ``count()``; the issue asks the sharded
-  one to cost under 50 ms.
+  random pages in each) against one local ``count()``; the floor: the sharded one
+  under 50 ms.
 """
 
 from __future__ import annotations

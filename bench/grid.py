@@ -384,7 +384,7 @@ OPERATIONS: dict[str, tuple[str | None, Callable[[Maps], Callable[[], Any]]]] = 
 
 
 def available(op: str) -> bool:
-    """Whether ``PageFlags`` has what operation ``op`` needs (issue 3 brings some)."""
+    """Whether ``PageFlags`` has what operation ``op`` needs (a map type may lack some)."""
     needs = OPERATIONS[op][0]
     return needs is None or defines(PageFlags, needs)
 

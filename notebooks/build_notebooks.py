@@ -421,10 +421,229 @@ unset for the benchmark's sizes; `python -m pytest bench/bench_grid.py --benchma
 -o python_files='bench_*.py'` times the same grid with pytest-benchmark."""),
 ]
 
+LIVE_PAGES = [
+    ("md", """\
+# 4. This machine's pages
+
+`/proc/kpageflags` holds one 64-bit word of page flags per physical page; root can
+read it. `PageFlagSet` reads it into one pageflags map per flag, so the questions
+`page-types` answers (what kinds of pages, how many, where) become map algebra, and
+snapshots can be kept and compared. Where the live file cannot be read (not root,
+or `PAGEFLAGS_NOTEBOOK_FIXTURE=1`), the notebook writes a saved file in the same
+format from a real machine's mix of flag words and reads that instead."""),
+    ("code", setup("KPF, Geometry, MemoryMap, PageFlagSet", bench=False) + '''
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from pageflags import kpf, procfs  # noqa: E402
+
+
+def live_readable():
+    try:
+        with open(procfs.KPAGEFLAGS, "rb") as f:
+            return len(f.read(8)) == 8
+    except OSError:
+        return False
+
+
+LIVE = live_readable() and os.environ.get("PAGEFLAGS_NOTEBOOK_FIXTURE") != "1"
+WORK = Path(tempfile.mkdtemp(prefix="pageflags-live-"))
+print("reading", procfs.KPAGEFLAGS if LIVE else "a saved fixture")'''),
+    ("code", """\
+# A 25 GiB machine's commonest raw flag words and their pages (from a real summary):
+# the fixture's mix, in runs of equal words as on a real machine.
+MIX = {0x0: 4671576, 0x400: 1635167, 0x402415828: 57743, 0x400005828: 27459,
+       0x40000086c: 19851, 0x400415828: 18396, 0x402000028: 18338, 0x100000000: 9795,
+       0x10080: 9621, 0x40000006c: 9137, 0x80241002c: 7871, 0x80: 5219, 0x8080: 4259,
+       0x20204483c: 1716, 0x1410000: 511, 0x100000: 400}
+
+
+def fixture_words(npages, seed=0):
+    rng = np.random.default_rng(seed)
+    words = np.array(list(MIX), dtype=np.uint64)
+    p = np.array(list(MIX.values()), dtype=float)
+    kinds = rng.choice(words.size, npages // 40 + 1, p=p / p.sum())
+    out = np.repeat(words[kinds], rng.geometric(1 / 92, kinds.size))
+    return np.resize(out, npages)
+
+
+if LIVE:
+    source = procfs.KPAGEFLAGS
+else:
+    before_words = fixture_words((1 << 19) if SMALL else (1 << 21))
+    source = WORK / "kpageflags"
+    before_words.astype("<u8").tofile(source)   # a saved file, as page-types -F reads
+
+live = PageFlagSet.from_kpageflags(source)
+print(live)
+print(f"{live.nentries:,} entries ({live.nentries * 4096 / 2**30:.1f} GiB of pfns); "
+      f"the maps take {live.nbytes / 2**20:.1f} MiB")
+print("\\n".join(live.format_summary().splitlines()[:12]))"""),
+    ("md", """\
+## Pages by kind
+
+Each kind is a page-types `-b` expression; a page counts under the first kind it
+matches. `select` answers with a map, so the kinds also combine with any other map."""),
+    ("code", """\
+KINDS = {                       # -b expression (default mode) -> kind
+    "nopage": "no page (hole)",
+    "buddy": "free (buddy)",
+    "slab": "slab",
+    "pgtable": "page tables",
+    "anon": "anonymous",
+    "lru": "page cache (lru, not anon)",
+    "=0": "no flag (kernel, tails, reserved)",
+}
+
+
+def by_kind(rows):
+    \"\"\"Pages per kind from summary rows (a row goes to the first kind it matches).\"\"\"
+    left = np.ones(rows.size, dtype=bool)
+    out = {}
+    for expr, name in KINDS.items():
+        hit = left & kpf.match(rows["flags"], [kpf.parse_bits(expr)])
+        out[name] = int(rows["pages"][hit].sum())
+        left &= ~hit
+    out["other"] = int(rows["pages"][left].sum())
+    return out
+
+
+kinds = by_kind(live.summary())
+assert sum(kinds.values()) == live.nentries
+for name, pages in kinds.items():
+    print(f"{name:36s} {pages:>12,} pages {pages * 4096 / 2**30:8.2f} GiB")
+print("THP pages:", live.select("thp").count(), "  of them mapped by a process:",
+      live.select("thp", "mmap").count())
+
+fig, ax = plt.subplots(figsize=(8, 3.5))
+ax.barh(list(kinds), [p * 4096 / 2**30 for p in kinds.values()], color="tab:blue")
+ax.invert_yaxis()
+ax.set(xlabel="GiB", title="pages by kind")
+fig.tight_layout()
+plt.show()"""),
+    ("md", """\
+## By NUMA node and by memory block
+
+kpageflags has no node field: nodes come from the sysfs memory-block tree
+(`MemoryMap.from_sysfs`), pages outside any online block count as node -1. The
+fixture's machine is made up, with two nodes."""),
+    ("code", """\
+if LIVE:
+    memmap = MemoryMap.from_sysfs(geometry=live.geometry)
+else:
+    half = live.nentries // 2
+    memmap = MemoryMap([[0, half - 4096], [half, live.nentries]], nodes=[0, 1],
+                       geometry=live.geometry)
+rows = live.summary_by_node(memmap)
+nodes = np.unique(rows["node"]).tolist()
+table = {node: by_kind(rows[rows["node"] == node]) for node in nodes}
+fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.5), width_ratios=[1, 2])
+bottom = np.zeros(len(nodes))
+for name in [*KINDS.values(), "other"]:
+    gib = np.array([table[n][name] for n in nodes]) * 4096 / 2**30
+    left.bar([str(n) for n in nodes], gib, bottom=bottom, label=name)
+    bottom += gib
+left.set(xlabel="node (-1: no node)", ylabel="GiB", title="pages by node")
+left.legend(fontsize="x-small")
+
+block_rows = live.summary_by_block(1 << 27)       # 128 MiB blocks
+blocks = block_rows["block"].max() + 1
+free = np.zeros(blocks)
+hit = kpf.match(block_rows["flags"], [kpf.parse_bits("buddy")])
+np.add.at(free, block_rows["block"][hit], block_rows["pages"][hit])
+columns = 32
+grid_free = np.full(-(-blocks // columns) * columns, np.nan)
+grid_free[:blocks] = free / 32768
+image = right.imshow(grid_free.reshape(-1, columns), cmap="viridis", vmin=0, vmax=1,
+                     aspect="auto", interpolation="nearest")
+right.set(title="free fraction of each 128 MiB block", xlabel="block in row",
+          ylabel=f"row of {columns} blocks")
+fig.colorbar(image, ax=right)
+fig.tight_layout()
+plt.show()"""),
+    ("md", """\
+## A snapshot diff across a workload
+
+A child process allocates memory and dirties it, frees half of it and waits; the
+notebook takes snapshots before, while the child holds its memory, and after it
+exits. `diff` gives, per flag, the pages that gained it and those that lost it;
+`from_pagemap` gives the child's own pages, to intersect with any flag. With the
+fixture, the workload is played on the words instead: free pages become dirty
+anonymous ones, and go back after."""),
+    ("code", """\
+MIB = 64 if SMALL else 512
+WORKLOAD = f'''
+import sys
+import numpy as np
+kept = np.ones({MIB} << 20, dtype=np.uint8)       # anonymous, written: dirty
+freed = np.ones({MIB} << 20, dtype=np.uint8)
+del freed                                          # unmapped: back to the buddy allocator
+print("ready", flush=True)
+sys.stdin.readline()
+'''
+
+if LIVE:
+    before = live
+    child = subprocess.Popen([sys.executable, "-c", WORKLOAD], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready"
+    during = PageFlagSet.from_kpageflags()
+    try:
+        mine = PageFlagSet.from_pagemap(child.pid, during.geometry)
+        print(f"the child mapped {mine.count('present'):,} pages; anonymous:",
+              (during.select("anon") & mine["present"]).count())
+    except PermissionError as exc:                  # pfns need CAP_SYS_ADMIN
+        print("the child's pages:", exc)
+    child.communicate("done\\n", timeout=60)
+    after = PageFlagSet.from_kpageflags()
+else:
+    rng = np.random.default_rng(1)
+    free = np.flatnonzero(before_words == 0x400)
+    taken = rng.choice(free, min(free.size, (MIB << 20) // 4096), replace=False)
+    during_words = before_words.copy()
+    during_words[taken] = 0x5838                    # uptodate,dirty,lru,mmap,anon,swapbacked
+    during_words.astype("<u8").tofile(WORK / "kpageflags-during")
+    before = live
+    during = PageFlagSet.from_kpageflags(WORK / "kpageflags-during")
+    after = PageFlagSet.from_kpageflags(source)
+
+before.save(WORK / "before")                        # snapshots are folders of maps
+during.save(WORK / "during")
+assert PageFlagSet.load(WORK / "during") == during
+
+grown, shrunk = before.diff(during), during.diff(after)
+names = [n for n in ("buddy", "anon", "dirty", "lru", "swapbacked", "mmap")
+         if n in grown or n in shrunk]
+print(f"{'flag':12s}{'gained':>12s}{'lost':>12s}   (before -> during)")
+for n in names:
+    g, lo = grown.get(n, (None, None))
+    print(f"{n:12s}{g.count() if g else 0:>12,}{lo.count() if lo else 0:>12,}")
+
+fig, ax = plt.subplots(figsize=(8, 3.5))
+x = np.arange(len(names))
+for k, (label, changes) in enumerate([("before -> during", grown), ("during -> after", shrunk)]):
+    net = [changes[n][0].count() - changes[n][1].count() if n in changes else 0
+           for n in names]
+    ax.bar(x + (k - 0.5) * 0.4, np.array(net) * 4096 / 2**20, 0.4, label=label)
+ax.axhline(0, color="black", linewidth=0.8)
+ax.set_xticks(x, names)
+ax.set(ylabel="MiB gained (net)", title="what the workload changed")
+ax.legend()
+fig.tight_layout()
+plt.show()"""),
+    ("md", """\
+The same from the command line: `pageflags pages --save before`, run the workload,
+`pageflags pages --save after`, then `pageflags pages --diff before after`; `--pid`,
+`--by-node`, `--raw` and `--bits` work as page-types' `-p`, `-r` and `-b`."""),
+]
+
 NOTEBOOKS = {
     "01_scanning.ipynb": SCANNING,
     "02_hotplug.ipynb": HOTPLUG,
     "03_against_flat.ipynb": AGAINST_FLAT,
+    "04_live_pages.ipynb": LIVE_PAGES,
 }
 
 

@@ -7,7 +7,10 @@ a flat twin to compare with (:class:`FlatPageFlags`); machines read from
 ``/proc/iomem``, sysfs or made up (:class:`MemoryMap`); memory hotplug with a
 ``pfn_valid()`` map (:class:`Hotplug`); crash-safe files and Roaring interchange
 (``PageFlags.save``/``load``, :class:`FormatError`); maps sharded over Dask workers
-(:class:`ShardedPageFlags`, with the ``distributed`` extra); and the ``pageflags``
+(:class:`ShardedPageFlags`, with the ``distributed`` extra), all of which satisfy one
+declared interface (:class:`PageMapLike`); a live machine's page flags from
+``/proc/kpageflags`` as one map per flag, with page-types' summaries, bit filters,
+snapshots and diffs (:class:`PageFlagSet`, :class:`KPF`); and the ``pageflags``
 command.
 
 >>> import pageflags
@@ -19,15 +22,18 @@ command.
 from .base import PageMap
 from .bitmap import PageFlags
 from .errors import FormatError
+from .flagset import PageFlagSet
 from .flat import FlatPageFlags
 from .geometry import Geometry, capacity
 from .hotplug import Hotplug
+from .interface import PageMapLike
+from .kpf import KPF
 from .memmap import MemoryMap
 from .preallocated import PreallocatedPageFlags
 from .sharded import ShardedPageFlags  # imports Dask only when a map is made
 
 __version__ = "0.1.0"
 
-__all__ = ["FlatPageFlags", "FormatError", "Geometry", "Hotplug", "MemoryMap", "PageFlags",
-           "PageMap", "PreallocatedPageFlags", "ShardedPageFlags", "capacity",
-           "__version__"]
+__all__ = ["KPF", "FlatPageFlags", "FormatError", "Geometry", "Hotplug", "MemoryMap",
+           "PageFlagSet", "PageFlags", "PageMap", "PageMapLike", "PreallocatedPageFlags",
+           "ShardedPageFlags", "capacity", "__version__"]

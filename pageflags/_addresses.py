@@ -62,7 +62,7 @@ def _find_layout() -> np.ndarray | None:
     offsets = np.array([data - 8, data, data + 8, data + 16, data + 40, data + 48],
                        dtype=np.uint64)
     kind, _, nd, dims, descr, flags = (int(o) for o in offsets)
-    probes = [np.zeros(3, np.uint64), np.zeros((5, 2), np.int8),
+    probes: list[np.ndarray] = [np.zeros(3, np.uint64), np.zeros((5, 2), np.int8),
               np.zeros((2, 3, 4), np.float32, order="F"), np.zeros(7, np.uint64)[::2]]
     probes[0].setflags(write=False)
     for probe in probes:

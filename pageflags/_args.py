@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import reprlib
 from numbers import Real
+from typing import TypeGuard
 
 import numpy as np
 
@@ -35,7 +36,7 @@ def _shown(value: object) -> str:
     return f"{type(value).__name__} {_SHOWN.repr(value)}"
 
 
-def is_integer(value: object) -> bool:
+def is_integer(value: object) -> TypeGuard[int | np.integer]:
     """Whether ``value`` is a Python int or NumPy integer scalar, bools and timedelta64 not.
 
     Examples
@@ -63,7 +64,7 @@ def check_index(name: str, value: object) -> int:
     if type(value) is int:
         return value
     if is_integer(value):
-        return int(value)  # type: ignore[call-overload]
+        return int(value)
     raise TypeError(f"{name} must be an integer, got {_shown(value)}")
 
 
@@ -174,7 +175,7 @@ def _refuse_subclass(name: str, arr: np.ndarray) -> None:
     raise TypeError(f"{name} must be a plain NumPy array, got {type(arr).__name__}{hint}")
 
 
-def _refuse_odd_items(name: str, items: list | tuple) -> None:
+def _refuse_odd_items(name: str, items: list[object] | tuple[object, ...]) -> None:
     """Bools, bool arrays and ndarray subclasses anywhere in nested lists or tuples."""
     kinds = set(map(type, items))
     if kinds <= {int}:  # the common case: one C-level pass, no per-item Python
@@ -344,6 +345,6 @@ def read_only(arr: np.ndarray) -> np.ndarray:
     >>> view = read_only(np.zeros(2)); view.flags.writeable
     False
     """
-    view = arr.view()
+    view: np.ndarray = arr.view()
     view.setflags(write=False)
     return view

@@ -70,7 +70,7 @@ _MADV_DONTNEED = 4  # Linux
 _MADV_HUGEPAGE = 14
 
 
-def _libc_madvise() -> Callable | None:
+def _libc_madvise() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -156,7 +156,9 @@ def _zero(lo: int, hi: int, give_back: bool) -> None:
         return
     first = -(-lo // mmap.PAGESIZE) * mmap.PAGESIZE
     last = hi // mmap.PAGESIZE * mmap.PAGESIZE
-    if give_back and last > first and _MADVISE(first, last - first, _MADV_DONTNEED) == 0:
+    advise = _MADVISE
+    if (give_back and advise is not None and last > first
+            and advise(first, last - first, _MADV_DONTNEED) == 0):
         ctypes.memset(lo, 0, first - lo)
         ctypes.memset(last, 0, hi - last)
     else:
@@ -188,14 +190,13 @@ def new_chunk_runs(chunk_nrs: np.ndarray, words_per_chunk: int, ones: bool = Fal
     count = chunk_nrs.size
     chunk_bytes = 8 * words_per_chunk
     if count < SLAB_MIN_CHUNKS or not slabs:  # no slab: no kernel either
-        if ones:
-            copies = repeat(full_chunk(words_per_chunk), count)
-        return new_chunks(count, words_per_chunk, copies)
+        sources = repeat(full_chunk(words_per_chunk), count) if ones else copies
+        return new_chunks(count, words_per_chunk, sources)
     groups = chunk_nrs // SLAB_GROUP_ENTRIES
     firsts = np.flatnonzero(np.diff(groups, prepend=-1))
     sizes = np.diff(firsts, append=count).tolist()
     zeroed = not (ones or written or copies is not None)
-    parts = []
+    parts: list[Iterable[np.ndarray]] = []
     for size in sizes:  # one step per group of entries
         if size >= SLAB_MIN_CHUNKS:
             grid = _slab(size * chunk_bytes, zeroed=zeroed).reshape(size, words_per_chunk)
@@ -244,14 +245,13 @@ def held_bytes(chunks: np.ndarray) -> int:
     bases = list(map(_BASE, chunks))
     owners = dict(zip(map(id, bases), bases, strict=True))
     alone = owners.pop(id(None), False) is None  # arrays owning their memory
-    held = sum(map(_NBYTES, map(memoryview, owners.values())))
+    held = sum(memoryview(owner).nbytes for owner in owners.values())
     if alone:
         held += sum(chunk.nbytes for chunk in chunks if chunk.base is None)
     return held
 
 
 _BASE = operator.attrgetter("base")
-_NBYTES = operator.attrgetter("nbytes")
 
 
 def new_chunk_slabs(count: int, words_per_chunk: int,
@@ -322,7 +322,7 @@ def address_of(array: np.ndarray) -> int:
     >>> chunk = zero_chunk(4); address_of(chunk) == chunk.ctypes.data
     True
     """
-    return array.__array_interface__["data"][0]
+    return int(array.__array_interface__["data"][0])
 
 
 @functools.cache
@@ -349,7 +349,7 @@ def full_chunk(words_per_chunk: int) -> np.ndarray:
     return _view(b"\xff" * (8 * words_per_chunk))
 
 
-def _libc_preadv() -> Callable | None:
+def _libc_preadv() -> Callable[..., int] | None:
     try:
         function = ctypes.CDLL(None, use_errno=True).preadv
     except (OSError, AttributeError):

@@ -26,18 +26,19 @@ from typing import Any
 __all__ = ["bind"]
 
 
-def _entry_point(kernel: Any, args: tuple) -> Callable | None:
+def _entry_point(kernel: Any, args: tuple[Any, ...]) -> Callable[..., Any] | None:
     """The compiled entry point ``kernel`` chose for ``args``' types, or None."""
     try:
         import numba
 
-        signature = tuple(numba.typeof(arg) for arg in args)
-        return kernel.overloads[signature].entry_point
+        signature = tuple(numba.typeof(arg) for arg in args)  # type: ignore[no-untyped-call]
+        entry: Callable[..., Any] = kernel.overloads[signature].entry_point
+        return entry
     except Exception:
         return None
 
 
-def bind(kernel: Any, args: tuple, nbound: int) -> Callable:
+def bind(kernel: Any, args: tuple[Any, ...], nbound: int) -> Callable[..., Any]:
     """``kernel`` with ``args[:nbound]`` bound, called without dispatch if possible.
 
     Call it after ``kernel(*args)`` has run once (so its specialisation exists);

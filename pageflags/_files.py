@@ -44,11 +44,16 @@ import threading
 import zlib
 from collections.abc import Callable
 from queue import SimpleQueue
-from typing import Any
+from typing import Any, TypeAlias
 
-__all__ = ["create_temp", "fsync_folder", "not_a_regular_file", "open_regular", "overlapped",
-           "read_exact", "remove_stale_temps", "swap_into_place",
-           "write_all"]
+__all__ = ["PathArg", "StrPath", "create_temp", "fsync_folder", "not_a_regular_file",
+           "open_regular", "overlapped", "read_exact", "remove_stale_temps",
+           "swap_into_place", "write_all"]
+
+#: A path as the file functions take it (``os.fspath`` accepts each).
+PathArg: TypeAlias = "str | bytes | os.PathLike[str] | os.PathLike[bytes]"
+#: A path that is text (the readers of ``/proc`` and sysfs, a sharded map's folder).
+StrPath: TypeAlias = "str | os.PathLike[str]"
 
 
 # --- what stands at a path -------------------------------------------------------
@@ -200,7 +205,7 @@ def remove_stale_temps(folder: str, target: str) -> list[str]:
     are.  Returns the paths removed.
     """
     tag, me = writer_tag(), os.getpid()
-    removed = []
+    removed: list[str] = []
     try:
         with os.scandir(folder) as entries:
             stale = [entry.path for entry in entries
@@ -267,7 +272,7 @@ def overlapped(nbatches: int, first: Callable[[int], None], second: Callable[[in
             second(i)
         return
     room = threading.Semaphore(ahead)
-    finished: SimpleQueue = SimpleQueue()
+    finished: SimpleQueue[BaseException | None] = SimpleQueue()
     stop = threading.Event()
 
     def helper() -> None:

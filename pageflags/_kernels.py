@@ -26,6 +26,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .ops import Op
+
 _JIT = {"cache": True, "nogil": True}
 
 _BUILD_LOCK = threading.Lock()
@@ -1406,11 +1408,11 @@ def _bit_scan(llvm_name: str, doc: str):
 cttz = _bit_scan("llvm.cttz.i64", "Trailing zero bits of a uint64 word (64 for 0).")
 ctlz = _bit_scan("llvm.ctlz.i64", "Leading zero bits of a uint64 word (64 for 0).")
 
-# Operation codes of the algebra kernels.
-OP_AND = 0
-OP_OR = 1
-OP_XOR = 2
-OP_ANDNOT = 3
+# Operation codes of the algebra kernels: plain ints, the values of pageflags.ops.Op.
+OP_AND = int(Op.AND)
+OP_OR = int(Op.OR)
+OP_XOR = int(Op.XOR)
+OP_ANDNOT = int(Op.ANDNOT)
 
 # Kinds of a table entry, and of an algebra result entry.
 KIND_NONE = 0

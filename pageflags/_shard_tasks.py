@@ -23,10 +23,11 @@ from . import persist
 from .bitmap import PageFlags
 from .errors import FormatError
 from .geometry import Geometry
+from .ops import Op
 
-# Algebra by name: tasks carry a string, not a function.
-OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
-    "and": operator.and_, "or": operator.or_, "xor": operator.xor, "andnot": operator.sub}
+# Tasks carry an Op, not a function.
+OPERATORS: dict[Op, Callable[[PageFlags, PageFlags], PageFlags]] = {
+    Op.AND: operator.and_, Op.OR: operator.or_, Op.XOR: operator.xor, Op.ANDNOT: operator.sub}
 
 
 def write(prev: PageFlags | None, geometry: Geometry, method: str, *args: Any) -> PageFlags:
@@ -58,8 +59,8 @@ def call(flags: PageFlags, method: str, *args: Any) -> Any:
     return getattr(flags, method)(*args)
 
 
-def combine(a: PageFlags, b: PageFlags, op: str) -> PageFlags:
-    """A new map ``a op b``; ``op`` is a key of :data:`OPERATORS`."""
+def combine(a: PageFlags, b: PageFlags, op: Op) -> PageFlags:
+    """A new map ``a op b``."""
     return OPERATORS[op](a, b)
 
 
@@ -104,7 +105,7 @@ def split(flags: PageFlags, first: int, stop: int, geometry: Geometry) -> PageFl
     allocated = np.flatnonzero(mask)
     if not runs.size and not allocated.size:
         return None
-    data = (np.stack(flags._chunks_at(first + allocated)) if allocated.size else
+    data = (np.stack(list(flags._chunks_at(first + allocated))) if allocated.size else
             np.empty((0, geometry.words_per_chunk), dtype=np.uint64))
     return persist.restore(geometry, runs.astype(np.uint64), allocated.astype(np.uint64),
                            data)

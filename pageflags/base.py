@@ -1,9 +1,12 @@
 """PageMap: the public API every page-flag map shares, with its argument checks.
 
-Subclasses (:class:`~pageflags.PageFlags`, :class:`~pageflags.FlatPageFlags`) store
-bits their own way and implement the underscored methods, which may assume checked
-arguments: an in-range Python int pfn, a range with ``0 <= start < stop <= npages``,
-or a non-empty flat ``int64`` array of in-range pfns.
+:class:`PageMap` is an abstract base class.  Subclasses
+(:class:`~pageflags.PageFlags`, :class:`~pageflags.FlatPageFlags`) store bits their
+own way and implement its abstract methods: ``nbytes``, ``copy``, ``stats``,
+``validate``, ``optimize`` and the underscored primitives, each of which may assume
+the checked arguments its docstring names (an in-range Python int pfn, a range with
+``0 <= start < stop <= npages``, a non-empty flat ``int64`` array of in-range pfns).
+A class that leaves one out cannot be instantiated (``TypeError`` names it).
 
 Single calls in loops
 ---------------------
@@ -23,14 +26,14 @@ from __future__ import annotations
 
 import functools
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _kernels
 from ._args import (
     check_at_least,
     check_index,
@@ -44,6 +47,8 @@ from ._args import (
     plain_array,
 )
 from .geometry import Geometry, as_geometry
+from .interface import Geometric, MapStats
+from .ops import Op
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -51,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = ["PageMap"]
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 _get_ident = threading.get_ident
 
 
@@ -128,7 +135,7 @@ def _single_page_write(primitive: str, doc: str) -> Callable[[PageMap, int], Non
     return named(write, "PageMap", primitive[1:-4], doc)
 
 
-class PageMap:
+class PageMap(Geometric, ABC):
     """One bit per page over the pages of a :class:`~pageflags.Geometry`.
 
     One writer at a time: a write while another thread is writing the same map
@@ -180,7 +187,7 @@ class PageMap:
         if self._owner != _get_ident():
             raise concurrent_write_error(self)
 
-    def _as_writer(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _as_writer(self, call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """``call(*args, **kwargs)`` as the map's only writer (what :func:`writes`
         does; the fused single calls come here when the token is out)."""
         token = self._token
@@ -195,16 +202,6 @@ class PageMap:
         finally:
             self._owner = None
             token.append(True)
-
-    @property
-    def geometry(self) -> Geometry:
-        """The map's :class:`~pageflags.Geometry`."""
-        return self._geometry
-
-    @property
-    def npages(self) -> int:
-        """Pages in the map (valid pfns are ``[0, npages)``)."""
-        return self._geometry.npages
 
     # --- single pages --------------------------------------------------------------
     set = _single_page_write("_set_one", """Set page ``pfn``.
@@ -370,7 +367,7 @@ class PageMap:
     def __copy__(self) -> PageMap:
         return self.copy()
 
-    def __deepcopy__(self, memo: dict) -> PageMap:
+    def __deepcopy__(self, memo: dict[int, object]) -> PageMap:
         return self.copy()
 
     # --- search --------------------------------------------------------------------
@@ -558,17 +555,21 @@ class PageMap:
             raise ValueError(f"geometries differ: {self.geometry} vs {other.geometry}")
         return other
 
-    def _binary(self, other: object, op: int, in_place: bool) -> PageMap:
+    # ``NotImplemented`` is what the operators calling these return for a non-map;
+    # mypy accepts it only in the operators themselves, hence the two ignores.
+    def _binary(self, other: object, op: Op) -> PageMap:
         if not isinstance(other, PageMap):
-            return NotImplemented
-        other = self._peer(other)
-        if in_place:
-            self._combine_in_place_exclusive(op, other)
-            return self
-        return self._combine(op, other)
+            return NotImplemented  # type: ignore[no-any-return]
+        return self._combine(op, self._peer(other))
+
+    def _in_place(self, other: object, op: Op) -> Self:
+        if not isinstance(other, PageMap):
+            return NotImplemented  # type: ignore[no-any-return]
+        self._combine_in_place_exclusive(op, self._peer(other))
+        return self
 
     @writes
-    def _combine_in_place_exclusive(self, op: int, other: PageMap) -> None:
+    def _combine_in_place_exclusive(self, op: Op, other: PageMap) -> None:
         self._combine_in_place(op, other)
 
     def __and__(self, other: PageMap) -> PageMap:
@@ -582,31 +583,31 @@ class PageMap:
         >>> (a & b).count(), (a | b).count(), (a ^ b).count(), (a - b).count()
         (5, 20, 15, 5)
         """
-        return self._binary(other, _kernels.OP_AND, False)
+        return self._binary(other, Op.AND)
 
     def __or__(self, other: PageMap) -> PageMap:
         """Pages set in either."""
-        return self._binary(other, _kernels.OP_OR, False)
+        return self._binary(other, Op.OR)
 
     def __xor__(self, other: PageMap) -> PageMap:
         """Pages set in exactly one."""
-        return self._binary(other, _kernels.OP_XOR, False)
+        return self._binary(other, Op.XOR)
 
     def __sub__(self, other: PageMap) -> PageMap:
         """Pages set in ``self`` and not in ``other`` (and-not)."""
-        return self._binary(other, _kernels.OP_ANDNOT, False)
+        return self._binary(other, Op.ANDNOT)
 
-    def __iand__(self, other: PageMap) -> PageMap:
-        return self._binary(other, _kernels.OP_AND, True)
+    def __iand__(self, other: PageMap) -> Self:
+        return self._in_place(other, Op.AND)
 
-    def __ior__(self, other: PageMap) -> PageMap:
-        return self._binary(other, _kernels.OP_OR, True)
+    def __ior__(self, other: PageMap) -> Self:
+        return self._in_place(other, Op.OR)
 
-    def __ixor__(self, other: PageMap) -> PageMap:
-        return self._binary(other, _kernels.OP_XOR, True)
+    def __ixor__(self, other: PageMap) -> Self:
+        return self._in_place(other, Op.XOR)
 
-    def __isub__(self, other: PageMap) -> PageMap:
-        return self._binary(other, _kernels.OP_ANDNOT, True)
+    def __isub__(self, other: PageMap) -> Self:
+        return self._in_place(other, Op.ANDNOT)
 
     def __invert__(self) -> PageMap:
         """Every page of ``[0, npages)`` not set in ``self``.
@@ -664,6 +665,19 @@ class PageMap:
         return self._count_and(self._peer(other), False) == self.count()
 
     # --- conversions -------------------------------------------------------------------
+    # The builders (``from_*`` here, ``load`` and ``from_roaring64_bytes`` on PageFlags)
+    # return an instance of the class they are called on: they make it empty with
+    # ``_empty``, write the contents, and return what ``_built`` makes of it.  A
+    # subclass whose constructor needs more than a geometry overrides ``_empty``.
+    @classmethod
+    def _empty(cls, geometry: Geometry | int) -> Self:
+        """An empty map of ``geometry`` for a builder to write its contents into."""
+        return cls(as_geometry(geometry))
+
+    def _built(self) -> Self:
+        """The map a builder returns once it has written the contents (``self``)."""
+        return self
+
     @classmethod
     def from_array(cls, pfns: ArrayLike, geometry: Geometry | int) -> Self:
         """A map with exactly the pages ``pfns`` set (any order, duplicates allowed).
@@ -674,9 +688,9 @@ class PageMap:
         >>> PageFlags.from_array([3, 1, 3], 1 << 20).to_array()
         array([1, 3])
         """
-        flags = cls(geometry)
+        flags = cls._empty(geometry)
         flags.set_many(pfns)
-        return flags
+        return flags._built()
 
     @classmethod
     def from_ranges(cls, starts: ArrayLike, stops: ArrayLike,
@@ -694,11 +708,11 @@ class PageMap:
         >>> flags.count(), flags.table[2] is flags.FULL
         (60010, True)
         """
-        flags = cls(geometry)
+        flags = cls._empty(geometry)
         starts, stops = check_ranges(starts, stops, flags.npages)
         if starts.size:
             flags._set_ranges(starts, stops)
-        return flags
+        return flags._built()
 
     @classmethod
     def from_bool(cls, mask: ArrayLike, start: int = 0,
@@ -719,7 +733,7 @@ class PageMap:
         if mask.dtype != np.bool_ or mask.ndim != 1:
             raise TypeError(f"mask must be a 1-D bool array, got {mask.dtype} {mask.shape}")
         start = check_index("start", start)
-        flags = cls(_default_geometry(geometry, start, mask.size))
+        flags = cls._empty(_default_geometry(geometry, start, mask.size))
         check_range(start, start + mask.size, flags.npages)
         lead = start & 63
         padded = np.zeros(-(-(lead + mask.size) // 64) * 64, dtype=np.uint8)
@@ -727,7 +741,7 @@ class PageMap:
         words = np.packbits(padded, bitorder="little").view("<u8").astype(np.uint64)
         if words.size:
             flags._put_words(start - lead, words)
-        return flags
+        return flags._built()
 
     @classmethod
     def from_words(cls, words: ArrayLike, start: int = 0,
@@ -746,9 +760,9 @@ class PageMap:
         """
         words = check_words("words", words)
         start = check_index("start", start)
-        flags = cls(_default_geometry(geometry, start, 64 * words.size))
+        flags = cls._empty(_default_geometry(geometry, start, 64 * words.size))
         flags.put_words(start, words)
-        return flags
+        return flags._built()
 
     def to_bool(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """A bool array of pages ``[start, stop)``.
@@ -811,95 +825,128 @@ class PageMap:
             raise ValueError(f"window [{start}, {stop}) is not 64-aligned (a stop may "
                              f"also be npages {self._npages})")
 
-    # --- to implement ------------------------------------------------------------------
+    # --- the primitives each map type implements ---------------------------------------
+    # The public methods above check their arguments and hold the writer guard, then
+    # call these.  A primitive may assume what its docstring says and checks nothing.
     @property
+    @abstractmethod
     def nbytes(self) -> int:
-        raise NotImplementedError
+        """Bytes of memory the map holds."""
 
+    @abstractmethod
     def copy(self) -> PageMap:
-        raise NotImplementedError
+        """An independent map with the same pages set."""
 
-    def stats(self) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def stats(self) -> MapStats:
+        """What the map holds and costs: at least the keys of :class:`MapStats
+        <pageflags.interface.MapStats>`."""
 
+    @abstractmethod
     def validate(self) -> None:
-        raise NotImplementedError
+        """Check every invariant of the storage; ``AssertionError`` names the first broken."""
 
+    @abstractmethod
     def optimize(self) -> int:
-        raise NotImplementedError
+        """Give back memory the map does not need; returns the bytes freed."""
 
+    @abstractmethod
     def _set_range(self, start: int, stop: int) -> None:
-        raise NotImplementedError
+        """Set pages ``[start, stop)``, ``0 <= start < stop <= npages``."""
 
+    @abstractmethod
     def _clear_range(self, start: int, stop: int) -> None:
-        raise NotImplementedError
+        """Clear pages ``[start, stop)``, ``0 <= start < stop <= npages``."""
 
+    @abstractmethod
     def _count(self, start: int, stop: int) -> int:
-        raise NotImplementedError
+        """Pages set in ``[start, stop)``, ``0 <= start < stop <= npages``."""
 
+    @abstractmethod
     def _any(self, start: int, stop: int) -> bool:
-        raise NotImplementedError
+        """Whether a page of ``[start, stop)`` is set, ``0 <= start < stop <= npages``."""
 
+    @abstractmethod
     def _test(self, pfn: int) -> bool:
-        raise NotImplementedError
+        """Whether page ``pfn`` (a Python int in ``[0, npages)``) is set."""
 
+    @abstractmethod
     def _set_many(self, pfns: np.ndarray) -> None:
-        raise NotImplementedError
+        """Set ``pfns``: a non-empty flat ``int64`` array of in-range pfns, any order,
+        duplicates allowed."""
 
+    @abstractmethod
     def _clear_many(self, pfns: np.ndarray) -> None:
-        raise NotImplementedError
+        """Clear ``pfns`` (as for :meth:`_set_many`)."""
 
+    @abstractmethod
     def _test_many(self, pfns: np.ndarray, out: np.ndarray) -> None:
-        raise NotImplementedError
+        """``out[i] = pfns[i] is set`` for a non-empty flat ``int64`` array of in-range
+        pfns and a bool ``out`` of the same size."""
 
+    @abstractmethod
     def _equal(self, other: PageMap) -> bool:
-        raise NotImplementedError
+        """Whether ``other`` (same geometry, same count) has the same pages set."""
 
-
+    @abstractmethod
     def _find_next_set(self, start: int) -> int:
-        raise NotImplementedError
+        """The lowest set pfn ``>= start`` (``0 <= start < npages``), or -1."""
 
+    @abstractmethod
     def _find_next_clear(self, start: int) -> int:
-        raise NotImplementedError
+        """The lowest clear pfn ``>= start`` (``0 <= start < npages``), or -1."""
 
+    @abstractmethod
     def _find_prev_set(self, stop: int) -> int:
-        """Highest set pfn in [0, stop), or -1 (stop may be 0)."""
-        raise NotImplementedError
+        """The highest set pfn in ``[0, stop)``, or -1 (``stop`` may be 0)."""
 
+    @abstractmethod
     def _collect(self, start: int, stop: int, out: np.ndarray) -> tuple[int, int]:
-        """Set pfns of [start, stop) into ``out`` while room: (written, resume pfn)."""
-        raise NotImplementedError
+        """Write the set pfns of ``[start, stop)`` into the ``int64`` array ``out``, in
+        order, while it has room: ``(pfns written, the pfn to resume from)``."""
 
+    @abstractmethod
     def _runs(self, start: int, stop: int, starts: np.ndarray, stops: np.ndarray,
               fill: bool) -> int:
-        raise NotImplementedError
+        """The number of maximal runs of set pages in ``[start, stop)``, cut at both
+        ends; with ``fill``, their bounds go into ``starts`` and ``stops`` (``int64``,
+        room for every run)."""
 
+    @abstractmethod
     def _select(self, k: int) -> int:
-        raise NotImplementedError
+        """The pfn of the ``k``-th set page, ``0 <= k < count()``."""
 
-    def _combine(self, op: int, other: PageMap) -> PageMap:
-        raise NotImplementedError
+    @abstractmethod
+    def _combine(self, op: Op, other: PageMap) -> PageMap:
+        """A new map ``self op other``; ``other`` is of the same kind and geometry."""
 
-    def _combine_in_place(self, op: int, other: PageMap) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _combine_in_place(self, op: Op, other: PageMap) -> None:
+        """``self = self op other`` (``other`` as for :meth:`_combine`, maybe ``self``)."""
 
+    @abstractmethod
     def _invert(self) -> PageMap:
-        raise NotImplementedError
+        """A new map of the pages of ``[0, npages)`` not set in ``self``."""
 
+    @abstractmethod
     def _count_and(self, other: PageMap, first_only: bool) -> int:
-        raise NotImplementedError
+        """Pages set in both (``other`` as for :meth:`_combine`); with ``first_only``,
+        any positive number once one is found."""
 
+    @abstractmethod
     def _set_ranges(self, starts: np.ndarray, stops: np.ndarray) -> None:
-        """Set every range (int64 arrays, checked, possibly empty or overlapping)."""
-        raise NotImplementedError
+        """Set every ``[starts[i], stops[i])``: checked ``int64`` arrays of one size,
+        ranges possibly empty, overlapping or touching, in any order."""
 
+    @abstractmethod
     def _get_words(self, start: int, stop: int) -> np.ndarray:
-        """Words of pages [start, stop); start 64-aligned, stop aligned or npages."""
-        raise NotImplementedError
+        """A new ``uint64`` array of the words of pages ``[start, stop)``; ``start`` is
+        64-aligned, ``stop`` aligned or ``npages``, ``start < stop``."""
 
+    @abstractmethod
     def _put_words(self, start: int, words: np.ndarray) -> None:
-        """Overwrite whole words from 64-aligned ``start`` (bits past npages clear)."""
-        raise NotImplementedError
+        """Overwrite pages from 64-aligned ``start`` with the bits of the non-empty
+        ``uint64`` array ``words``, which fit the map (bits past ``npages`` clear)."""
 
 
 def _default_geometry(geometry: Geometry | int | None, start: int, length: int) -> Geometry:

@@ -56,11 +56,10 @@ need chunks get them together, as slabs, before a single pass writes every bit.
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -79,6 +78,16 @@ from ._chunks import (
 from ._words import SPAN_WORDS, write_words
 from .base import PageMap, named, writes
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
+from .interface import PageFlagsStats
+from .ops import Op
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from ._files import PathArg
+
+    #: A chunk: ``words_per_chunk`` words.
+    Chunk = np.ndarray[tuple[int], np.dtype[np.uint64]]
 
 __all__ = ["PageFlags", "full_chunk"]
 
@@ -295,9 +304,9 @@ class PageFlags(PageMap):
         # dropped by _store whenever their entry changes (so never left dangling).
         self._views: dict[int, memoryview] = {}
         # The same memory as Python-int views, for writes to one entry.
-        self._addrs_view = memoryview(self._addrs)
-        self._counts_view = memoryview(self._counts)
-        self._occupied_bytes = memoryview(self._occupied).cast("B")
+        self._addrs_view = self._addrs.data
+        self._counts_view = self._counts.data
+        self._occupied_bytes = self._occupied.data.cast("B")
         self._total = 0
         self._nallocated_cache: int | None = 0  # reset by _store, counted on demand
         self._held_cache: int | None = 0  # chunk memory, reset when _nallocated recounts
@@ -317,7 +326,8 @@ class PageFlags(PageMap):
         self._local_mask = geometry.pages_per_chunk - 1
         self._chunk_pages = geometry.pages_per_chunk
         self._word_mask = geometry.words_per_chunk - 1
-        self._find_next: Any = None  # find_next_set's kernel, bound on first use
+        # find_next_set's kernel, bound on first use to this map's shadow arrays.
+        self._find_next: Callable[[int, int, int, int, int], int] | None = None
 
     # --- the one place where the table and its shadows change ----------------------
     # (_store; _store_one and its two special cases for a single entry)
@@ -515,20 +525,21 @@ class PageFlags(PageMap):
         return self._nallocated_cache
 
     def _allocated_mask(self) -> np.ndarray:
-        return (self._addrs != 0) & (self._addrs != self._full_addr)
+        mask: np.ndarray = (self._addrs != 0) & (self._addrs != self._full_addr)
+        return mask
 
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> PageFlagsStats:
         """What the map holds and costs.
 
         Returns
         -------
-        dict
-            ``none``, ``full`` and ``allocated`` entry counts, ``chunk_bytes`` (memory
-            the allocated chunks hold, whole slabs included: see :attr:`nbytes`),
-            ``table_bytes`` (object array and shadows),
-            ``nbytes`` (both), ``flat_bytes`` (what a flat bitmap of the same space
-            takes), ``count``, ``npages`` and ``nchunks``.
+        PageFlagsStats
+            A dict (:class:`~pageflags.interface.PageFlagsStats`): ``none``, ``full``
+            and ``allocated`` entry counts, ``chunk_bytes`` (memory the allocated
+            chunks hold, whole slabs included: see :attr:`nbytes`), ``table_bytes``
+            (object array and shadows), ``nbytes`` (both), ``flat_bytes`` (what a flat
+            bitmap of the same space takes), ``count``, ``npages`` and ``nchunks``.
 
         Examples
         --------
@@ -552,7 +563,7 @@ class PageFlags(PageMap):
     def test(self, pfn: int) -> bool:
         if type(pfn) is not int or not 0 <= pfn < self._npages:
             pfn = check_pfn(pfn, self._npages)
-        chunk = self._refs[pfn >> self._shift]
+        chunk: Chunk | None = self._refs[pfn >> self._shift]
         if chunk is None:
             return False
         if chunk is self.FULL:
@@ -584,7 +595,8 @@ class PageFlags(PageMap):
             if chunk is self.FULL:
                 return stop - start
             base = c << shift
-            return _kernels.flat_count_range(chunk, start - base, stop - base)
+            # Kernels are untyped (pyproject.toml); its int goes back as it is, no step more.
+            return _kernels.flat_count_range(chunk, start - base, stop - base)  # type: ignore[no-any-return]
         if start == 0 and stop == self._npages:
             return self._total
         return int(_kernels.table_count_range(self._addrs, self._counts, start, stop,
@@ -612,8 +624,8 @@ class PageFlags(PageMap):
             return bool(_kernels.table_equal(self._addrs, self._counts, other._addrs,
                                              other._counts, shift))
         words = getattr(other, "words", None)
-        if words is None:
-            return NotImplemented
+        if words is None:  # __eq__ passes it on, so the other map's __eq__ is tried
+            return NotImplemented  # type: ignore[no-any-return]
         return bool(_kernels.table_equal_flat(self._addrs, shift, words))
 
     # --- writes --------------------------------------------------------------------
@@ -776,7 +788,7 @@ class PageFlags(PageMap):
         if emptied.size:
             self._free(emptied)
 
-    # --- scans, rank/select (issue 3) ----------------------------------------------
+    # --- scans, rank/select ---------------------------------------------------------
     def find_next_set(self, start: int = 0) -> int:
         if type(start) is not int or not 0 <= start < self._npages:
             start = check_position("start", start, self._npages)
@@ -787,7 +799,7 @@ class PageFlags(PageMap):
             return find(start, self._npages, self._shift, self._full_addr, _NULL)
         args = (self._addrs, self._occupied, start, self._npages, self._shift,
                 self._full_addr, _NULL)
-        found = _kernels.table_find_next(*args)
+        found: int = _kernels.table_find_next(*args)
         # From now on without Numba's dispatch: the shadows are this map's for good.
         self._find_next = _direct.bind(_kernels.table_find_next, args, 2)
         return found
@@ -795,8 +807,10 @@ class PageFlags(PageMap):
     find_next_set.__doc__ = PageMap.find_next_set.__doc__
 
     def _find_next_set(self, start: int) -> int:
-        return _kernels.table_find_next(self._addrs, self._occupied, start, self._npages,
-                                        self._shift, self._full_addr, _kernels.NULL)
+        found: int = _kernels.table_find_next(self._addrs, self._occupied, start,
+                                              self._npages, self._shift, self._full_addr,
+                                              _kernels.NULL)
+        return found
 
     def _find_next_clear(self, start: int) -> int:
         g = self._geometry
@@ -823,19 +837,27 @@ class PageFlags(PageMap):
                                          self._geometry.chunk_shift, self._full_addr))
 
     # --- algebra ---------------------------------------------------------------------
+    if TYPE_CHECKING:
+        # What the operators PageMap defines return for this class: the base kind.
+        def __and__(self, other: PageMap) -> PageFlags: ...
+        def __or__(self, other: PageMap) -> PageFlags: ...
+        def __xor__(self, other: PageMap) -> PageFlags: ...
+        def __sub__(self, other: PageMap) -> PageFlags: ...
+        def __invert__(self) -> PageFlags: ...
+
     def _count_and(self, other: PageMap, first_only: bool) -> int:
         assert isinstance(other, PageFlags)
         return int(_kernels.table_count_and(self._addrs, self._counts, other._addrs,
                                             other._counts, self._geometry.chunk_shift,
                                             self._full_addr, first_only))
 
-    def _combine(self, op: int, other: PageMap) -> PageFlags:
+    def _combine(self, op: Op, other: PageMap) -> PageFlags:
         assert isinstance(other, PageFlags)
-        return self._combine_into(op, other._addrs, PageFlags(self._geometry))
+        return self._combine_into(int(op), other._addrs, PageFlags(self._geometry))
 
-    def _combine_in_place(self, op: int, other: PageMap) -> None:
+    def _combine_in_place(self, op: Op, other: PageMap) -> None:
         assert isinstance(other, PageFlags)
-        self._combine_into(op, other._addrs, self)
+        self._combine_into(int(op), other._addrs, self)
 
     def _invert(self) -> PageFlags:
         g = self._geometry
@@ -845,7 +867,7 @@ class PageFlags(PageMap):
         if self._whole_chunks < g.nchunks:
             _kernels.flat_set_range(tail, 0, g.last_chunk_pages)
             ones[-1] = address_of(tail)
-        return self._combine_into(_kernels.OP_XOR, ones, PageFlags(g))
+        return self._combine_into(int(Op.XOR), ones, PageFlags(g))
 
     def _combine_into(self, op: int, addrs_b: np.ndarray, result: PageFlags) -> PageFlags:
         """``result = self op b`` for b given by its address shadow.
@@ -991,12 +1013,12 @@ class PageFlags(PageMap):
         new._store(allocated, chunks, addrs, self._counts[allocated])
         return new
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         # Compact: FULL runs, entry numbers and allocated chunks only (persist.py).
         return persist.reduce(self)
 
     # --- files and interchange (persist.py, roaring.py) -----------------------------
-    def save(self, path: str | bytes | os.PathLike, *, sync: bool = True) -> None:
+    def save(self, path: PathArg, *, sync: bool = True) -> None:
         """Write the map to ``path`` atomically (temporary file, fsync, replace).
 
         The file holds the geometry, the ``FULL`` runs and only the allocated
@@ -1026,8 +1048,10 @@ class PageFlags(PageMap):
         persist.save(self, path, sync=sync)
 
     @classmethod
-    def load(cls, path: str | bytes | os.PathLike) -> PageFlags:
+    def load(cls, path: PathArg) -> Self:
         """Read a map written by :meth:`save`, checking everything before building it.
+
+        The map is a ``cls``: ``MyFlags.load(path)`` builds a ``MyFlags``.
 
         Raises
         ------
@@ -1045,7 +1069,7 @@ class PageFlags(PageMap):
         >>> PageFlags.load("map.pgf").count()                  # doctest: +SKIP
         100
         """
-        return persist.load(path)
+        return persist.load(path, cls)
 
     def to_roaring64_bytes(self) -> bytes:
         """The set pfns in Roaring's portable 64-bit serialization (CRoaring, pyroaring).
@@ -1063,8 +1087,9 @@ class PageFlags(PageMap):
 
     @classmethod
     def from_roaring64_bytes(cls, data: bytes | bytearray | memoryview | np.ndarray,
-                             geometry: Geometry | int) -> PageFlags:
-        """A map of ``geometry`` holding the values of a portable Roaring64 serialization.
+                             geometry: Geometry | int) -> Self:
+        """A ``cls`` map of ``geometry`` holding the values of a portable Roaring64
+        serialization.
 
         Chunks that come out wholly set become ``FULL``.
 
@@ -1080,7 +1105,7 @@ class PageFlags(PageMap):
         >>> PageFlags.from_roaring64_bytes(empty, 1 << 20).count()
         0
         """
-        return roaring.from_roaring64_bytes(data, geometry)
+        return roaring.from_roaring64_bytes(data, geometry, cls)
 
     def validate(self) -> None:
         """Check every invariant of the structure; ``AssertionError`` names the first broken.
@@ -1161,15 +1186,16 @@ class PageFlags(PageMap):
 
     @classmethod
     def _from_parts(cls, geometry: Geometry, full: np.ndarray | None, entries: np.ndarray,
-                    chunks: np.ndarray, addrs: np.ndarray, counts: np.ndarray) -> PageFlags:
-        """A map of ``geometry`` built from its parts; every other entry is ``None``.
+                    chunks: np.ndarray, addrs: np.ndarray, counts: np.ndarray) -> Self:
+        """A ``cls`` map of ``geometry`` built from its parts; every other entry is ``None``.
 
         ``full`` (a bool mask over the entries, or None) marks the ``FULL`` entries;
         ``entries`` hold ``chunks`` (read-only chunks made for this map, whose data
         lie at ``addrs``) with ``counts`` pages set in each.  Nothing is checked
-        here: a reader of outside data runs :meth:`_check_structure` next.
+        here: a reader of outside data runs :meth:`_check_structure` next, then
+        :meth:`_built`.
         """
-        flags = cls(geometry)
+        flags = cls._empty(geometry)
         if full is not None:
             flags._fill(full)
         flags._store(entries, chunks, addrs, counts)
@@ -1178,29 +1204,35 @@ class PageFlags(PageMap):
 
     def _full_mask(self) -> np.ndarray:
         """Bool per entry: ``FULL``."""
-        return self._addrs == self._full_addr
+        mask: np.ndarray = self._addrs == self._full_addr
+        return mask
 
     def _occupied_mask(self, entries: np.ndarray | None = None) -> np.ndarray:
         """Bool per entry (of ``entries``, or of the table): not ``None`` (``FULL`` or a
         private chunk)."""
-        return (self._addrs if entries is None else self._addrs[entries]) != 0
+        mask: np.ndarray = (self._addrs if entries is None else self._addrs[entries]) != 0
+        return mask
 
     def _nonempty_mask(self) -> np.ndarray:
         """Bool per entry: some page of it is set."""
-        return self._counts != 0
+        mask: np.ndarray = self._counts != 0
+        return mask
 
     def _private_at(self, entries: np.ndarray) -> np.ndarray:
         """Bool per entry of ``entries``: it holds a private chunk (not None, not FULL)."""
         addrs = self._addrs[entries]
-        return (addrs != 0) & (addrs != self._full_addr)
+        mask: np.ndarray = (addrs != 0) & (addrs != self._full_addr)
+        return mask
 
     def _chunks_at(self, entries: np.ndarray) -> np.ndarray:
         """The chunk arrays of private entries ``entries`` (an object array)."""
-        return self._refs[entries]
+        chunks: np.ndarray = self._refs[entries]
+        return chunks
 
     def _chunk_addresses(self, entries: np.ndarray) -> np.ndarray:
         """The data addresses (``uint64``) of private entries ``entries``."""
-        return self._addrs[entries]
+        addrs: np.ndarray = self._addrs[entries]
+        return addrs
 
     def _shadows(self) -> tuple[np.ndarray, np.ndarray]:
         """``(addresses, counts)``: the table's shadows themselves, for kernels that
@@ -1257,7 +1289,8 @@ def _entry_numbers(where: Any, n: int) -> np.ndarray:
     where = np.asarray(where)
     if where.dtype == bool:
         return np.flatnonzero(where)
-    return where.astype(np.int64, copy=False).reshape(-1)
+    numbers: np.ndarray = where.astype(np.int64, copy=False).reshape(-1)
+    return numbers
 
 
 def _require(condition: bool, reason: str) -> None:

@@ -1,4 +1,5 @@
-"""The ``pageflags`` command: ``scan`` (the main job), ``hotplug`` and ``info``.
+"""The ``pageflags`` command: ``scan`` (the main job), ``hotplug``, ``info`` and
+``pages`` (page-types on a live machine's kpageflags, :mod:`pageflags._pages_cli`).
 
 Argument parsing and printing only: the jobs are functions of
 :mod:`pageflags.experiments` that return the dicts ``--json`` prints (their keys are
@@ -21,11 +22,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
-from . import experiments
+from . import _pages_cli, experiments
 from ._sizes import human_size
 from .geometry import Geometry, capacity
 
@@ -38,7 +39,7 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, not usage + message
+    def error(self, message: str) -> NoReturn:  # one line, not usage + message
         raise UsageError(message)
 
 
@@ -243,7 +244,7 @@ def _machine_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pageflags", description=(
         "Page-flag bitmaps of huge physical address spaces: scan (the main job), "
-        "hotplug and info."))
+        "hotplug, info and pages."))
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     jobs = {"scan": "bulk scans on a simulated machine, pageflags vs flat",
             "hotplug": "memory and scan times over hotplug events, pageflags vs flat"}
@@ -273,11 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--page-shift", type=int, default=12)
     info.add_argument("--chunk-shift", type=int, default=15)
     info.add_argument("--json", action="store_true")
+    _pages_cli.add_parser(sub)
     return parser
 
 
+def run_pages(args: argparse.Namespace) -> dict[str, Any]:
+    return _pages_cli.run_pages(args, UsageError)
+
+
 COMMANDS = {"scan": (run_scan, format_scan), "hotplug": (run_hotplug, format_hotplug),
-            "info": (run_info, format_info)}
+            "info": (run_info, format_info), "pages": (run_pages, _pages_cli.format_pages)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ be added, none is renamed or removed.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -81,7 +82,8 @@ def _present_sample(mm: MemoryMap, n: int, rng: np.random.Generator) -> np.ndarr
     ends = np.cumsum(hi - lo)
     k = rng.integers(0, ends[-1], n) if ends.size else np.zeros(0, dtype=np.int64)
     which = np.searchsorted(ends, k, side="right")
-    return lo[which] + k - (ends[which] - (hi - lo)[which])
+    pfns: np.ndarray = lo[which] + k - (ends[which] - (hi - lo)[which])
+    return pfns
 
 
 def _node_extents(mm: MemoryMap) -> list[tuple[int, int]]:
@@ -123,7 +125,7 @@ def _setup(phys_addr_bits: int, memory: str | int, nodes: int, seed: int, densit
     return _Setup(say, mm, with_flat, note, rng, dirty_pfns)
 
 
-def _warm_up(kind: type) -> None:
+def _warm_up(kind: type[PageFlags] | type[FlatPageFlags]) -> None:
     """Compile (or load from the cache) the build kernels, so builds time no JIT."""
     tiny = kind.from_ranges([10], [1 << 15], 1 << 16)
     tiny.set_many(np.arange(3))
@@ -186,7 +188,7 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
     Parameters
     ----------
     phys_addr_bits, memory, nodes, seed
-        The machine (46 bits, 2 TiB, 8 nodes: the issue's default).
+        The machine (by default 46 bits, 2 TiB, 8 nodes, as the ``pageflags`` command).
     density : float
         Fraction of present pages in the dirty map.
     repeat : int
@@ -241,7 +243,7 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
     extents = _node_extents(mm)
     starts, stops = mm.ranges[:, 0], mm.ranges[:, 1]
 
-    kinds: dict[str, type] = {"pageflags": PageFlags}
+    kinds: dict[str, type[PageFlags] | type[FlatPageFlags]] = {"pageflags": PageFlags}
     if with_flat:
         kinds["flat"] = FlatPageFlags
     maps: dict[str, tuple[Any, Any]] = {}
@@ -271,7 +273,7 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
         f"test_many, {nprobes:,} pfns across the space": lambda p, d: d.test_many(anywhere),
         f"test_many, {nprobes:,} present pfns": lambda p, d: d.test_many(present_probes),
     }
-    rows = [{"operation": op, **times} for op, times in builds.items()]
+    rows: list[dict[str, Any]] = [{"operation": op, **times} for op, times in builds.items()]
     for i, (op, fn) in enumerate(operations.items(), 1):
         say(f"{op} ({i}/{len(operations)})")
         results = {name: fn(*pair) for name, pair in maps.items()}  # warms the JIT
@@ -279,7 +281,7 @@ def scan(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 8, 
             raise RuntimeError(f"pageflags and flat disagree on {op}")
         del results  # a flat `dirty | present` holds a whole bitmap
         rows.append({"operation": op, **{
-            name: best_time(lambda fn=fn, pair=pair: fn(*pair), repeat)
+            name: best_time(functools.partial(fn, *pair), repeat)
             for name, pair in maps.items()}})
     why: list[str] = []
     if with_flat:
@@ -321,7 +323,10 @@ def _why_slower(rows: list[dict[str, Any]], g: Geometry, dirty_pfns: np.ndarray,
         if op == "build dirty":
             shift = g.chunk_shift
             firsts = np.unique(dirty_pfns >> shift) << shift  # a pfn per touched section
-            alloc = best_time(lambda firsts=firsts: PageFlags(g).set_many(firsts), repeat)
+            def allocate(firsts: np.ndarray = firsts) -> None:
+                PageFlags(g).set_many(firsts)
+
+            alloc = best_time(allocate, repeat)
             rest = (row["pageflags"] - alloc) / row["flat"]
             size = format_size(g.chunk_bytes)
             lines.append(f"{op}: {alloc * 1e3:.3g} ms of pageflags' {row['pageflags'] * 1e3:.3g}"
@@ -423,7 +428,7 @@ def hotplug(phys_addr_bits: int = 46, memory: str | int = "2 TiB", nodes: int = 
 
     nbytes = {}
     for impl, by_map in series.items():
-        total = sum(by_map.values())
+        total: np.ndarray = np.add.reduce(list(by_map.values()))
         nbytes[impl] = {m: _summary(by_map[m], start_nbytes[impl][m]) for m in MAPS}
         nbytes[impl]["total"] = _summary(total, sum(start_nbytes[impl].values()))
     present_bytes = rec["present_pages"] * g.page_size

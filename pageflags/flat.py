@@ -10,7 +10,7 @@ spans of up to ``SPAN_WORDS`` words written as Python ints through a word view.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -19,6 +19,8 @@ from ._args import check_pfn, check_range
 from ._words import SPAN_WORDS, write_words
 from .base import PageMap, named
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
+from .interface import FlatStats
+from .ops import Op
 
 __all__ = ["FlatPageFlags"]
 
@@ -103,7 +105,7 @@ class FlatPageFlags(PageMap):
     def _init_transient(self) -> None:
         super()._init_transient()
         # The words as native uint64 Python ints, for single calls.
-        self._view = memoryview(self._words).cast("B").cast("Q")
+        self._view = self._words.data.cast("B").cast("Q")
 
     @property
     def words(self) -> np.ndarray:
@@ -119,8 +121,9 @@ class FlatPageFlags(PageMap):
         """Bytes of the bitmap."""
         return self._words.nbytes
 
-    def stats(self) -> dict[str, Any]:
-        """``nbytes``, ``flat_bytes`` (the same), ``count``, ``npages``."""
+    def stats(self) -> FlatStats:
+        """``nbytes``, ``flat_bytes`` (the same), ``count``, ``npages``: a dict
+        (:class:`~pageflags.interface.FlatStats`)."""
         return {"nbytes": self.nbytes, "flat_bytes": self.nbytes, "count": self.count(),
                 "npages": self.npages}
 
@@ -216,7 +219,7 @@ class FlatPageFlags(PageMap):
             return bool(np.array_equal(self._words, other._words))
         return other._equal(self)
 
-    # --- scans, rank/select, algebra, conversions (issue 3) ------------------------
+    # --- scans, rank/select, algebra, conversions ------------------------------------
     def _find_next_set(self, start: int) -> int:
         return int(_kernels.flat_find_next(self._words, start, self.npages, _kernels.NULL))
 
@@ -237,19 +240,28 @@ class FlatPageFlags(PageMap):
     def _select(self, k: int) -> int:
         return int(_kernels.flat_select(self._words, k))
 
+    # --- algebra ---------------------------------------------------------------------
+    if TYPE_CHECKING:
+        # What the operators PageMap defines return for this class: the base kind.
+        def __and__(self, other: PageMap) -> FlatPageFlags: ...
+        def __or__(self, other: PageMap) -> FlatPageFlags: ...
+        def __xor__(self, other: PageMap) -> FlatPageFlags: ...
+        def __sub__(self, other: PageMap) -> FlatPageFlags: ...
+        def __invert__(self) -> FlatPageFlags: ...
+
     def _count_and(self, other: PageMap, first_only: bool) -> int:
         assert isinstance(other, FlatPageFlags)
         return int(_kernels.flat_count_and(self._words, other._words, first_only))
 
-    def _combine(self, op: int, other: PageMap) -> FlatPageFlags:
+    def _combine(self, op: Op, other: PageMap) -> FlatPageFlags:
         assert isinstance(other, FlatPageFlags)
         new = FlatPageFlags(self._geometry)
-        _kernels.flat_combine(op, self._words, other._words, new._words)
+        _kernels.flat_combine(int(op), self._words, other._words, new._words)
         return new
 
-    def _combine_in_place(self, op: int, other: PageMap) -> None:
+    def _combine_in_place(self, op: Op, other: PageMap) -> None:
         assert isinstance(other, FlatPageFlags)
-        _kernels.flat_combine(op, self._words, other._words, self._words)
+        _kernels.flat_combine(int(op), self._words, other._words, self._words)
 
     def _invert(self) -> FlatPageFlags:
         new = FlatPageFlags(self._geometry)
@@ -261,7 +273,8 @@ class FlatPageFlags(PageMap):
         _kernels.flat_set_ranges(self._words, starts, stops)
 
     def _get_words(self, start: int, stop: int) -> np.ndarray:
-        return self._words[start >> 6:-(-stop // 64)].copy()
+        words: np.ndarray = self._words[start >> 6:-(-stop // 64)].copy()
+        return words
 
     def _put_words(self, start: int, words: np.ndarray) -> None:
         self._words[start >> 6:(start >> 6) + words.size] = words

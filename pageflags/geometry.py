@@ -10,8 +10,12 @@ leaf size used by the kernel's ``memory_bm``, TuxOnIce and x86-64 sparsemem alik
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ._args import check_at_least, check_index, is_integer
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["DEFAULT_GEOMETRY", "Geometry", "as_geometry", "capacity"]
 
@@ -101,7 +105,7 @@ class Geometry:
 
     @classmethod
     def from_npages(cls, npages: int, *, page_shift: int = 12,
-                    chunk_shift: int = 15) -> Geometry:
+                    chunk_shift: int = 15) -> Self:
         """Geometry for exactly ``npages`` pages; the last chunk may be partial.
 
         Examples
@@ -194,7 +198,7 @@ class Geometry:
             raise IndexError(f"pfn {pfn} outside [0, {self.npages})")
         return pfn
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, int]:
         """The geometry and its derived sizes as a plain dict."""
         return {
             "phys_addr_bits": self.phys_addr_bits, "page_shift": self.page_shift,
@@ -213,7 +217,7 @@ def as_geometry(geometry_or_npages: Geometry | int) -> Geometry:
     if not is_integer(geometry_or_npages):
         raise TypeError("expected a Geometry or a page count, got "
                         f"{type(geometry_or_npages).__name__}")
-    return Geometry.from_npages(int(geometry_or_npages))  # type: ignore[call-overload]
+    return Geometry.from_npages(int(geometry_or_npages))
 
 
 #: x86-64 with 4-level paging: 46-bit physical addresses, 4 KiB pages, 128 MiB chunks.

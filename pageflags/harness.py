@@ -19,7 +19,7 @@ import itertools
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -44,6 +44,7 @@ ADD, REMOVE = 1, -1
 
 #: A probe: a scan of one map, timed after each batch.
 Probe = Callable[[PageMap], Any]
+_Map = TypeVar("_Map", bound=PageMap)
 
 
 # --- probes ----------------------------------------------------------------------------
@@ -199,9 +200,10 @@ def equal_runs(ops: np.ndarray) -> list[tuple[int, int]]:
     return list(itertools.pairwise(edges))
 
 
-def replay(ops: np.ndarray, nrs: np.ndarray, maps: Mapping[str, PageMap],
+def replay(ops: np.ndarray, nrs: np.ndarray, maps: Mapping[str, _Map],
            apply: Callable[[int, np.ndarray], None], *, batch: int = 256,
-           probe: Mapping[str, Probe] | None = None, progress: bool | None = None,
+           probe: Mapping[str, Callable[[_Map], Any]] | None = None,
+           progress: bool | None = None,
            columns: Mapping[str, Callable[[], int]] | None = None) -> np.ndarray:
     """Apply checked events in batches, recording what each map costs after each.
 
@@ -245,7 +247,8 @@ def replay(ops: np.ndarray, nrs: np.ndarray, maps: Mapping[str, PageMap],
     ([2, 3], [2, 2], [1])
     """
     batch = check_at_least("batch", batch, 1)
-    probes = default_probes() if probe is None else dict(probe)
+    probes: dict[str, Callable[[_Map], Any]] = dict(default_probes() if probe is None
+                                                    else probe)
     extra = dict(columns or {})
     names = list(maps)
     dtype = [("batch", np.int64), ("events", np.int64), ("added", np.int64),

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -143,7 +143,7 @@ def apply_step(present: PageMap, maps: Iterable[PageMap], op: int, nrs: np.ndarr
         clear_sections(flags, nrs)
 
 
-def _pins_present(flags: PageMap) -> bool:
+def _pins_present(flags: PageMap) -> TypeGuard[PreallocatedPageFlags]:
     return isinstance(flags, PreallocatedPageFlags) and flags.alloc == "present"
 
 
@@ -343,7 +343,7 @@ class Hotplug:
 
     def _apply(self, nrs: ArrayLike, op: int, strict: bool) -> int:
         nrs = check_sections(nrs, self._geometry.nchunks)
-        todo = np.unique(nrs)
+        todo: np.ndarray = np.unique(nrs)
         wrong = self._present._occupied_mask(todo) == (op == ADD)
         if strict:
             if wrong.any():
@@ -450,7 +450,7 @@ class Hotplug:
             ops, nrs, {PRESENT: present, **self._maps}, self._step, batch=batch,
             probe=probe, progress=progress,
             columns={"present_pages": present.count,
-                     "present_sections": lambda: np.count_nonzero(present._occupied_mask()),
+                     "present_sections": lambda: int(np.count_nonzero(present._occupied_mask())),
                      "flat_bytes": lambda: self._geometry.flat_bytes})
 
     # --- accounting --------------------------------------------------------------------

@@ -28,16 +28,20 @@ import re
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ._args import check_at_least, check_pair, check_pfn_array, int_array, read_only
-from ._files import open_regular
+from ._files import StrPath, open_regular
 from ._sizes import format_size, parse_size
 from .bitmap import PageFlags
 from .geometry import Geometry, as_geometry
 from .preallocated import PreallocatedPageFlags
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["MemoryMap", "ALLOC_MODES"]
 
@@ -78,8 +82,9 @@ def spans(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     n = np.maximum(np.asarray(hi, dtype=np.int64) - lo, 0)
     ends = np.cumsum(n)
     # Each output position minus the start of its span, plus that span's lo.
-    return np.arange(ends[-1] if n.size else 0, dtype=np.int64) + np.repeat(
+    out: np.ndarray = np.arange(ends[-1] if n.size else 0, dtype=np.int64) + np.repeat(
         np.asarray(lo, dtype=np.int64) - (ends - n), n)
+    return out
 
 
 class MemoryMap:
@@ -142,7 +147,7 @@ class MemoryMap:
 
     @classmethod
     def _build(cls, starts: Sequence[int], stops: Sequence[int], nodes: Sequence[int],
-               labels: list[str], geometry: Geometry) -> MemoryMap:
+               labels: list[str], geometry: Geometry) -> Self:
         """A map from parsed pieces; errors name the piece's ``labels`` entry."""
         self = cls.__new__(cls)
         self._geometry = geometry
@@ -156,8 +161,8 @@ class MemoryMap:
 
     # --- readers ---------------------------------------------------------------------
     @classmethod
-    def from_iomem(cls, text_or_path: str | os.PathLike = "/proc/iomem", *,
-                   geometry: Geometry = DEFAULT_GEOMETRY) -> MemoryMap:
+    def from_iomem(cls, text_or_path: StrPath = "/proc/iomem", *,
+                   geometry: Geometry = DEFAULT_GEOMETRY) -> Self:
         """Present memory from ``/proc/iomem``: its top-level ``System RAM`` ranges.
 
         Lines are ``start-end : name`` in hex with ``end`` inclusive; nested
@@ -240,9 +245,9 @@ class MemoryMap:
         return cls._build(starts, stops, [NO_NODE] * len(starts), labels, geometry)
 
     @classmethod
-    def from_sysfs(cls, root: str | os.PathLike = _SYSFS_MEMORY, *,
+    def from_sysfs(cls, root: StrPath = _SYSFS_MEMORY, *,
                    geometry: Geometry = DEFAULT_GEOMETRY, include_offline: bool = False
-                   ) -> MemoryMap:
+                   ) -> Self:
         """Present memory from the sysfs memory-block tree.
 
         Reads ``block_size_bytes`` (hex), then each ``memoryN`` directory:
@@ -335,7 +340,7 @@ class MemoryMap:
     def synthetic(cls, total: str | int = "2 TiB", nodes: int = 8, *, seed: int = 0,
                   geometry: Geometry | None = None, phys_addr_bits: int = 46,
                   hole_below_4g: bool = True, unaligned: bool = False,
-                  pieces: tuple[int, int] = (1, 4)) -> MemoryMap:
+                  pieces: tuple[int, int] = (1, 4)) -> Self:
         """A seeded machine of the kind the kernel meets.
 
         Node ``k`` starts at ``k`` strides of ``npages // nodes`` pages and holds
@@ -603,7 +608,7 @@ def _punch(lo: np.ndarray, hi: np.ndarray, hole: int, length: int
     return new_lo[order], new_hi[order]
 
 
-def _read_text(text_or_path: str | os.PathLike) -> tuple[str, str]:
+def _read_text(text_or_path: StrPath) -> tuple[str, str]:
     """``(text, name for messages)``: a str with a newline or ' : ' is the text."""
     if isinstance(text_or_path, str) and ("\n" in text_or_path or " : " in text_or_path
                                           or not text_or_path):
@@ -647,7 +652,7 @@ def _read_hex(path: Path) -> int:
         raise ValueError(f"{path}: expected a hex number, got {text!r}") from None
 
 
-def _number(digits: str, path: str | os.PathLike, what: str,
+def _number(digits: str, path: StrPath, what: str,
             limit: int | None = None) -> int:
     """The decimal ``digits`` of a sysfs name; ValueError naming ``path`` above ``limit``."""
     if len(digits) > _MAX_DIGITS or (limit is not None and int(digits) > limit):
@@ -657,7 +662,7 @@ def _number(digits: str, path: str | os.PathLike, what: str,
     return int(digits)
 
 
-def _listdir(path: Path) -> list[os.DirEntry]:
+def _listdir(path: Path) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(path) as it:
             return list(it)

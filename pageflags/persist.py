@@ -117,16 +117,17 @@ import os
 import stat as _stat
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import numpy as np
 
 from . import _kernels, _system
 from ._chunks import IOV_MAX, new_chunk_slabs, new_chunks, read_into
 from ._files import (
+    PathArg,
     create_temp,
     fsync_folder,
     not_a_regular_file,
@@ -143,6 +144,8 @@ from .geometry import Geometry
 
 if TYPE_CHECKING:
     from .bitmap import PageFlags
+
+_Flags = TypeVar("_Flags", bound="PageFlags")
 
 __all__ = ["FormatError", "load", "load_cost", "save"]
 
@@ -190,7 +193,7 @@ def builds(cls: type[PageFlags]) -> type[PageFlags]:
     return cls
 
 
-def _map_class() -> type[PageFlags]:
+def map_class() -> type[PageFlags]:
     return _MAP_CLASS[0]
 
 
@@ -278,26 +281,28 @@ def full_mask(geometry: Geometry, runs: np.ndarray) -> np.ndarray | None:
 
 def assemble(geometry: Geometry, full: np.ndarray | None, allocated: np.ndarray,
              chunks: np.ndarray, addrs: np.ndarray, counts: np.ndarray,
-             path: str) -> PageFlags:
-    """Build a map from checked parts (chunks read-only, owned by the map); check it.
+             path: str, cls: type[_Flags]) -> _Flags:
+    """Build a map of class ``cls`` from checked parts (chunks read-only, owned by the
+    map); check it.
 
     ``full`` is a bool mask of the ``FULL`` entries, or None for none.
     """
-    flags = _map_class()._from_parts(geometry, full, allocated, chunks, addrs, counts)
+    flags = cls._from_parts(geometry, full, allocated, chunks, addrs, counts)
     try:
         # Counts came from reading these very chunks: only the structure is left.
         flags._check_structure()
     except AssertionError as exc:
         raise FormatError(path, "validate", str(exc)) from None
-    return flags
+    return flags._built()
 
 
 # --- pickle ------------------------------------------------------------------------
 
-def reduce(flags: PageFlags) -> tuple:
+def reduce(flags: PageFlags) -> tuple[Callable[..., PageFlags],
+                                      tuple[Geometry, np.ndarray, np.ndarray, np.ndarray]]:
     """``__reduce__`` of a map: only ``FULL`` runs, entry numbers and allocated chunks."""
     allocated = allocated_entries(flags)
-    data = (np.stack(flags._chunks_at(allocated.astype(np.int64))) if allocated.size else
+    data = (np.stack(list(flags._chunks_at(allocated.astype(np.int64)))) if allocated.size else
             np.empty((0, flags.geometry.words_per_chunk), dtype=np.uint64))
     return (restore, (flags.geometry, full_runs(flags), allocated, data))
 
@@ -321,7 +326,7 @@ def restore(geometry: Geometry, runs: np.ndarray, allocated: np.ndarray,
         check_tail(geometry, allocated, chunks, where)
         counts = popcounts(addrs, geometry.chunk_shift)
         return assemble(geometry, full_mask(geometry, runs), allocated, chunks, addrs, counts,
-                        where)
+                        where, map_class())
 
 
 def _checked_geometry(geometry: object, where: str) -> Geometry:
@@ -329,9 +334,11 @@ def _checked_geometry(geometry: object, where: str) -> Geometry:
     _require(isinstance(geometry, Geometry), where, "geometry",
              f"not a Geometry: {type(geometry).__name__}")
     fields = getattr(geometry, "__dict__", {})
+    # Whatever the pickle held, unchecked: Geometry checks each value's type.
+    values: list[Any] = [fields.get(name) for name in
+                         ("phys_addr_bits", "page_shift", "chunk_shift", "npages")]
     try:
-        return Geometry(*(fields.get(name) for name in
-                          ("phys_addr_bits", "page_shift", "chunk_shift", "npages")))
+        return Geometry(*values)
     except (TypeError, ValueError) as exc:
         raise FormatError(where, "geometry", str(exc)) from None
 
@@ -453,7 +460,7 @@ def _read_chunks(fd: int, offset: int, addrs: np.ndarray, chunk_bytes: int,
 
 def xxh64_start(parts: tuple[np.ndarray, ...]) -> np.ndarray:
     """An XXH64 state fed the (small, contiguous ``uint64``) arrays ``parts``."""
-    state = _kernels.xxh64_start(_SEED)
+    state: np.ndarray = _kernels.xxh64_start(_SEED)
     addrs = np.array([part.ctypes.data for part in parts], dtype=np.uint64)
     lengths = np.array([part.size for part in parts], dtype=np.int64)
     _kernels.xxh64_update(state, addrs, lengths, np.empty(len(parts), dtype=np.int64))
@@ -464,7 +471,7 @@ def xxh64_digest(state: np.ndarray) -> int:
     return int(_kernels.xxh64_digest(state, _SEED))
 
 
-def _fspath(path: str | bytes | os.PathLike) -> str:
+def _fspath(path: PathArg) -> str:
     """``path`` as a ``str`` (bytes through ``os.fsdecode``, which round-trips)."""
     return os.fsdecode(os.fspath(path))
 
@@ -486,7 +493,7 @@ def _target_mode(path: str, given: str) -> int:
     return info.st_mode & 0o7777
 
 
-def save(flags: PageFlags, path: str | bytes | os.PathLike, *, sync: bool = True) -> None:
+def save(flags: PageFlags, path: PathArg, *, sync: bool = True) -> None:
     """Write ``flags`` to ``path`` atomically; see the module docstring for the layout.
 
     Parameters
@@ -565,13 +572,22 @@ def save(flags: PageFlags, path: str | bytes | os.PathLike, *, sync: bool = True
         fsync_folder(folder)
 
 
-def load(path: str | bytes | os.PathLike) -> PageFlags:
+@overload
+def load(path: PathArg) -> PageFlags: ...
+@overload
+def load(path: PathArg, cls: type[_Flags]) -> _Flags: ...
+
+
+def load(path: PathArg, cls: type[PageFlags] | None = None) -> PageFlags:
     """Read a map written by :func:`save`, checking everything before building it.
 
     Parameters
     ----------
     path : str, bytes or os.PathLike
         A regular file.
+    cls : type, optional
+        The class of the map to build: :class:`~pageflags.PageFlags` (the default) or
+        a subclass of it (what ``cls.load(path)`` passes).
 
     Raises
     ------
@@ -594,12 +610,12 @@ def load(path: str | bytes | os.PathLike) -> PageFlags:
     path = _fspath(path)
     fd = open_regular(path)
     try:
-        return _load_fd(fd, os.fstat(fd).st_size, path)
+        return _load_fd(fd, os.fstat(fd).st_size, path, map_class() if cls is None else cls)
     finally:
         os.close(fd)
 
 
-def _load_fd(fd: int, size: int, path: str) -> PageFlags:
+def _load_fd(fd: int, size: int, path: str, cls: type[_Flags]) -> _Flags:
     least = HEADER_BYTES + TRAILER_BYTES
     _require(size >= least, path, "size", f"{size} bytes, a file has at least {least}")
     ended_early = partial(_ended_early, path)
@@ -622,11 +638,11 @@ def _load_fd(fd: int, size: int, path: str) -> PageFlags:
              f"{size} bytes, the header implies {expected}")
     ensure_loadable(geometry, nalloc, path)
     with _out_of_memory(geometry, nalloc, path):
-        return _load_parts(fd, size, path, raw, geometry, nruns, nalloc, total)
+        return _load_parts(fd, size, path, raw, geometry, nruns, nalloc, total, cls)
 
 
 def _load_parts(fd: int, size: int, path: str, raw: bytes, geometry: Geometry,
-                nruns: int, nalloc: int, total: int) -> PageFlags:
+                nruns: int, nalloc: int, total: int, cls: type[_Flags]) -> _Flags:
     """The rest of a load, once the header's counts are justified and fit memory."""
     ended_early = partial(_ended_early, path)
     header = np.frombuffer(raw, dtype=np.uint64)
@@ -651,4 +667,4 @@ def _load_parts(fd: int, size: int, path: str, raw: bytes, geometry: Geometry,
     counted = full_pages + int(counts.sum())
     _require(counted == total, path, "count",
              f"{counted} pages set, the header says {total}")
-    return assemble(geometry, full_mask(geometry, runs), at, chunks, addrs, counts, path)
+    return assemble(geometry, full_mask(geometry, runs), at, chunks, addrs, counts, path, cls)

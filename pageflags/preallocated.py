@@ -10,12 +10,18 @@ as in a plain :class:`~pageflags.PageFlags`.
 
 ``copy()`` gives a plain :class:`~pageflags.PageFlags` with the same chunks, none
 pinned, and pickling gives a lazy PageFlags with the same bits: pinning is a
-property of a live map, not of its contents.
+property of a live map, not of its contents.  The builders called on this class
+(``from_array``, ``from_ranges``, ``from_bool``, ``from_words``, ``load``,
+``from_roaring64_bytes``) build a PreallocatedPageFlags of ``alloc="present"`` that
+pins the sections holding a set page, as :meth:`MemoryMap.to_flags
+<pageflags.MemoryMap.to_flags>` pins the sections of the present ranges it sets;
+:meth:`~PreallocatedPageFlags.pin` and :meth:`~PreallocatedPageFlags.unpin` change
+that afterwards.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -24,8 +30,12 @@ from . import _kernels
 from ._args import check_sections, read_only
 from ._system import ensure_fits
 from .base import writes
-from .bitmap import PageFlags
+from .bitmap import PageFlags, _entry_numbers
 from .geometry import DEFAULT_GEOMETRY, Geometry
+from .interface import PreallocatedStats
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["PreallocatedPageFlags"]
 
@@ -37,6 +47,12 @@ class PreallocatedPageFlags(PageFlags):
     pinned section's chunk is allocated up front; writes there never allocate, and a
     chunk that empties or becomes all ones is rewritten in place instead of being
     freed or replaced by ``FULL``.  Other sections behave lazily.
+
+    The builders inherited from PageFlags (``from_array``, ``from_ranges``,
+    ``from_bool``, ``from_words``, ``load``, ``from_roaring64_bytes``) return a
+    PreallocatedPageFlags of ``alloc="present"`` pinning the sections that hold a set
+    page; ``copy()`` and the results of ``&``, ``|``, ``^``, ``-`` and ``~`` are plain
+    PageFlags.
 
     Parameters
     ----------
@@ -61,6 +77,9 @@ class PreallocatedPageFlags(PageFlags):
     >>> flags.set_range(0, 1 << 15); flags.clear_range(0, 1 << 15)  # fill, then empty
     >>> flags.stats()["allocated"], flags.count()                  # still pinned
     (2, 0)
+    >>> built = PreallocatedPageFlags.from_array([5, 3 << 15], Geometry(phys_addr_bits=40))
+    >>> built.alloc, built.pinned.nonzero()[0].tolist()
+    ('present', [0, 3])
     """
 
     __slots__ = ("_alloc", "_pinned")
@@ -71,11 +90,11 @@ class PreallocatedPageFlags(PageFlags):
         self._chunk_per_entry()  # so each section unpinned and freed frees its memory
         n = self._geometry.nchunks
         self._pinned = np.zeros(n, dtype=bool)
-        self._alloc = "all" if sections is None else "present"
+        self._alloc: Literal["present", "all"] = "all" if sections is None else "present"
         self.pin(np.arange(n, dtype=np.int64) if sections is None else sections)
 
     @property
-    def alloc(self) -> str:
+    def alloc(self) -> Literal["present", "all"]:
         """``"present"`` or ``"all"``: the mode the map was made with."""
         return self._alloc
 
@@ -104,11 +123,9 @@ class PreallocatedPageFlags(PageFlags):
         self._pinned[check_sections(sections, self._geometry.nchunks)] = False
 
     def _kept(self, where: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Split entries ``where`` into pinned private chunks and the rest."""
-        if isinstance(where, slice):
-            nrs = np.arange(*where.indices(self._geometry.nchunks), dtype=np.int64)
-        else:
-            nrs = np.atleast_1d(np.asarray(where, dtype=np.int64))
+        """Split entries ``where`` (an index as :meth:`PageFlags._store` takes: an int,
+        a slice, a bool mask or entry numbers) into pinned private chunks and the rest."""
+        nrs = _entry_numbers(where, self._geometry.nchunks)
         # Only a private chunk can be rewritten in place; checking the entry too
         # means a broken pin can never make a kernel write through NULL or FULL.
         keep = self._pinned[nrs] & self._private_at(nrs)
@@ -129,14 +146,25 @@ class PreallocatedPageFlags(PageFlags):
         self._rewrite_chunks(kept, word, count)
         lazily(rest)
 
+    # The builders: contents first, into a map that pins nothing, then a pin of every
+    # section they set a page in (one ensure_fits for all of them).
+    @classmethod
+    def _empty(cls, geometry: Geometry | int) -> Self:
+        return cls(geometry, sections=())
+
+    def _built(self) -> Self:
+        self.pin(np.flatnonzero(self._nonempty_mask()))
+        return self
+
     @writes
     def optimize(self) -> int:
         """As :meth:`PageFlags.optimize`, leaving pinned chunks where they are (the
         memory given back is measured, so rewritten pinned chunks count nothing)."""
         return super().optimize()
 
-    def stats(self) -> dict[str, Any]:
-        """:meth:`PageFlags.stats` plus ``alloc`` (the mode) and ``pinned`` (sections)."""
+    def stats(self) -> PreallocatedStats:
+        """:meth:`PageFlags.stats` plus ``alloc`` (the mode) and ``pinned`` (sections):
+        a dict (:class:`~pageflags.interface.PreallocatedStats`)."""
         return {**super().stats(), "alloc": self._alloc,
                 "pinned": int(np.count_nonzero(self._pinned))}
 

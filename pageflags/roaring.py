@@ -46,7 +46,7 @@ True
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, overload
 
 import numpy as np
 
@@ -57,6 +57,8 @@ from .geometry import Geometry, as_geometry
 
 if TYPE_CHECKING:
     from .bitmap import PageFlags
+
+_Flags = TypeVar("_Flags", bound="PageFlags")
 
 __all__ = ["from_roaring64_bytes", "to_roaring64_bytes"]
 
@@ -144,9 +146,18 @@ def _byte_buffer(data: object) -> np.ndarray:
     return np.frombuffer(view, dtype=np.uint8)
 
 
+@overload
 def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
-                         geometry: Geometry | int) -> PageFlags:
-    """A PageFlags map of ``geometry`` holding the values of a Roaring64 serialization.
+                         geometry: Geometry | int) -> PageFlags: ...
+@overload
+def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
+                         geometry: Geometry | int, cls: type[_Flags]) -> _Flags: ...
+
+
+def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
+                         geometry: Geometry | int,
+                         cls: type[PageFlags] | None = None) -> PageFlags:
+    """A map of ``geometry`` holding the values of a Roaring64 serialization.
 
     Parameters
     ----------
@@ -155,6 +166,9 @@ def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
         ``roaring64_bitmap_portable_serialize``).
     geometry : Geometry or int
         The map's geometry, or its page count.
+    cls : type, optional
+        The class of the map to build: :class:`~pageflags.PageFlags` (the default) or
+        a subclass of it (what ``cls.from_roaring64_bytes`` passes).
 
     Raises
     ------
@@ -211,4 +225,5 @@ def from_roaring64_bytes(data: bytes | bytearray | memoryview | np.ndarray,
         mask = np.zeros(g.nchunks, dtype=bool)
         mask[full_chunks] = True
         mask[rows[now_full]] = True
-    return persist.assemble(g, mask, allocated, chunks, addrs, counts, WHERE)
+    return persist.assemble(g, mask, allocated, chunks, addrs, counts, WHERE,
+                            persist.map_class() if cls is None else cls)

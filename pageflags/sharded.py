@@ -25,11 +25,9 @@ without the ``distributed`` extra.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -45,9 +43,16 @@ from ._args import (
     check_ranges,
     check_sections,
 )
+from ._files import StrPath
 from ._system import ensure_fits
 from .bitmap import PageFlags
+from .errors import FormatError
 from .geometry import DEFAULT_GEOMETRY, Geometry, as_geometry
+from .interface import Geometric, PageFlagsStats, ShardedStats, ShardedTotals
+from .ops import Op
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["DEFAULT_SHARD_BYTES", "ShardedPageFlags"]
 
@@ -57,7 +62,8 @@ DEFAULT_SHARD_BYTES = 128 << 20
 
 _INSTALL = ("ShardedPageFlags needs Dask's distributed scheduler: "
             'pip install "pageflags[distributed]"')
-_SUMMED = ("none", "full", "allocated", "chunk_bytes", "table_bytes", "nbytes", "count")
+# The keys of a shard's stats that the total sums.
+_Summed = Literal["none", "full", "allocated", "chunk_bytes", "table_bytes", "nbytes", "count"]
 
 
 def _distributed() -> Any:
@@ -80,7 +86,7 @@ def _client(client: Any) -> Any:
                          "(distributed.Client(...))") from None
 
 
-class ShardedPageFlags:
+class ShardedPageFlags(Geometric):
     """A page map of ``geometry`` split into shards of ``shard_pages`` held on Dask workers.
 
     Parameters
@@ -122,12 +128,20 @@ class ShardedPageFlags:
         self._futures: list[Any] = [None] * self._nshards
 
     # --- shape ---------------------------------------------------------------------
-    geometry = property(attrgetter("_geometry"), doc="The geometry of the whole space.")
-    npages = property(attrgetter("_geometry.npages"), doc="Pages in the whole space.")
-    shard_pages = property(attrgetter("_shard_pages"),
-                           doc="Pages per shard (the last one may hold fewer).")
-    nshards = property(attrgetter("_nshards"), doc="Number of shards, present or absent.")
-    client = property(attrgetter("_client"), doc="The Dask client the shards live on.")
+    @property
+    def shard_pages(self) -> int:
+        """Pages per shard (the last one may hold fewer)."""
+        return self._shard_pages
+
+    @property
+    def nshards(self) -> int:
+        """Number of shards, present or absent."""
+        return self._nshards
+
+    @property
+    def client(self) -> Any:
+        """The Dask client the shards live on."""
+        return self._client
 
     @property
     def futures(self) -> tuple[Any, ...]:
@@ -233,7 +247,7 @@ class ShardedPageFlags:
                hi: int) -> np.ndarray:
         """Shard ``index``'s pfns as local offsets, 32-bit when they fit (half the bytes
         to send)."""
-        local = pfns[order[lo:hi]] - index * self._shard_pages
+        local: np.ndarray = pfns[order[lo:hi]] - index * self._shard_pages
         return local.astype(np.uint32) if self._shard_pages <= 1 << 32 else local
 
     def set_many(self, pfns: ArrayLike) -> None:
@@ -294,7 +308,7 @@ class ShardedPageFlags:
                  if self._futures[index] is not None]
         for (index, _), hit in zip(asked, self._gather([f for _, f in asked]), strict=True):
             if hit >= 0:
-                return index * self._shard_pages + hit
+                return index * self._shard_pages + int(hit)
         return -1
 
     def find_next_clear(self, start: int = 0) -> int:
@@ -398,7 +412,7 @@ class ShardedPageFlags:
 
     @classmethod
     def from_ranges(cls, starts: ArrayLike, stops: ArrayLike, geometry: Geometry | int,
-                    shard_pages: int | None = None, client: Any = None) -> ShardedPageFlags:
+                    shard_pages: int | None = None, client: Any = None) -> Self:
         """A sharded map with the pages of every ``[starts[i], stops[i])`` set.
 
         Same contract as :meth:`PageFlags.from_ranges`; each shard is built by one
@@ -416,7 +430,7 @@ class ShardedPageFlags:
         new._write_ranges(*check_ranges(starts, stops, new.npages), True)
         return new
 
-    def wait(self) -> ShardedPageFlags:
+    def wait(self) -> Self:
         """Block until every shard's pending writes are done; raise the first one's error.
 
         Nothing is fetched: the shards stay on the workers.
@@ -438,49 +452,58 @@ class ShardedPageFlags:
                              f"{other.geometry}/{other.shard_pages}")
         return other
 
-    def _combined(self, other: object, op: str, in_place: bool = False) -> ShardedPageFlags:
-        """``self op other``, into ``self`` when ``in_place``; absent operands need no
-        task, and futures never change, so a result shard may share an operand's."""
+    def _combined(self, other: object, op: Op) -> ShardedPageFlags:
+        """A new map ``self op other``."""
+        result = ShardedPageFlags.__new__(ShardedPageFlags)
+        result.__dict__.update(self.__dict__, _futures=self._combined_shards(other, op))
+        return result
+
+    def _combined_in_place(self, other: object, op: Op) -> Self:
+        """``self op= other``."""
+        self._futures = self._combined_shards(other, op)
+        return self
+
+    def _combined_shards(self, other: object, op: Op) -> list[Any]:
+        """The shard futures of ``self op other``: absent operands need no task, and
+        futures never change, so a result shard may share an operand's."""
         other = self._peer(other)
-        out = []
+        out: list[Any] = []
         for a, b in zip(self._futures, other._futures, strict=True):
             if a is None or b is None:
                 # and: absent; or, xor: the present one; andnot: a.
-                out.append(None if op == "and" else a if b is None else
-                           None if op == "andnot" else b)
+                out.append(None if op is Op.AND else a if b is None else
+                           None if op is Op.ANDNOT else b)
             else:
                 out.append(self._submit(_shard_tasks.combine, a, b, op))
-        result = self if in_place else ShardedPageFlags.__new__(ShardedPageFlags)
-        result.__dict__.update(self.__dict__, _futures=out)
-        return result
+        return out
 
     def __and__(self, other: ShardedPageFlags) -> ShardedPageFlags:
         """Pages set in both (maps sharded alike: same geometry and shard_pages)."""
-        return self._combined(other, "and")
+        return self._combined(other, Op.AND)
 
     def __or__(self, other: ShardedPageFlags) -> ShardedPageFlags:
         """Pages set in either."""
-        return self._combined(other, "or")
+        return self._combined(other, Op.OR)
 
     def __xor__(self, other: ShardedPageFlags) -> ShardedPageFlags:
         """Pages set in exactly one."""
-        return self._combined(other, "xor")
+        return self._combined(other, Op.XOR)
 
     def __sub__(self, other: ShardedPageFlags) -> ShardedPageFlags:
         """Pages set in ``self`` and not in ``other``."""
-        return self._combined(other, "andnot")
+        return self._combined(other, Op.ANDNOT)
 
-    def __iand__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        return self._combined(other, "and", True)
+    def __iand__(self, other: ShardedPageFlags) -> Self:
+        return self._combined_in_place(other, Op.AND)
 
-    def __ior__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        return self._combined(other, "or", True)
+    def __ior__(self, other: ShardedPageFlags) -> Self:
+        return self._combined_in_place(other, Op.OR)
 
-    def __ixor__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        return self._combined(other, "xor", True)
+    def __ixor__(self, other: ShardedPageFlags) -> Self:
+        return self._combined_in_place(other, Op.XOR)
 
-    def __isub__(self, other: ShardedPageFlags) -> ShardedPageFlags:
-        return self._combined(other, "andnot", True)
+    def __isub__(self, other: ShardedPageFlags) -> Self:
+        return self._combined_in_place(other, Op.ANDNOT)
 
     def count_and(self, other: ShardedPageFlags) -> int:
         """``(self & other).count()`` without building it."""
@@ -503,14 +526,15 @@ class ShardedPageFlags:
         return self.count() - self.count_and(other)
 
     # --- what it holds ---------------------------------------------------------------
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> ShardedStats:
         """Per-shard :meth:`PageFlags.stats` and their total.
 
         Returns
         -------
-        dict
-            ``shards``: one dict per shard, None for an absent one; ``total``: the
-            sums of ``none`` (absent shards' chunks included), ``full``, ``allocated``,
+        ShardedStats
+            A dict (:class:`~pageflags.interface.ShardedStats`).  ``shards``: one
+            dict per shard, None for an absent one; ``total``: the sums of ``none``
+            (absent shards' chunks included), ``full``, ``allocated``,
             ``chunk_bytes``, ``table_bytes``, ``nbytes`` and ``count``, with
             ``npages``, ``nchunks``, ``flat_bytes`` of the whole space and
             ``nshards``/``present`` shard counts.
@@ -522,15 +546,21 @@ class ShardedPageFlags:
         >>> s = flags.stats(); s["total"]["full"], s["total"]["present"]  # doctest: +SKIP
         (65536, 2)
         """
-        per = self.map_shards(_shard_tasks.call, "stats")
-        shards = [per.get(i) for i in range(self._nshards)]
+        per: dict[int, PageFlagsStats] = self.map_shards(_shard_tasks.call, "stats")
         g = self._geometry
-        total = {key: sum(s[key] for s in per.values()) for key in _SUMMED}
-        total["none"] += sum(self.shard_geometry(i).nchunks for i in range(self._nshards)
-                             if i not in per)
-        total.update(npages=g.npages, nchunks=g.nchunks, flat_bytes=g.flat_bytes,
-                     nshards=self._nshards, present=len(per))
-        return {"shards": shards, "total": total}
+
+        def summed(key: _Summed) -> int:
+            return sum(s[key] for s in per.values())
+
+        absent = sum(self.shard_geometry(i).nchunks for i in range(self._nshards)
+                     if i not in per)
+        total: ShardedTotals = {
+            "none": summed("none") + absent, "full": summed("full"),
+            "allocated": summed("allocated"), "chunk_bytes": summed("chunk_bytes"),
+            "table_bytes": summed("table_bytes"), "nbytes": summed("nbytes"),
+            "count": summed("count"), "npages": g.npages, "nchunks": g.nchunks,
+            "flat_bytes": g.flat_bytes, "nshards": self._nshards, "present": len(per)}
+        return {"shards": [per.get(i) for i in range(self._nshards)], "total": total}
 
     def __repr__(self) -> str:
         present = sum(f is not None for f in self._futures)
@@ -565,7 +595,7 @@ class ShardedPageFlags:
 
     @classmethod
     def from_local(cls, flags: PageFlags, client: Any = None,
-                   shard_pages: int | None = None) -> ShardedPageFlags:
+                   shard_pages: int | None = None) -> Self:
         """A sharded copy of a local map; its shards are scattered to the workers.
 
         Examples
@@ -588,7 +618,7 @@ class ShardedPageFlags:
                 new._futures[index] = new._client.scatter(part, hash=False)
         return new
 
-    def save(self, folder: str | os.PathLike) -> None:
+    def save(self, folder: StrPath) -> None:
         """Write one file per present shard (written by the workers, so ``folder`` must be
         reachable from them at the same path) and ``manifest.json``, last.
 
@@ -609,9 +639,8 @@ class ShardedPageFlags:
         asked = []
         for index, future in enumerate(self._futures):
             if future is not None:
-                names[index] = _manifest.shard_name(index, gen)
-                asked.append(self._submit(_shard_tasks.save, future,
-                                          str(folder / names[index])))
+                names[index] = name = _manifest.shard_name(index, gen)
+                asked.append(self._submit(_shard_tasks.save, future, str(folder / name)))
         self._gather(asked)
         g = self._geometry
         _manifest.write(folder, {
@@ -622,7 +651,7 @@ class ShardedPageFlags:
         _manifest.remove_stale(folder, {n for n in names if n is not None})
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, client: Any = None) -> ShardedPageFlags:
+    def load(cls, folder: StrPath, client: Any = None) -> Self:
         """Read a folder written by :meth:`save`; the workers read the shard files.
 
         Raises
@@ -634,16 +663,14 @@ class ShardedPageFlags:
         manifest = _manifest.read(folder)
         new = cls(manifest["geometry"], manifest["shard_pages"], client)
         if len(manifest["shards"]) != new.nshards:
-            raise _manifest.FormatError(str(folder / _manifest.NAME), "shards",
-                                        f"{len(manifest['shards'])} shards, expected "
-                                        f"{new.nshards}")
+            raise FormatError(str(folder / _manifest.NAME), "shards",
+                              f"{len(manifest['shards'])} shards, expected {new.nshards}")
         for index, name in enumerate(manifest["shards"]):
             if name is not None:
                 new._futures[index] = new._submit(_shard_tasks.load, str(folder / name),
                                                   new.shard_geometry(index))
         count = new.count()  # reads every shard: a bad file raises here, not later
         if count != manifest["count"]:
-            raise _manifest.FormatError(str(folder / _manifest.NAME), "count",
-                                        f"shards hold {count} pages, manifest says "
-                                        f"{manifest['count']}")
+            raise FormatError(str(folder / _manifest.NAME), "count",
+                              f"shards hold {count} pages, manifest says {manifest['count']}")
         return new

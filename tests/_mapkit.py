@@ -2,7 +2,8 @@
 
 Shared by the scan, algebra and conversion tests: each map mixes None, FULL and
 private chunks, with bits at word and chunk edges, over geometries whose last chunk is
-partial.
+partial.  Also :func:`exercise`, code written against ``PageMapLike`` alone, which the
+interface and sharded tests run on every map type.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from pageflags import FlatPageFlags, Geometry, PageFlags
+from pageflags import FlatPageFlags, Geometry, PageFlags, PageMapLike
 
 # Four 32768-page chunks, the last one partial (1000 pages).
 BIG = Geometry.from_npages(3 * 32768 + 1000)
@@ -122,3 +123,38 @@ def drawn_window(data: st.DataObject) -> tuple[Triple, int, int]:
     t = data.draw(triples())
     start = data.draw(positions(t.g))
     return t, start, data.draw(st.integers(start, t.g.npages))
+
+
+def other_ranges(npages: int) -> tuple[list[int], list[int]]:
+    """The ranges :func:`exercise` combines with (built by ``from_ranges``)."""
+    q = npages // 4
+    return [1, 2 * q - 5], [9, 3 * q]
+
+
+def exercise(flags: PageMapLike, other: PageMapLike) -> list[object]:
+    """Every member of the protocol, through the protocol only, on an empty ``flags``
+    and ``other`` built from :func:`other_ranges`."""
+    n = flags.npages
+    q = n // 4
+    flags.set_range(3, 2 * q)
+    flags.clear_range(q // 2, q // 2 + 7)
+    flags.set_many([0, 63, 64, n - 1])
+    flags.clear_many([64, 4])
+    both, either, one, only = flags & other, flags | other, flags ^ other, flags - other
+    out: list[object] = [
+        flags.geometry == other.geometry, n, flags.count(), flags.count(q // 2 - 3, q),
+        flags.any(q // 2, q // 2 + 7), flags.all(q, q + 9), flags.all(0, 5),
+        flags.test_many([[0, 1], [63, n - 1]]).tolist(),
+        flags.find_next_set(1), flags.find_next_clear(5), flags.to_array(0, 12).tolist(),
+        [a.tolist() for a in flags.iter_arrays(0, 9, max_len=3)],
+        flags.count_and(other), flags.count_or(other), flags.count_xor(other),
+        flags.count_andnot(other),
+        [m.count() for m in (both, either, one, only)],
+        "count" in flags.stats() or "total" in flags.stats()]
+    same = flags
+    flags &= other
+    flags |= only
+    flags ^= one
+    flags -= both
+    out += [flags is same, flags.count(), flags.to_array(0, 12).tolist()]
+    return out

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import PARTIAL
 
-from pageflags import PageFlags, PreallocatedPageFlags
+from pageflags import FlatPageFlags, PageFlags, PreallocatedPageFlags
 from pageflags.base import PageMap, writing
 
 N = PARTIAL.npages
@@ -424,3 +424,42 @@ def test_preallocated_maps_write_whole_sections_through_their_own_fill():
     flags.clear_range(C, 2 * C)
     assert flags.stats()["allocated"] == 1 and flags.count() == 0
     flags.validate()
+
+
+# --- PageMap is an abstract base class -------------------------------------------------
+def test_page_map_declares_every_primitive_abstract():
+    assert {"nbytes", "copy", "stats", "validate", "optimize", "_set_range", "_clear_range",
+            "_count", "_any", "_test", "_set_many", "_clear_many", "_test_many", "_equal",
+            "_find_next_set", "_find_next_clear", "_find_prev_set", "_collect", "_runs",
+            "_select", "_combine", "_combine_in_place", "_invert", "_count_and",
+            "_set_ranges", "_get_words", "_put_words"} == PageMap.__abstractmethods__
+    with pytest.raises(TypeError, match="abstract"):
+        PageMap(PARTIAL)
+    for cls in (PageFlags, PreallocatedPageFlags, FlatPageFlags):
+        assert not cls.__abstractmethods__, cls
+
+
+def test_a_subclass_missing_a_primitive_cannot_be_made():
+    # FlatPageFlags' implementations of every primitive but one.
+    namespace = {name: FlatPageFlags.__dict__[name] for name in PageMap.__abstractmethods__
+                 if name != "_select"}
+    Partial = type("Partial", (PageMap,), {"__slots__": ("_words",), **namespace})
+    with pytest.raises(TypeError, match="_select"):
+        Partial(PARTIAL)
+
+
+def test_maps_keep_slots_under_the_abstract_base(map_type):
+    flags = map_type(PARTIAL)
+    assert not hasattr(flags, "__dict__")
+    with pytest.raises(AttributeError):
+        flags.label = "dirty"  # a typo of an attribute cannot pass silently
+
+    class Slotted(map_type):
+        __slots__ = ("label",)
+
+    tagged = Slotted(PARTIAL)
+    tagged.label = "dirty"
+    tagged.set(5)
+    assert not hasattr(tagged, "__dict__") and tagged.test(5)
+    # Overriding nothing the fused methods stand for, it keeps them.
+    assert Slotted.set is map_type.set and Slotted.test is map_type.test

@@ -178,3 +178,34 @@ def test_to_words_of_a_huge_sparse_map():
     flags.set_range(1 << 33, (1 << 33) + 64)
     assert flags.to_words(1 << 33, (1 << 33) + 128).tolist() == [2**64 - 1, 0]
     assert PageFlags.from_words(flags.to_words(0, 1 << 20), 0, g).count() == 0
+
+
+# --- builders build the class they are called on ---------------------------------------
+class TaggedFlags(PageFlags):
+    __slots__ = ()
+
+
+class TaggedFlat(FlatPageFlags):
+    __slots__ = ()
+
+
+def _built_by_every_builder(cls, g):
+    """``(name, map)`` for each builder of ``cls``, all holding the same pages."""
+    model = np.zeros(g.npages, dtype=bool)
+    model[[0, 63, 64, 40_000, g.npages - 1]] = True
+    model[32768:65536] = True
+    base = PageFlags.from_bool(model)
+    starts, stops = base.runs()
+    built = [("from_array", cls.from_array(np.flatnonzero(model), g)),
+             ("from_ranges", cls.from_ranges(starts, stops, g)),
+             ("from_bool", cls.from_bool(model, 0, g)),
+             ("from_words", cls.from_words(base.to_words(), 0, g))]
+    return built, model
+
+
+@pytest.mark.parametrize("cls", [TaggedFlags, TaggedFlat, PageFlags, FlatPageFlags])
+def test_every_builder_returns_the_class_it_is_called_on(cls):
+    built, model = _built_by_every_builder(cls, BIG)
+    for name, flags in built:
+        assert type(flags) is cls, name
+        check_same(flags, model)

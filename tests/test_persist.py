@@ -746,3 +746,18 @@ def test_loaded_chunks_stay_read_only_for_good(tmp_path):
     loaded.set(first << 15)
     loaded.validate()
     assert loaded.count() == flags.count() - flags.count(first << 15, (first + 1) << 15) + 1
+
+
+class TaggedFlags(PageFlags):
+    __slots__ = ()
+
+
+def test_load_builds_the_class_it_is_called_on(tmp_path):
+    flags = PageFlags(1 << 20)
+    flags.set_range(5, 70_000)
+    flags.save(tmp_path / "map.pgf")
+    loaded = TaggedFlags.load(tmp_path / "map.pgf")
+    assert type(loaded) is TaggedFlags and loaded == flags
+    loaded.validate()
+    assert type(PageFlags.load(tmp_path / "map.pgf")) is PageFlags
+    assert type(persist.load(tmp_path / "map.pgf")) is PageFlags

@@ -102,3 +102,55 @@ def test_preallocated_maps_combine_with_page_flags():
     pinned.validate()
     with pytest.raises(TypeError):
         pinned | FlatPageFlags(g)
+
+
+def _every_builder(g, model):
+    base = PageFlags.from_bool(model)
+    starts, stops = base.runs()
+    return [("from_array", PreallocatedPageFlags.from_array(np.flatnonzero(model), g)),
+            ("from_ranges", PreallocatedPageFlags.from_ranges(starts, stops, g)),
+            ("from_bool", PreallocatedPageFlags.from_bool(model, 0, g)),
+            ("from_words", PreallocatedPageFlags.from_words(base.to_words(), 0, g)),
+            ("from_roaring64_bytes",
+             PreallocatedPageFlags.from_roaring64_bytes(base.to_roaring64_bytes(), g))]
+
+
+def test_builders_pin_the_sections_holding_a_set_page(tmp_path):
+    g = Geometry(phys_addr_bits=32)  # 32 sections
+    ppc = g.pages_per_chunk
+    model = np.zeros(g.npages, dtype=bool)
+    model[[0, 63, 64, 5 * ppc + 7, g.npages - 1]] = True
+    model[2 * ppc:4 * ppc] = True  # two whole sections: FULL in a lazy map
+    sections = [0, 2, 3, 5, 31]
+    base = PageFlags.from_bool(model)
+    base.save(tmp_path / "map.pgf")
+    built = [*_every_builder(g, model),
+             ("load", PreallocatedPageFlags.load(tmp_path / "map.pgf"))]
+    for name, flags in built:
+        assert type(flags) is PreallocatedPageFlags, name
+        assert flags.alloc == "present", name
+        assert np.flatnonzero(flags.pinned).tolist() == sections, name
+        assert flags.stats()["allocated"] == len(sections), name  # FULL ones too
+        assert flags == base, name
+        flags.validate()
+        # Pinned: emptying a section keeps its chunk; elsewhere the map is lazy.
+        flags.clear_range(2 * ppc, 3 * ppc)
+        flags.set(9 * ppc)
+        assert flags.table[2] is not None and flags.table[9] is not None
+        flags.clear(9 * ppc)
+        assert flags.table[9] is None and flags.stats()["allocated"] == len(sections)
+        flags.validate()
+
+
+def test_builders_pin_nothing_for_an_empty_map():
+    g = Geometry(phys_addr_bits=32)
+    for name, flags in _every_builder(g, np.zeros(g.npages, dtype=bool)):
+        assert type(flags) is PreallocatedPageFlags and not flags.pinned.any(), name
+        assert flags.stats()["allocated"] == 0 and flags.count() == 0, name
+
+
+def test_builders_refuse_pins_that_do_not_fit(monkeypatch):
+    g = Geometry(phys_addr_bits=32)
+    monkeypatch.setattr(system_module, "available_bytes", lambda: g.chunk_bytes)
+    with pytest.raises(MemoryError, match="pinning 4 sections"):
+        PreallocatedPageFlags.from_ranges([0], [4 * g.pages_per_chunk], g)

@@ -208,3 +208,17 @@ def test_touching_runs_are_accepted_overlapping_refused():
         with pytest.raises(FormatError) as info:
             PageFlags.from_roaring64_bytes(_one_run_bucket(runs, card), 1 << 20)
         assert info.value.check == check
+
+
+class TaggedFlags(PageFlags):
+    __slots__ = ()
+
+
+def test_from_roaring64_bytes_builds_the_class_it_is_called_on():
+    flags = PageFlags(1 << 20)
+    flags.set_range(5, 70_000)
+    data = flags.to_roaring64_bytes()
+    built = TaggedFlags.from_roaring64_bytes(data, flags.geometry)
+    assert type(built) is TaggedFlags and built == flags
+    built.validate()
+    assert type(PageFlags.from_roaring64_bytes(data, flags.geometry)) is PageFlags

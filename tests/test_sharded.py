@@ -19,16 +19,19 @@ distributed = pytest.importorskip(
     "distributed", reason='needs the distributed extra: pip install "pageflags[distributed]"')
 
 import dask  # noqa: E402  (after the skip: only there when distributed is)
+from _mapkit import exercise, other_ranges  # noqa: E402
 
 from pageflags import (  # noqa: E402
     FormatError,
     Geometry,
     PageFlags,
+    PageMapLike,
     ShardedPageFlags,
     _manifest,
     _shard_tasks,
     _system,
 )
+from pageflags.interface import PageFlagsStats, ShardedStats, ShardedTotals  # noqa: E402
 
 # 40 chunks of 128 pages and a partial 41st (50 pages); shards of 3 chunks, the last
 # one a partial chunk alone: 14 shards.
@@ -113,11 +116,17 @@ def check_reads(sharded, local):
     expected = local.to_array(5, npages - 3)
     np.testing.assert_array_equal(np.concatenate(blocks) if blocks else blocks, expected)
     np.testing.assert_array_equal(sharded.to_array(), local.to_array())
-    total = sharded.stats()["total"]
+    stats = sharded.stats()
+    total = stats["total"]
+    assert set(stats) == ShardedStats.__required_keys__
+    assert set(total) == ShardedTotals.__required_keys__
+    assert all(set(s) == PageFlagsStats.__required_keys__ for s in stats["shards"] if s)
     assert total["count"] == local.count() and total["nchunks"] == G.nchunks
     local_stats = local.stats()
-    for key in ("none", "full", "allocated", "chunk_bytes"):
+    for key in ("none", "full", "allocated", "chunk_bytes", "npages", "flat_bytes"):
         assert total[key] == local_stats[key], key
+    assert total["nshards"] == 14
+    assert total["present"] == sum(f is not None for f in sharded.futures)
     assert sharded.to_local() == local
 
 
@@ -369,3 +378,11 @@ def test_scan_runs_sharded_on_workers_or_a_scheduler(client, where, capsys):
                "find walk, per section", "count_and"):
         assert rows[op]["sharded"] > 0
     assert "sharded" not in rows["to_array"]
+
+
+def test_a_sharded_map_satisfies_the_declared_interface(client):
+    sharded, local = both(client)
+    assert isinstance(sharded, PageMapLike)
+    ranges = other_ranges(G.npages)
+    got = exercise(sharded, ShardedPageFlags.from_ranges(*ranges, G, SHARD, client))
+    assert got == exercise(local, PageFlags.from_ranges(*ranges, G))
