@@ -66,7 +66,7 @@ _INSTALL = ("ShardedPageFlags needs Dask's distributed scheduler: "
 _Summed = Literal["none", "full", "allocated", "chunk_bytes", "table_bytes", "nbytes", "count"]
 
 
-def _distributed() -> Any:
+def distributed_module() -> Any:
     """The ``distributed`` module, or ImportError saying how to install it."""
     try:
         import distributed
@@ -76,7 +76,7 @@ def _distributed() -> Any:
 
 
 def _client(client: Any) -> Any:
-    distributed = _distributed()
+    distributed = distributed_module()
     if client is not None:
         return client
     try:
@@ -436,7 +436,7 @@ class ShardedPageFlags(Geometric):
         Nothing is fetched: the shards stay on the workers.
         """
         futures = [f for f in self._futures if f is not None]
-        _distributed().wait(futures)
+        distributed_module().wait(futures)
         for future in futures:
             if future.status == "error":
                 future.result()  # raises the task's exception here

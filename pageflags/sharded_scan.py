@@ -18,7 +18,7 @@ import numpy as np
 from .bitmap import PageFlags
 from .geometry import Geometry
 from .harness import best_time, probe_walk
-from .sharded import ShardedPageFlags, _distributed
+from .sharded import ShardedPageFlags, distributed_module
 
 __all__ = ["connect", "times", "warm_up"]
 
@@ -28,7 +28,7 @@ def connect(workers: int | None = None, scheduler: str | None = None) -> Iterato
     """A Dask client: a new LocalCluster of ``workers`` single-threaded worker processes
     (loopback only; a dashboard, if bokeh is installed, on a random loopback port), or
     the scheduler at ``scheduler``."""
-    distributed = _distributed()
+    distributed = distributed_module()
     if scheduler is not None:
         with distributed.Client(scheduler) as client:
             yield client
