@@ -43,12 +43,13 @@ import sys
 import threading
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, TypeAlias
 
 __all__ = ["PathArg", "StrPath", "create_temp", "fsync_folder", "not_a_regular_file",
            "open_regular", "overlapped", "read_exact", "remove_stale_temps",
-           "swap_into_place", "write_all"]
+           "replace_text", "swap_into_place", "write_all"]
 
 #: A path as the file functions take it (``os.fspath`` accepts each).
 PathArg: TypeAlias = "str | bytes | os.PathLike[str] | os.PathLike[bytes]"
@@ -333,6 +334,35 @@ _AT_FDCWD = -100
 # Errors meaning "no exchange here": no target yet, or a kernel, C library or file
 # system without RENAME_EXCHANGE.
 _NO_EXCHANGE = {errno.ENOENT, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM}
+
+
+def replace_text(folder: Path, name: str, text: str, *, sync: bool = True) -> None:
+    """Make ``folder / name`` hold ``text``, all or nothing: written to a temporary
+    file, synced (with ``sync``), renamed over ``name``, then the folder synced.
+
+    A crash leaves the old file or the new one; a failure removes the temporary.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     replace_text(pathlib.Path(folder), "manifest.json", "{}")
+    ...     pathlib.Path(folder, "manifest.json").read_text()
+    '{}'
+    """
+    tmp = folder / f".{name}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w") as out:
+            out.write(text)
+            out.flush()
+            if sync:
+                os.fsync(out.fileno())
+        os.replace(tmp, folder / name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if sync:
+        fsync_folder(str(folder))
 
 
 def _find_renameat2() -> Any:

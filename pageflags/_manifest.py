@@ -11,11 +11,10 @@ point leaves a manifest whose files are all there and all of one save.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from ._files import fsync_folder
+from ._files import replace_text
 from .errors import FormatError
 from .geometry import Geometry
 
@@ -66,18 +65,8 @@ def generation(folder: Path) -> int:
 
 def write(folder: Path, manifest: dict[str, Any]) -> None:
     """Write ``manifest`` to ``folder`` atomically and durably."""
-    body = dict(manifest, format=FORMAT, version=VERSION)
-    tmp = folder / f".{NAME}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w") as out:
-            json.dump(body, out, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, folder / NAME)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_folder(str(folder))
+    replace_text(folder, NAME, json.dumps(dict(manifest, format=FORMAT, version=VERSION),
+                                          indent=1))
 
 
 def remove_stale(folder: Path, keep: set[str]) -> None:

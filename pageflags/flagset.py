@@ -51,7 +51,7 @@ import numpy as np
 
 from . import _kpf_kernels, kpf, procfs
 from ._args import is_integer
-from ._files import StrPath, fsync_folder, open_regular
+from ._files import StrPath, open_regular, replace_text
 from .base import PageMap
 from .bitmap import PageFlags
 from .errors import FormatError
@@ -834,19 +834,7 @@ class PageFlagSet:
         text = json.dumps(body, indent=1)
         for flags, file in zip(self._maps.values(), files, strict=True):
             flags.save(path / file, sync=sync)
-        tmp = path / f".{MANIFEST}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "w") as out:
-                out.write(text)
-                out.flush()
-                if sync:
-                    os.fsync(out.fileno())
-            os.replace(tmp, path / MANIFEST)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if sync:
-            fsync_folder(str(path))
+        replace_text(path, MANIFEST, text, sync=sync)
         keep = {e["file"] for e in entries}
         for stale in path.iterdir():
             if _MAP_FILE.fullmatch(stale.name) and stale.name not in keep:
