@@ -49,10 +49,10 @@ def bind(kernel: Any, args: tuple[Any, ...], nbound: int) -> Callable[..., Any]:
     --------
     >>> import numpy as np
     >>> from pageflags import _kernels
-    >>> words = np.zeros(4, dtype=np.uint64); _ = _kernels.flat_set_range(words, 3, 70)
-    >>> args = (words, 0, 256); _kernels.flat_count_range(*args)
+    >>> words = np.zeros(4, dtype=np.uint64); _ = _kernels.set_bits(words, 3, 70)
+    >>> args = (words, 0, 256); _kernels.count_bits(*args)
     67
-    >>> count = bind(_kernels.flat_count_range, args, 1); count(64, 128)
+    >>> count = bind(_kernels.count_bits, args, 1); count(64, 128)
     6
     """
     entry = _entry_point(kernel, args)

@@ -92,6 +92,7 @@ if TYPE_CHECKING:
 __all__ = ["PageFlags", "full_chunk"]
 
 _NULL = _kernels.NULL
+_NO_ENTRIES = np.empty(0, dtype=np.int64)  # no chunks emptied: a set empties none
 
 # Spans this short touch at most SPAN_WORDS words (so Python writes them).
 _SPAN_PAGES = 64 * (SPAN_WORDS - 1) + 1
@@ -596,17 +597,17 @@ class PageFlags(PageMap):
                 return stop - start
             base = c << shift
             # Kernels are untyped (pyproject.toml); its int goes back as it is, no step more.
-            return _kernels.flat_count_range(chunk, start - base, stop - base)  # type: ignore[no-any-return]
+            return _kernels.count_bits(chunk, start - base, stop - base)  # type: ignore[no-any-return]
         if start == 0 and stop == self._npages:
             return self._total
-        return int(_kernels.table_count_range(self._addrs, self._counts, start, stop,
-                                              shift, self._full_addr))
+        return int(_kernels.table_range(_kernels.RANGE_COUNT, self._addrs, self._counts, start,
+                                        stop, shift, self._full_addr))
 
     def _any(self, start: int, stop: int) -> bool:
         if start == 0 and stop == self._geometry.npages:
             return self._total > 0
-        return bool(_kernels.table_any_range(self._addrs, self._counts, start, stop,
-                                             self._geometry.chunk_shift, self._full_addr))
+        return bool(_kernels.table_range(_kernels.RANGE_ANY, self._addrs, self._counts, start,
+                                         stop, self._geometry.chunk_shift, self._full_addr))
 
     def _test_many(self, pfns: np.ndarray, out: np.ndarray) -> None:
         shift = self._geometry.chunk_shift
@@ -701,11 +702,13 @@ class PageFlags(PageMap):
             if changed:
                 self._changed(c, changed if value else -changed)
             return
-        args = (self._addrs, self._counts, c, lo, hi, self._shift, self._full_addr, value)
-        changed = _kernels.table_write_span(*args)
+        base = c << self._shift
+        args = (_kernels.RANGE_SET if value else _kernels.RANGE_CLEAR, self._addrs,
+                self._counts, base + lo, base + hi, self._shift, self._full_addr)
+        changed = _kernels.table_range(*args)
         if changed < 0:  # give the entry a chunk of its own first
             (self._allocate if value else self._unshare)(np.array([c]))
-            changed = _kernels.table_write_span(*args)
+            changed = _kernels.table_range(*args)
         self._total += changed if value else -changed  # the kernel kept the count
         if not value and changed and not self._counts_view[c]:
             self._free(c)
@@ -748,14 +751,15 @@ class PageFlags(PageMap):
         shift, full = self._shift, self._full_addr
         self._prescan(pfns, 0)
         counted = self._counted(pfns.size)
-        added, reached = _kernels.table_set_many(self._addrs, self._counts, pfns, 0, shift,
-                                                 full, counted)
+        added, reached, _ = _kernels.table_write_many(
+            self._addrs, self._counts, pfns, 0, shift, full, True, counted, _NO_ENTRIES, 0)
         self._total += int(added)
         if reached < pfns.size:  # pfns in None entries from here: give them chunks
             self._allocate(self._entries_at(pfns, reached, 0))
             again = self._counted(pfns.size - reached)
-            added, reached = _kernels.table_set_many(self._addrs, self._counts, pfns,
-                                                     reached, shift, full, again)
+            added, reached, _ = _kernels.table_write_many(
+                self._addrs, self._counts, pfns, reached, shift, full, True, again,
+                _NO_ENTRIES, 0)
             self._total += int(added)
             counted = counted and again
         if not counted:
@@ -766,14 +770,14 @@ class PageFlags(PageMap):
         self._prescan(pfns, full)
         counted = self._counted(pfns.size)
         emptied = np.empty(min(pfns.size, self._geometry.nchunks), dtype=np.int64)
-        removed, reached, e = _kernels.table_clear_many(
-            self._addrs, self._counts, pfns, 0, shift, full, emptied, 0, counted)
+        removed, reached, e = _kernels.table_write_many(
+            self._addrs, self._counts, pfns, 0, shift, full, False, counted, emptied, 0)
         self._total -= int(removed)
         if reached < pfns.size:  # pfns in FULL entries from here: copy FULL into them
             self._unshare(self._entries_at(pfns, reached, full))
             again = self._counted(pfns.size - reached)
-            removed, reached, e = _kernels.table_clear_many(
-                self._addrs, self._counts, pfns, reached, shift, full, emptied, e, again)
+            removed, reached, e = _kernels.table_write_many(
+                self._addrs, self._counts, pfns, reached, shift, full, False, again, emptied, e)
             self._total -= int(removed)
             counted = counted and again
         if counted:
@@ -865,7 +869,7 @@ class PageFlags(PageMap):
         ones = np.full(g.nchunks, self._full_addr, dtype=np.uint64)
         tail = np.zeros(g.words_per_chunk, dtype=np.uint64)
         if self._whole_chunks < g.nchunks:
-            _kernels.flat_set_range(tail, 0, g.last_chunk_pages)
+            _kernels.set_bits(tail, 0, g.last_chunk_pages)
             ones[-1] = address_of(tail)
         return self._combine_into(int(Op.XOR), ones, PageFlags(g))
 
@@ -1164,7 +1168,7 @@ class PageFlags(PageMap):
         _require(mirror is None or np.array_equal(object_pointers(mirror), pointers),
                  "the table mirror disagrees with the map's entries")
         if self._whole_chunks < n and addrs[-1] != 0:
-            tail = _kernels.flat_count_range(table[-1], g.last_chunk_pages,
+            tail = _kernels.count_bits(table[-1], g.last_chunk_pages,
                                              g.pages_per_chunk)
             _require(tail == 0, f"{tail} bits set past npages")
 

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kpf_kernels, kpf, procfs
+from . import _kernels, kpf, procfs
 from ._args import is_integer
 from ._files import StrPath, open_regular, replace_text
 from .base import PageMap
@@ -189,11 +189,11 @@ class PageFlagSet:
                                  "pages of the geometry")
             new = cls(geometry, n)
             packed = np.empty((64, _WINDOW // 64), dtype=np.uint64)
-            table = _kpf_kernels.new_table(256)
+            table = _kernels.new_table(256)
             nused = 0
             for at, words in procfs.read_entries(fd, path, 0, n, progress=progress):
                 m = words.size
-                seen, *table, nused = _kpf_kernels.stream_words(words, m, packed, *table,
+                seen, *table, nused = _kernels.stream_words(words, m, packed, *table,
                                                                 nused)
                 g = -(-m // 64)
                 for bit in _bits_of(int(seen)):
@@ -234,11 +234,11 @@ class PageFlagSet:
                              "the geometry")
         new = cls(geometry, arr.size)
         packed = np.empty((64, _WINDOW // 64), dtype=np.uint64)
-        table = _kpf_kernels.new_table(256)
+        table = _kernels.new_table(256)
         nused = 0
         for at in range(0, arr.size, _WINDOW):
             piece = arr[at:at + _WINDOW]
-            seen, *table, nused = _kpf_kernels.stream_words(piece, piece.size, packed,
+            seen, *table, nused = _kernels.stream_words(piece, piece.size, packed,
                                                             *table, nused)
             g = -(-piece.size // 64)
             for bit in _bits_of(int(seen)):
@@ -684,7 +684,7 @@ class PageFlagSet:
         packed = np.zeros((max(bits.size, 1), _WINDOW // 64), dtype=np.uint64)
         out = np.empty(_WINDOW, dtype=np.uint64)
         no_mask = np.empty(0, dtype=np.uint64)
-        table = _kpf_kernels.new_table(256)
+        table = _kernels.new_table(256)
         nused = 0
         if seg_lo.size:
             start = int(seg_lo[0]) // _WINDOW * _WINDOW
@@ -700,9 +700,9 @@ class PageFlagSet:
                 g = -(-(hi - lo) // 64)
                 for k, flags in enumerate(maps):
                     packed[k, :g] = flags.to_words(lo, hi)
-                _kpf_kernels.bits_to_words(packed, bits, g, out)
+                _kernels.bits_to_words(packed, bits, g, out)
                 mask = within.to_words(lo, hi) if within is not None else no_mask
-                *table, nused = _kpf_kernels.count_segments(
+                *table, nused = _kernels.count_segments(
                     out, lo, hi - lo, mask, within is not None, seg_lo[first:last],
                     seg_hi[first:last], seg_label[first:last], *table, nused)
         return _table_arrays(tuple(table), nused)
@@ -753,7 +753,7 @@ class PageFlagSet:
             g = -(-(hi - lo) // 64)
             for k, flags in enumerate(maps):
                 packed[k, :g] = flags.to_words(lo, hi)
-            _kpf_kernels.bits_to_words(packed, bits, g, window)
+            _kernels.bits_to_words(packed, bits, g, window)
             a, b = max(lo, start), min(hi, stop)
             out[a - start:b - start] = window[a - lo:b - lo]
         return out

@@ -61,7 +61,7 @@ def _range_write(value: bool, doc: str | None) -> Callable[[FlatPageFlags, int, 
             if short:
                 write_words(self._view, start, stop, value)
             else:
-                (_kernels.flat_set_range if value else _kernels.flat_clear_range)(
+                (_kernels.set_bits if value else _kernels.clear_bits)(
                     self._words, start, stop)
         finally:
             self._token.append(True)
@@ -142,7 +142,7 @@ class FlatPageFlags(PageMap):
         g = self._geometry
         if self._words.shape != (g.nwords,) or self._words.dtype != np.uint64:
             raise AssertionError("FlatPageFlags invariant broken: words shape or dtype")
-        tail = _kernels.flat_count_range(self._words, g.npages, g.nwords * 64)
+        tail = _kernels.count_bits(self._words, g.npages, g.nwords * 64)
         if tail:
             raise AssertionError(f"FlatPageFlags invariant broken: {tail} bits past npages")
 
@@ -187,7 +187,7 @@ class FlatPageFlags(PageMap):
         if ((stop - 1) >> 6) - (start >> 6) < SPAN_WORDS:
             write_words(self._view, start, stop, value)
         else:
-            (_kernels.flat_set_range if value else _kernels.flat_clear_range)(
+            (_kernels.set_bits if value else _kernels.clear_bits)(
                 self._words, start, stop)
 
     def count(self, start: int = 0, stop: int | None = None) -> int:
@@ -195,21 +195,21 @@ class FlatPageFlags(PageMap):
             start, stop = check_range(start, stop, self._npages)
             if start == stop:
                 return 0
-        return int(_kernels.flat_count_range(self._words, start, stop))
+        return int(_kernels.count_bits(self._words, start, stop))
 
     count.__doc__ = PageMap.count.__doc__
 
     def _count(self, start: int, stop: int) -> int:
-        return int(_kernels.flat_count_range(self._words, start, stop))
+        return int(_kernels.count_bits(self._words, start, stop))
 
     def _any(self, start: int, stop: int) -> bool:
-        return bool(_kernels.flat_any_range(self._words, start, stop))
+        return bool(_kernels.any_bits(self._words, start, stop))
 
     def _set_many(self, pfns: np.ndarray) -> None:
-        _kernels.flat_set_many(self._words, pfns)
+        _kernels.flat_write_many(self._words, pfns, True)
 
     def _clear_many(self, pfns: np.ndarray) -> None:
-        _kernels.flat_clear_many(self._words, pfns)
+        _kernels.flat_write_many(self._words, pfns, False)
 
     def _test_many(self, pfns: np.ndarray, out: np.ndarray) -> None:
         _kernels.flat_test_many(self._words, pfns, out)
@@ -221,16 +221,16 @@ class FlatPageFlags(PageMap):
 
     # --- scans, rank/select, algebra, conversions ------------------------------------
     def _find_next_set(self, start: int) -> int:
-        return int(_kernels.flat_find_next(self._words, start, self.npages, _kernels.NULL))
+        return int(_kernels.next_bit(self._words, start, self.npages, _kernels.NULL))
 
     def _find_next_clear(self, start: int) -> int:
-        return int(_kernels.flat_find_next(self._words, start, self.npages, _kernels.ALL_ONES))
+        return int(_kernels.next_bit(self._words, start, self.npages, _kernels.ALL_ONES))
 
     def _find_prev_set(self, stop: int) -> int:
-        return int(_kernels.flat_find_prev_set(self._words, stop))
+        return int(_kernels.prev_set_bit(self._words, 0, stop))
 
     def _collect(self, start: int, stop: int, out: np.ndarray) -> tuple[int, int]:
-        written, resume = _kernels.flat_collect(self._words, start, stop, out)
+        written, resume = _kernels.collect_set(self._words, start, stop, 0, out, 0)
         return int(written), int(resume)
 
     def _runs(self, start: int, stop: int, starts: np.ndarray, stops: np.ndarray,
@@ -238,7 +238,7 @@ class FlatPageFlags(PageMap):
         return int(_kernels.flat_runs(self._words, start, stop, starts, stops, fill))
 
     def _select(self, k: int) -> int:
-        return int(_kernels.flat_select(self._words, k))
+        return int(_kernels.select_bit(self._words, k))
 
     # --- algebra ---------------------------------------------------------------------
     if TYPE_CHECKING:
@@ -256,17 +256,17 @@ class FlatPageFlags(PageMap):
     def _combine(self, op: Op, other: PageMap) -> FlatPageFlags:
         assert isinstance(other, FlatPageFlags)
         new = FlatPageFlags(self._geometry)
-        _kernels.flat_combine(int(op), self._words, other._words, new._words)
+        _kernels.combine_words(int(op), self._words, other._words, new._words)
         return new
 
     def _combine_in_place(self, op: Op, other: PageMap) -> None:
         assert isinstance(other, FlatPageFlags)
-        _kernels.flat_combine(int(op), self._words, other._words, self._words)
+        _kernels.combine_words(int(op), self._words, other._words, self._words)
 
     def _invert(self) -> FlatPageFlags:
         new = FlatPageFlags(self._geometry)
         np.invert(self._words, out=new._words)
-        _kernels.flat_clear_range(new._words, self.npages, new._words.size * 64)
+        _kernels.clear_bits(new._words, self.npages, new._words.size * 64)
         return new
 
     def _set_ranges(self, starts: np.ndarray, stops: np.ndarray) -> None:

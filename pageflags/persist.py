@@ -264,7 +264,7 @@ def check_tail(geometry: Geometry, allocated: np.ndarray, chunks: np.ndarray,
     """Check that no bit past ``npages`` is set in a partial last chunk."""
     whole = geometry.npages >> geometry.chunk_shift
     if allocated.size and allocated[-1] >= whole:
-        tail = _kernels.flat_count_range(chunks[-1], geometry.last_chunk_pages,
+        tail = _kernels.count_bits(chunks[-1], geometry.last_chunk_pages,
                                          geometry.pages_per_chunk)
         _require(tail == 0, path, "bits past npages", f"{tail} bits set past npages")
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kpf_kernels
+from . import _kernels
 from ._files import StrPath, open_regular
 from .base import PageMap
 from .bitmap import PageFlags
@@ -262,7 +262,7 @@ def read_pagemap(pid: int | str, geometry: Geometry, proc: str = "/proc",
                     raise
                 if got < 8:
                     break
-                n, zero = _kpf_kernels.pagemap_present(buffer, got // 8, pfns, flags)
+                n, zero = _kernels.pagemap_present(buffer, got // 8, pfns, flags)
                 hidden += zero
                 found += n
                 if n:
@@ -307,7 +307,7 @@ def compare_file(path: StrPath, nentries: int, geometry: Geometry, value: int,
         for at, values in read_entries(fd, path, 0, nentries, what=what, progress=progress):
             n = values.size
             g = -(-n // 64)
-            _kpf_kernels.compare_to_bits(values, n, np.uint64(value), equal, greater)
+            _kernels.compare_to_bits(values, n, np.uint64(value), equal, greater)
             if equal[:g].any():
                 equal_map.put_words(at, equal[:g])
             if greater[:g].any():
@@ -325,10 +325,10 @@ def value_counts(path: StrPath, what: str = "page cgroups",
     fd = open_entries(path, what)
     try:
         n = entry_count(fd, path, what)
-        table = _kpf_kernels.new_table(1024)
+        table = _kernels.new_table(1024)
         nused = 0
         for _, values in read_entries(fd, path, 0, n, what=what, progress=progress):
-            *table, nused = _kpf_kernels.count_words(values, 0, values.size, 0, *table,
+            *table, nused = _kernels.count_words(values, 0, values.size, 0, *table,
                                                      nused)
     finally:
         os.close(fd)

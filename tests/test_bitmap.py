@@ -841,8 +841,8 @@ def test_a_second_denser_prescan_finds_entries_with_few_pfns(monkeypatch):
     real = PageFlags._allocate
     monkeypatch.setattr(PageFlags, "_allocate",
                         lambda self, nrs: calls.append(np.sort(nrs)) or real(self, nrs))
-    real_pass = _kernels.table_set_many
-    monkeypatch.setattr(_kernels, "table_set_many",
+    real_pass = _kernels.table_write_many
+    monkeypatch.setattr(_kernels, "table_write_many",
                         lambda *args: passes.append(args[3]) or real_pass(*args))
     flags = PageFlags(SLABS)
     flags.set_many(pfns)

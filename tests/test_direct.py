@@ -11,10 +11,10 @@ JIT = not numba.config.DISABLE_JIT
 
 def test_bind_calls_the_entry_point_the_first_call_chose():
     words = np.zeros(8, dtype=np.uint64)
-    _kernels.flat_set_range(words, 5, 300)
+    _kernels.set_bits(words, 5, 300)
     args = (words, 0, 512)
-    assert _kernels.flat_count_range(*args) == 295
-    count = _direct.bind(_kernels.flat_count_range, args, 1)
+    assert _kernels.count_bits(*args) == 295
+    count = _direct.bind(_kernels.count_bits, args, 1)
     assert count(0, 512) == 295 and count(64, 128) == 64 and count(300, 512) == 0
     if JIT:
         assert type(count.func).__name__ == "builtin_function_or_method"
@@ -22,9 +22,9 @@ def test_bind_calls_the_entry_point_the_first_call_chose():
 
 def test_bind_falls_back_to_the_kernel_when_no_entry_point_matches():
     words = np.zeros(8, dtype=np.uint64)
-    _kernels.flat_set_range(words, 5, 300)
+    _kernels.set_bits(words, 5, 300)
     # Never called with a float stop: no specialisation for those types exists.
-    kernel = _kernels.flat_count_range  # the dispatcher itself, once made
+    kernel = _kernels.count_bits  # the dispatcher itself, once made
     count = _direct.bind(kernel, (words, 0, 512.0), 1)
     assert count.func is kernel
     assert count(0, 512) == 295

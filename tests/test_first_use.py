@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from pageflags import _kernels
+from pageflags._kernels import intrinsics
 
 # Counts the Numba dispatchers pageflags makes in the child process, by function.
 COUNT_DISPATCHERS = """
@@ -42,7 +42,7 @@ def test_import_makes_no_dispatcher_and_imports_no_optional_module():
         assert heavy == [], heavy
         assert pageflags._kernels.dispatchers_built() == []
         # The counter does see a dispatcher being made.
-        pageflags._kernels.first_out_of_range(pageflags._kernels.np.zeros(1, "int64"), 1)
+        import numpy; pageflags._kernels.first_out_of_range(numpy.zeros(1, "int64"), 1)
         assert made == ["first_out_of_range"], made
     """)
 
@@ -78,23 +78,29 @@ KERNELS = """
 def _callee_body(x):
     return x + 1
 
-callee = _njit(nogil=True)(_callee_body)
-inlined = _njit(inline="always")(lambda x: 2 * x)
+callee = jit()(_callee_body)
+inlined = jit(inline=True)(lambda x: 2 * x)
 
-@_njit(nogil=True)
+@jit()
 def caller(x):
     return callee(x) + inlined(x)
 """
 
 
+def uncached_jit(inline: bool = False):
+    """The package's lazy kernels as ``jit`` makes them, uncached (KERNELS has no file)."""
+    options = {"inline": "always"} if inline else {"nogil": True}
+    return lambda py_func: intrinsics._LazyDispatcher(py_func, options)
+
+
 def test_kernels_calling_lazy_kernels_compile():
-    namespace = {"_njit": _kernels._njit}
+    namespace = {"jit": uncached_jit}
     exec(KERNELS, namespace)
     proxy = namespace["caller"]
-    assert isinstance(proxy, _kernels._LazyDispatcher)
+    assert isinstance(proxy, intrinsics._LazyDispatcher)
     assert proxy(np.int64(3)) == 10
     # Numba typed the callee through the proxy (its name is not its function's)...
-    assert isinstance(namespace["callee"], _kernels._LazyDispatcher)
+    assert isinstance(namespace["callee"], intrinsics._LazyDispatcher)
     # ...and the caller's dispatcher took the proxy's place in the namespace.
     built = namespace["caller"]
     assert built is proxy.dispatcher() and built.py_func is proxy.py_func
@@ -106,7 +112,7 @@ def _plus_one(x):
 
 
 def test_threads_racing_for_a_new_kernel_get_one_dispatcher():
-    lazy = _kernels._njit(nogil=True)(_plus_one)
+    lazy = uncached_jit()(_plus_one)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lazy, range(64)))
     assert results == list(range(1, 65))

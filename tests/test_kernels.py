@@ -23,8 +23,7 @@ INT, FLAG = types.int64, types.boolean
 
 #: Kernel -> argument types as PageFlags calls it (Python ints arrive as int64).
 BULK_SIGNATURES = {
-    "table_set_many": (U64, I32, I64, INT, INT, INT, FLAG),
-    "table_clear_many": (U64, I32, I64, INT, INT, INT, I64, INT, FLAG),
+    "table_write_many": (U64, I32, I64, INT, INT, INT, FLAG, FLAG, I64, INT),
     "table_test_many": (U64, I64, INT, INT, BOOL),
     "table_test_many_mixed": (U64, I64, INT, INT, BOOL),
     "table_entries_at": (U64, I64, INT, INT, INT, INT, BOOL, I64),
@@ -33,11 +32,11 @@ BULK_SIGNATURES = {
     "copy_chunks_at": (U64, U64, INT),
     "words_chunk_kinds": (U64, INT, INT, BOOL, BOOL),
     "table_put_words": (U64, I32, U64, INT, INT, INT),
-    "flat_set_many": (U64, I64),
-    "flat_clear_many": (U64, I64),
+    "flat_write_many": (U64, I64, FLAG),
     "flat_test_many": (U64, I64, BOOL),
     "table_collect": (U64, I32, INT, INT, INT, INT, I64),
-    "flat_collect": (U64, INT, INT, I64),
+    "collect_set": (U64, INT, INT, INT, I64, INT),
+    "table_range": (INT, U64, I32, INT, INT, INT, INT),
 }
 FLOAT_OPS = re.compile(r"\b(uitofp|sitofp|fcmp|fptoui|fptosi)\b")
 
@@ -67,3 +66,16 @@ def test_fill_and_copy_chunks_at_addresses():
     chunks[0] = [1, 2, 3, 4]
     _kernels.copy_chunks_at(addrs[:1], np.array([chunks[1].ctypes.data], np.uint64), 4)
     assert chunks[1].tolist() == [1, 2, 3, 4] and chunks[2].tolist() == [2**64 - 1] * 4
+
+
+def test_a_built_kernel_replaces_its_proxy_in_the_package_and_its_module():
+    from numba.core.dispatcher import Dispatcher
+
+    from pageflags._kernels import spans
+
+    words = np.zeros(2, dtype=np.uint64)
+    assert _kernels.set_bits(words, 3, 70) == 67
+    assert isinstance(_kernels.set_bits, Dispatcher)  # call sites skip the proxy
+    assert _kernels.set_bits is spans.set_bits
+    assert "set_bits" in _kernels.dispatchers_built()
+

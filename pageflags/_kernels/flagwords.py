@@ -1,7 +1,7 @@
 """Numba kernels for live page flags: flag words to per-bit map words and back,
 counting distinct words, and decoding pagemap entries.
 
-Plain arrays and ints only, compiled lazily (``_kernels._njit``) and cached.
+Plain arrays and ints only, made by the package's lazy ``jit`` and cached.
 
 Flag words become map words run by run (:func:`stream_words`): pages of one kind
 come in runs (on a live 25 GiB machine, 71 thousand runs of 6.5 million entries),
@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels import _njit, popcount
+from .intrinsics import jit, popcount
 
-_JIT = {"cache": True, "nogil": True}
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _LABEL_MIX = np.uint64(0xC2B2AE3D27D4EB4F)
 _ZERO = np.uint64(0)
@@ -34,7 +33,7 @@ PM_PFN_MASK = np.uint64((1 << 55) - 1)
 PM_PRESENT = np.uint64(1 << 63)
 
 
-@_njit(inline="always")
+@jit(inline=True)
 def _transpose64(a):
     """Transpose the 64 x 64 bit matrix ``a`` in place: bit j of a[i] <-> bit i of a[j]."""
     j = 32
@@ -51,7 +50,7 @@ def _transpose64(a):
         m ^= m << np.uint64(j)
 
 
-@_njit(**_JIT)
+@jit()
 def bits_to_words(packed, bits, ngroups, out):
     """The inverse of :func:`words_to_bits`: ``packed[k]`` is bit ``bits[k]``'s map
     words; entry ``g * 64 + i`` of ``out`` gets the word they make for that page."""
@@ -74,12 +73,12 @@ def bits_to_words(packed, bits, ngroups, out):
             out[base + i] = a[i]
 
 
-@_njit(inline="always")
+@jit(inline=True)
 def _slot(word, label, shift):
     return np.int64(((word ^ (np.uint64(label) * _LABEL_MIX)) * _GOLDEN) >> np.uint64(shift))
 
 
-@_njit(**_JIT)
+@jit()
 def new_table(capacity):
     """An empty table of ``capacity`` (a power of two) slots: words, labels, pages
     and an occupied flag per slot."""
@@ -87,7 +86,7 @@ def new_table(capacity):
             np.zeros(capacity, dtype=np.int64), np.zeros(capacity, dtype=np.bool_))
 
 
-@_njit(inline="always")
+@jit(inline=True)
 def _shift_of(capacity):
     shift = 64
     c = capacity
@@ -97,7 +96,7 @@ def _shift_of(capacity):
     return shift
 
 
-@_njit(inline="always")
+@jit(inline=True)
 def _insert(keys, labels, counts, used, word, label, pages, shift):
     """Add ``pages`` to ``(word, label)``; returns 1 if the key is new, else 0."""
     mask = keys.size - 1
@@ -114,7 +113,7 @@ def _insert(keys, labels, counts, used, word, label, pages, shift):
     return 1
 
 
-@_njit(**_JIT)
+@jit()
 def _grown(keys, labels, counts, used):
     capacity = keys.size * 2
     nk, nl, nc, nu = new_table(capacity)
@@ -125,7 +124,7 @@ def _grown(keys, labels, counts, used):
     return nk, nl, nc, nu
 
 
-@_njit(inline="always")
+@jit(inline=True)
 def _count_run(words, i, stop, label, keys, labels, counts, used, nused):
     """Count the run of words equal to ``words[i]`` from ``i`` (before ``stop``):
     returns where it ends, then the table (grown when it would be half full) and its
@@ -140,7 +139,7 @@ def _count_run(words, i, stop, label, keys, labels, counts, used, nused):
     return j, keys, labels, counts, used, nused
 
 
-@_njit(**_JIT)
+@jit()
 def count_words(words, lo, hi, label, keys, labels, counts, used, nused):
     """Count the entries ``words[lo:hi]`` by ``(word, label)`` into the table.
 
@@ -153,7 +152,7 @@ def count_words(words, lo, hi, label, keys, labels, counts, used, nused):
     return keys, labels, counts, used, nused
 
 
-@_njit(inline="always")
+@jit(inline=True)
 def _fill(row, i, j):
     """Set bits ``[i, j)`` of the packed words ``row`` (``i < j``)."""
     wi = i >> 6
@@ -169,7 +168,7 @@ def _fill(row, i, j):
     row[wj] |= hi
 
 
-@_njit(**_JIT)
+@jit()
 def stream_words(words, n, packed, keys, labels, counts, used, nused):
     """One buffer of a kpageflags read: the map words of every bit that occurs in
     ``words[:n]`` and the count of each distinct word (label 0), in one pass.
@@ -200,7 +199,7 @@ def stream_words(words, n, packed, keys, labels, counts, used, nused):
     return touched, keys, labels, counts, used, nused
 
 
-@_njit(**_JIT)
+@jit()
 def compare_to_bits(values, n, value, equal, greater):
     """Bit ``i`` of ``equal[g]`` / ``greater[g]``: whether entry ``g * 64 + i`` of
     ``values[:n]`` equals / exceeds ``value``.  Returns how many exceed it."""
@@ -223,7 +222,7 @@ def compare_to_bits(values, n, value, equal, greater):
     return above
 
 
-@_njit(**_JIT)
+@jit()
 def pagemap_present(entries, n, pfns, flags):
     """The pfns of the present entries of ``entries[:n]`` into ``pfns`` and their
     bits 55-63 into ``flags``.  Returns how many, and how many show pfn 0 (the
@@ -242,7 +241,7 @@ def pagemap_present(entries, n, pfns, flags):
     return k, zero
 
 
-@_njit(**_JIT)
+@jit()
 def count_segments(words, base, n, mask, use_mask, seg_lo, seg_hi, seg_label, keys, labels,
                    counts, used, nused):
     """Count ``words[:n]`` (the pages ``[base, base + n)``) by ``(word, label)``, one
