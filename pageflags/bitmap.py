@@ -1168,8 +1168,7 @@ class PageFlags(PageMap):
         _require(mirror is None or np.array_equal(object_pointers(mirror), pointers),
                  "the table mirror disagrees with the map's entries")
         if self._whole_chunks < n and addrs[-1] != 0:
-            tail = _kernels.count_bits(table[-1], g.last_chunk_pages,
-                                             g.pages_per_chunk)
+            tail = _kernels.count_bits(table[-1], g.last_chunk_pages, g.pages_per_chunk)
             _require(tail == 0, f"{tail} bits set past npages")
 
     def _check_counts(self) -> None:

@@ -194,7 +194,7 @@ class PageFlagSet:
             for at, words in procfs.read_entries(fd, path, 0, n, progress=progress):
                 m = words.size
                 seen, *table, nused = _kernels.stream_words(words, m, packed, *table,
-                                                                nused)
+                                                            nused)
                 g = -(-m // 64)
                 for bit in _bits_of(int(seen)):
                     flags = new._maps.get(bit)
@@ -239,7 +239,7 @@ class PageFlagSet:
         for at in range(0, arr.size, _WINDOW):
             piece = arr[at:at + _WINDOW]
             seen, *table, nused = _kernels.stream_words(piece, piece.size, packed,
-                                                            *table, nused)
+                                                        *table, nused)
             g = -(-piece.size // 64)
             for bit in _bits_of(int(seen)):
                 flags = new._maps.get(bit)

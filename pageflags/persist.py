@@ -265,7 +265,7 @@ def check_tail(geometry: Geometry, allocated: np.ndarray, chunks: np.ndarray,
     whole = geometry.npages >> geometry.chunk_shift
     if allocated.size and allocated[-1] >= whole:
         tail = _kernels.count_bits(chunks[-1], geometry.last_chunk_pages,
-                                         geometry.pages_per_chunk)
+                                   geometry.pages_per_chunk)
         _require(tail == 0, path, "bits past npages", f"{tail} bits set past npages")
 
 

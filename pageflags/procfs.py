@@ -329,7 +329,7 @@ def value_counts(path: StrPath, what: str = "page cgroups",
         nused = 0
         for _, values in read_entries(fd, path, 0, n, what=what, progress=progress):
             *table, nused = _kernels.count_words(values, 0, values.size, 0, *table,
-                                                     nused)
+                                                 nused)
     finally:
         os.close(fd)
     keys, _, counts, used = table
