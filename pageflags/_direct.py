@@ -49,7 +49,7 @@ def bind(kernel: Any, args: tuple[Any, ...], nbound: int) -> Callable[..., Any]:
     --------
     >>> import numpy as np
     >>> from pageflags import _kernels
-    >>> words = np.zeros(4, dtype=np.uint64); _ = _kernels.set_bits(words, 3, 70)
+    >>> words = np.zeros(4, dtype=np.uint64); _ = _kernels.write_bits(words, 3, 70, True)
     >>> args = (words, 0, 256); _kernels.count_bits(*args)
     67
     >>> count = bind(_kernels.count_bits, args, 1); count(64, 128)

@@ -869,7 +869,7 @@ class PageFlags(PageMap):
         ones = np.full(g.nchunks, self._full_addr, dtype=np.uint64)
         tail = np.zeros(g.words_per_chunk, dtype=np.uint64)
         if self._whole_chunks < g.nchunks:
-            _kernels.set_bits(tail, 0, g.last_chunk_pages)
+            _kernels.write_bits(tail, 0, g.last_chunk_pages, True)
             ones[-1] = address_of(tail)
         return self._combine_into(int(Op.XOR), ones, PageFlags(g))
 

@@ -61,8 +61,7 @@ def _range_write(value: bool, doc: str | None) -> Callable[[FlatPageFlags, int, 
             if short:
                 write_words(self._view, start, stop, value)
             else:
-                (_kernels.set_bits if value else _kernels.clear_bits)(
-                    self._words, start, stop)
+                _kernels.write_bits(self._words, start, stop, value)
         finally:
             self._token.append(True)
         return None
@@ -187,8 +186,7 @@ class FlatPageFlags(PageMap):
         if ((stop - 1) >> 6) - (start >> 6) < SPAN_WORDS:
             write_words(self._view, start, stop, value)
         else:
-            (_kernels.set_bits if value else _kernels.clear_bits)(
-                self._words, start, stop)
+            _kernels.write_bits(self._words, start, stop, value)
 
     def count(self, start: int = 0, stop: int | None = None) -> int:
         if type(start) is not int or type(stop) is not int or not 0 <= start < stop <= self._npages:
@@ -266,7 +264,7 @@ class FlatPageFlags(PageMap):
     def _invert(self) -> FlatPageFlags:
         new = FlatPageFlags(self._geometry)
         np.invert(self._words, out=new._words)
-        _kernels.clear_bits(new._words, self.npages, new._words.size * 64)
+        _kernels.write_bits(new._words, self.npages, new._words.size * 64, False)
         return new
 
     def _set_ranges(self, starts: np.ndarray, stops: np.ndarray) -> None:

@@ -11,7 +11,7 @@ JIT = not numba.config.DISABLE_JIT
 
 def test_bind_calls_the_entry_point_the_first_call_chose():
     words = np.zeros(8, dtype=np.uint64)
-    _kernels.set_bits(words, 5, 300)
+    _kernels.write_bits(words, 5, 300, True)
     args = (words, 0, 512)
     assert _kernels.count_bits(*args) == 295
     count = _direct.bind(_kernels.count_bits, args, 1)
@@ -22,7 +22,7 @@ def test_bind_calls_the_entry_point_the_first_call_chose():
 
 def test_bind_falls_back_to_the_kernel_when_no_entry_point_matches():
     words = np.zeros(8, dtype=np.uint64)
-    _kernels.set_bits(words, 5, 300)
+    _kernels.write_bits(words, 5, 300, True)
     # Never called with a float stop: no specialisation for those types exists.
     kernel = _kernels.count_bits  # the dispatcher itself, once made
     count = _direct.bind(kernel, (words, 0, 512.0), 1)

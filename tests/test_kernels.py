@@ -74,8 +74,8 @@ def test_a_built_kernel_replaces_its_proxy_in_the_package_and_its_module():
     from pageflags._kernels import spans
 
     words = np.zeros(2, dtype=np.uint64)
-    assert _kernels.set_bits(words, 3, 70) == 67
-    assert isinstance(_kernels.set_bits, Dispatcher)  # call sites skip the proxy
-    assert _kernels.set_bits is spans.set_bits
-    assert "set_bits" in _kernels.dispatchers_built()
+    assert _kernels.write_bits(words, 3, 70, True) == 67
+    assert isinstance(_kernels.write_bits, Dispatcher)  # call sites skip the proxy
+    assert _kernels.write_bits is spans.write_bits
+    assert "write_bits" in _kernels.dispatchers_built()
 

@@ -85,7 +85,6 @@ from .scans import (
 )
 from .spans import (
     any_bits,
-    clear_bits,
     collect_set,
     count_bits,
     first_out_of_range,
@@ -96,7 +95,7 @@ from .spans import (
     next_bit,
     prev_set_bit,
     select_bit,
-    set_bits,
+    write_bits,
 )
 from .table import (
     RANGE_ANY,
@@ -122,19 +121,19 @@ __all__ = [
     "ALL_ONES", "KIND_CHUNK", "KIND_FULL", "KIND_NONE", "NULL", "OP_AND", "OP_ANDNOT",
     "OP_OR", "OP_XOR", "RANGE_ANY", "RANGE_CLEAR", "RANGE_COUNT", "RANGE_SET",
     "RESULT_KINDS", "ROARING_ARRAY", "ROARING_BITSET", "ROARING_RUN", "any_bits",
-    "bits_to_words", "clear_bits", "collect_set", "combine_words", "compare_to_bits",
+    "bits_to_words", "collect_set", "combine_words", "compare_to_bits",
     "copy_chunks_at", "count_bits", "count_segments", "count_words", "dispatchers_built",
     "fill_chunks_at", "first_out_of_range", "flat_count_and", "flat_runs",
     "flat_set_ranges", "flat_test_many", "flat_write_many", "gather_chunks", "jit",
     "new_table", "next_bit", "pagemap_present", "prev_set_bit", "read_chunk_objects",
     "roaring_fill", "roaring_measure", "roaring_parse", "roaring_write", "select_bit",
-    "set_bits", "stream_words", "table_collect", "table_combine", "table_combine_parallel",
+    "stream_words", "table_collect", "table_combine", "table_combine_parallel",
     "table_count_and", "table_entries_at", "table_equal", "table_equal_flat",
     "table_fill_chunks", "table_find_next", "table_find_prev_set", "table_get_words",
     "table_mark_entries", "table_occupy", "table_plan", "table_popcounts",
     "table_put_words", "table_range", "table_range_cover", "table_recount",
     "table_runs", "table_select", "table_set_ranges", "table_test_many",
-    "table_test_many_mixed", "table_write_many", "words_at", "words_chunk_kinds",
+    "table_test_many_mixed", "table_write_many", "words_at", "words_chunk_kinds", "write_bits",
     "xxh64_digest", "xxh64_start", "xxh64_update",
 ]
 

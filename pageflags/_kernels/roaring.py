@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .intrinsics import ALL_ONES, NULL, ONE, chunk_words, cttz, jit, popcount, word_place
-from .spans import next_bit, set_bits
+from .spans import next_bit, write_bits
 
 ROARING_ARRAY = 0
 ROARING_BITSET = 1
@@ -354,7 +354,7 @@ def roaring_fill(buf, keys, kinds, cards, offsets, chunk_shift, row_chunks, row_
                 for t in range(np.int64(_get(buf, pos, 2))):
                     first = np.int64(_get(buf, pos + 2 + 4 * t, 2))
                     length = np.int64(_get(buf, pos + 4 + 4 * t, 2))
-                    set_bits(words, first, first + length + 1)
+                    write_bits(words, first, first + length + 1, True)
         for s in range(0, _CONTAINER_WORDS, seg):
             c, off = word_place(base + s, chunk_shift)
             while r < nrows and row_chunks[r] < c:

@@ -56,37 +56,25 @@ def popcount_all(words):
 
 
 @jit()
-def set_bits(words, start, stop):
-    """Set bits [start, stop) of ``words``; return how many were newly set."""
+def write_bits(words, start, stop, value):
+    """Set (``value``) or clear bits [start, stop) of ``words``; return how many changed."""
     if start >= stop:
         return 0
     first, last, first_mask, last_mask = _edge_masks(start, stop)
-    added = popcount(first_mask & ~words[first])
-    words[first] |= first_mask
+    fill = ALL_ONES if value else NULL
+    # ``mask & (w ^ fill)``: the bits under the mask that the write changes.
+    flips = first_mask & (words[first] ^ fill)
+    changed = popcount(flips)
+    words[first] ^= flips
     if last != first:
         inner = words[first + 1:last]
-        added += 64 * inner.size - popcount_all(inner)
-        inner[:] = ALL_ONES
-        added += popcount(last_mask & ~words[last])
-        words[last] |= last_mask
-    return added
-
-
-@jit()
-def clear_bits(words, start, stop):
-    """Clear bits [start, stop) of ``words``; return how many were set before."""
-    if start >= stop:
-        return 0
-    first, last, first_mask, last_mask = _edge_masks(start, stop)
-    removed = popcount(first_mask & words[first])
-    words[first] &= ~first_mask
-    if last != first:
-        inner = words[first + 1:last]
-        removed += popcount_all(inner)
-        inner[:] = NULL
-        removed += popcount(last_mask & words[last])
-        words[last] &= ~last_mask
-    return removed
+        ones = popcount_all(inner)
+        changed += 64 * inner.size - ones if value else ones
+        inner[:] = fill
+        flips = last_mask & (words[last] ^ fill)
+        changed += popcount(flips)
+        words[last] ^= flips
+    return changed
 
 
 @jit()
@@ -302,7 +290,7 @@ def flat_runs(words, start, stop, starts, stops, fill):
 def flat_set_ranges(words, starts, stops):
     """Set bits [starts[i], stops[i]) of ``words`` for every i."""
     for i in range(starts.size):
-        set_bits(words, starts[i], stops[i])
+        write_bits(words, starts[i], stops[i], True)
 
 
 # The flat bulk kernels prefetch as the two-level ones do, so that comparisons with

@@ -27,7 +27,7 @@ from .intrinsics import (
     prefetch,
     store_word,
 )
-from .spans import any_bits, clear_bits, count_bits, popcount_all, set_bits
+from .spans import any_bits, count_bits, popcount_all, write_bits
 
 # --- ranges of pages ---------------------------------------------------------------
 # A chunk's pfns are [c << chunk_shift, (c + 1) << chunk_shift); within a range
@@ -72,13 +72,9 @@ def _range_pass(mode, addrs, counts, start, stop, chunk_shift, full_addr):
                 total += hi - lo
             elif mode == RANGE_ANY:
                 return 1
-        elif mode == RANGE_SET:
-            n = set_bits(chunk_words(a, wpc), lo, hi)
-            counts[c] += n
-            total += n
-        elif mode == RANGE_CLEAR:
-            n = clear_bits(chunk_words(a, wpc), lo, hi)
-            counts[c] -= n
+        elif mode == RANGE_SET or mode == RANGE_CLEAR:
+            n = write_bits(chunk_words(a, wpc), lo, hi, mode == RANGE_SET)
+            counts[c] += n if mode == RANGE_SET else -n
             total += n
         elif lo == 0 and hi == pages_per_chunk:  # a whole chunk: its cached count
             if mode == RANGE_COUNT:
