@@ -60,8 +60,8 @@ def _range_write(value: bool, doc: str | None) -> Callable[[FlatPageFlags, int, 
         try:
             if short:
                 write_words(self._view, start, stop, value)
-            else:
-                _kernels.write_bits(self._words, start, stop, value)
+            else:  # value as an int: Numba's dispatch types a bool ~50 ns slower
+                _kernels.write_bits(self._words, start, stop, 1 if value else 0)
         finally:
             self._token.append(True)
         return None
@@ -186,7 +186,7 @@ class FlatPageFlags(PageMap):
         if ((stop - 1) >> 6) - (start >> 6) < SPAN_WORDS:
             write_words(self._view, start, stop, value)
         else:
-            _kernels.write_bits(self._words, start, stop, value)
+            _kernels.write_bits(self._words, start, stop, 1 if value else 0)
 
     def count(self, start: int = 0, stop: int | None = None) -> int:
         if type(start) is not int or type(stop) is not int or not 0 <= start < stop <= self._npages:

@@ -57,7 +57,8 @@ def popcount_all(words):
 
 @jit()
 def write_bits(words, start, stop, value):
-    """Set (``value``) or clear bits [start, stop) of ``words``; return how many changed."""
+    """Set (``value`` true or 1) or clear bits [start, stop) of ``words``; return how many
+    changed."""
     if start >= stop:
         return 0
     first, last, first_mask, last_mask = _edge_masks(start, stop)
@@ -69,8 +70,13 @@ def write_bits(words, start, stop, value):
     if last != first:
         inner = words[first + 1:last]
         ones = popcount_all(inner)
-        changed += 64 * inner.size - ones if value else ones
-        inner[:] = fill
+        # Constant fills, one per branch: LLVM writes them as a memset.
+        if value:
+            changed += 64 * inner.size - ones
+            inner[:] = ALL_ONES
+        else:
+            changed += ones
+            inner[:] = NULL
         flips = last_mask & (words[last] ^ fill)
         changed += popcount(flips)
         words[last] ^= flips
