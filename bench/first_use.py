@@ -9,8 +9,8 @@ It runs the script once to fill the Numba cache, then again in a fresh interpret
 that times ``import numba, numpy``, ``import pageflags``, the script, and every
 ``Dispatcher.compile`` (the first call of a kernel with a new signature: a cache load
 when the cache is warm, a compile when it is not; ``NUMBA_DEBUG_CACHE=1`` tells which).
-The first kernel loaded also pays Numba's one-off target refresh, which imports its
-lowering modules and builds the NRT module.  Dispatchers are made on a kernel's first
+The first kernel loaded also builds Numba's runtime (NRT) module, and its first array
+argument makes Numba import ``numpy.ma`` (its ``typeof`` rejects masked arrays).  Dispatchers are made on a kernel's first
 use (so inside the script, also counted: Numba makes some of its own there), and
 full garbage collections, which scan all of Numba's objects, are timed apart.
 """

@@ -429,7 +429,7 @@ class PageFlags(PageMap):
 
         A few entries (a page's, a range's two ends) go one at a time through the
         memoryviews and no kernel, so single-page work in a fresh process loads none
-        (the first kernel loaded pays Numba's one-off target refresh, 150-200 ms).
+        (the first kernel loaded sets up Numba's runtime, 20-30 ms).
         Allocating and freeing one entry takes 7.7 µs so against 9.3 µs through the
         array path; at four entries both take 18 µs.
         """

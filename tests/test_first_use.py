@@ -1,7 +1,10 @@
 """A fresh process's first use: importing makes no Numba dispatcher and pulls in no
-optional dependency, single-page work loads no kernel, and lazy kernels still compile
-when kernels call them and when threads race to build them."""
+optional dependency, single-page work loads no kernel, cached kernels load without
+Numba's lowering modules, and lazy kernels still compile when kernels call them and
+when threads race to build them."""
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -71,6 +74,37 @@ def test_find_next_set_loads_its_one_kernel_and_then_skips_dispatch():
         assert pageflags._kernels.dispatchers_built() == ["table_find_next"]
         assert type(flags._find_next.func).__name__ == "builtin_function_or_method"
     """)
+
+
+# Loads kernels that use chunk_words, as_unsigned and the runtime (to_array allocates),
+# then compiles a new function, which must refresh Numba's target by itself.
+LOAD_CACHED = """
+import json, sys
+import numba, numpy as np, pageflags
+from pageflags._kernels import intrinsics
+lowering = ("numba.np.arrayobj", "numba.cpython.unicode", "numba.typed.typeddict")
+before = [name for name in lowering if name in sys.modules]
+flags = pageflags.PageFlags(1 << 24)
+flags.set_range(100, 40_000)
+flags.set_many(np.arange(50_000, 90_000, 3))
+assert flags.count(0, 1 << 24) == 39_900 + len(range(50_000, 90_000, 3))
+assert flags.to_array()[[0, -1]].tolist() == [100, 89_999]
+hits = {k.__name__: sum(k.dispatcher().stats.cache_hits.values())
+        for k in intrinsics._KERNELS if k.built}
+imported = [name for name in lowering if name in sys.modules]
+assert numba.njit(lambda n: str(n) + "!")(7) == "7!"
+print(json.dumps({"before": before, "imported": imported, "hits": hits}))
+"""
+
+
+def test_cached_kernels_load_without_numbas_lowering_modules(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    run = [sys.executable, "-c", LOAD_CACHED]
+    cold, warm = (json.loads(subprocess.run(run, check=True, env=env, capture_output=True,
+                                            text=True).stdout) for _ in range(2))
+    assert set(cold["hits"].values()) == {0}  # compiled: nothing to load yet
+    assert warm["before"] == warm["imported"] == []
+    assert len(warm["hits"]) >= 5 and set(warm["hits"].values()) == {1}, warm["hits"]
 
 
 # Defined in a namespace of their own, which no test collector has looked through.

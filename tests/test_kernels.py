@@ -79,3 +79,40 @@ def test_a_built_kernel_replaces_its_proxy_in_the_package_and_its_module():
     assert _kernels.write_bits is spans.write_bits
     assert "write_bits" in _kernels.dispatchers_built()
 
+
+
+def test_a_cache_load_that_fails_without_a_refresh_takes_numbas_own_path(monkeypatch):
+    from numba.core.registry import cpu_target
+
+    from pageflags._kernels import intrinsics
+
+    tried = []
+
+    def fails_once(self, sig, target_context):
+        tried.append(sig)
+        if len(tried) == 1:
+            raise RuntimeError("a symbol the refresh would have installed")
+        return "loaded"
+
+    refreshed = []
+    monkeypatch.setattr(intrinsics._CacheLoadedWithoutRefresh, "_load_overload", fails_once)
+    monkeypatch.setattr(type(cpu_target.target_context), "refresh",
+                        lambda self: refreshed.append(True))
+    cache = intrinsics._CacheLoadedWithoutRefresh(_kernels.spans.count_bits.py_func)
+    assert cache.load_overload("sig", cpu_target.target_context) == "loaded"
+    assert tried == ["sig", "sig"] and refreshed == [True]
+
+
+def test_chunk_words_and_as_unsigned_view_memory_without_copying():
+    @numba.njit
+    def views(address, n, out):
+        words = _kernels.intrinsics.chunk_words(address, n)
+        words[n - 1] += 1  # writes through to the memory at address
+        unsigned = _kernels.intrinsics.as_unsigned(out)
+        unsigned[0] = words[0]
+        return words.size, unsigned.size
+
+    memory = np.array([2**64 - 1, 5, 7], dtype=np.uint64)
+    out = np.zeros(2, dtype=np.int64)
+    assert views(memory.ctypes.data, 2, out) == (2, 2)
+    assert memory.tolist() == [2**64 - 1, 6, 7] and out.tolist() == [-1, 0]

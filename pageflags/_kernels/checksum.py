@@ -9,9 +9,8 @@ only XXH64's 8-byte tail rule is needed.
 from __future__ import annotations
 
 import numpy as np
-from numba.np.numpy_support import carray
 
-from .intrinsics import NULL, address_to_pointer, jit, popcount
+from .intrinsics import NULL, chunk_words, jit, popcount
 
 _XXH_P1 = np.uint64(0x9E3779B185EBCA87)
 _XXH_P2 = np.uint64(0xC2B2AE3D27D4EB4F)
@@ -67,7 +66,7 @@ def xxh64_update(state, addrs, lengths, counts):
         if n == 0:
             counts[s] = 0
             continue
-        words = carray(address_to_pointer(addrs[s]), (n,))
+        words = chunk_words(addrs[s], n)
         i = 0
         ones = 0
         # A stripe of four words may straddle segments.

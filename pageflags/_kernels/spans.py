@@ -21,6 +21,7 @@ from .intrinsics import (
     U6,
     U63,
     U64,
+    as_unsigned,
     ctlz,
     cttz,
     jit,
@@ -171,7 +172,7 @@ def collect_set(words, lo, hi, base, out, k):
         if i == last:
             w &= last_mask
         if room - k >= 64:  # room for a whole word and the positions written past it
-            k = np.int64(_collect_word(w, np.uint64(base + (i << 6)), out.view(np.uint64),
+            k = np.int64(_collect_word(w, np.uint64(base + (i << 6)), as_unsigned(out),
                                        np.uint64(k)))
             w = NULL
         while w:
@@ -221,7 +222,7 @@ def collect_all(words, base, out, k):
     The caller guarantees room for every set bit plus 4 (:func:`_collect_word`; a
     last word with no bit set still writes four), so no word pays a room check.
     """
-    values = out.view(np.uint64)
+    values = as_unsigned(out)
     at = np.uint64(k)
     pfn = np.uint64(base)
     for i in range(words.size):
