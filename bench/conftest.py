@@ -35,7 +35,7 @@ def pytest_terminal_summary(terminalreporter, config):
     session = getattr(config, "_benchmarksession", None)
     if session is None or not session.benchmarks:
         return
-    run = {"benchmarks": [bench.as_dict(include_data=False) for bench in session.benchmarks
+    run = {"benchmarks": [bench.as_dict(include_data=True) for bench in session.benchmarks
                           if not bench.has_error]}
     for table in SUMMARIES:
         text = table(run)

@@ -19,18 +19,45 @@ command.
 1048576
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .base import PageMap
 from .bitmap import PageFlags
 from .errors import FormatError
-from .flagset import PageFlagSet
 from .flat import FlatPageFlags
 from .geometry import Geometry, capacity
-from .hotplug import Hotplug
 from .interface import PageMapLike
-from .kpf import KPF
-from .memmap import MemoryMap
 from .preallocated import PreallocatedPageFlags
-from .sharded import ShardedPageFlags  # imports Dask only when a map is made
+
+if TYPE_CHECKING:
+    from .flagset import PageFlagSet
+    from .hotplug import Hotplug
+    from .kpf import KPF
+    from .memmap import MemoryMap
+    from .sharded import ShardedPageFlags
+
+#: Public names whose modules load on first use (PEP 562), so a script that maps
+#: pages does not import machines, hotplug, live page flags or sharding (a third of
+#: ``import pageflags``).
+_LAZY = {"Hotplug": "hotplug", "KPF": "kpf", "MemoryMap": "memmap",
+         "PageFlagSet": "flagset", "ShardedPageFlags": "sharded"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __version__ = "0.1.0"
 

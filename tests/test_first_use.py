@@ -50,6 +50,25 @@ def test_import_makes_no_dispatcher_and_imports_no_optional_module():
     """)
 
 
+def test_public_names_of_machines_hotplug_live_flags_and_shards_load_on_first_use():
+    run_child("""
+        import pageflags
+        lazy = ("flagset", "hotplug", "kpf", "memmap", "sharded")
+        assert not [m for m in lazy if f"pageflags.{m}" in sys.modules]
+        assert pageflags.MemoryMap.__module__ == "pageflags.memmap"
+        assert "pageflags.memmap" in sys.modules and "pageflags.hotplug" not in sys.modules
+        namespace = {}
+        exec("from pageflags import *", namespace)
+        assert set(pageflags.__all__) <= set(namespace) <= set(dir(pageflags)) | {"__builtins__"}
+        try:
+            pageflags.NoSuchName
+        except AttributeError as e:
+            assert "NoSuchName" in str(e)
+        else:
+            raise AssertionError("a missing name resolved")
+    """)
+
+
 def test_single_page_work_loads_no_kernel():
     run_child("""
         import pageflags

@@ -5,9 +5,9 @@
   run later, but a module that imports another one lazily still depends on it, and a
   lazy edge is how cycles hide).  Imports under ``if TYPE_CHECKING:`` do not count:
   they never run.  Importing ``pageflags.x`` runs ``pageflags/__init__.py`` first,
-  which imports every public module; that implicit step is not an edge (or every
-  module would be in a cycle with the package), but ``from . import Name`` of a
-  name the package defines is.
+  which imports the public modules (some on first use of their names); that
+  implicit step is not an edge (or every module would be in a cycle with the
+  package), but ``from . import Name`` of a name the package defines is.
 * Only ``bitmap.py`` touches the table's private state; every other module goes
   through PageFlags' package-internal table API.
 """
