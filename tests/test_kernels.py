@@ -6,6 +6,7 @@ pfn in a hot loop, and inexact above 2**53.  Each bulk kernel is compiled here a
 IR must hold no int-to-float conversion or float comparison.
 """
 
+import functools
 import re
 
 import numba
@@ -41,21 +42,49 @@ BULK_SIGNATURES = {
 FLOAT_OPS = re.compile(r"\b(uitofp|sitofp|fcmp|fptoui|fptosi)\b")
 
 
-def float_ops(py_func, signature) -> list[str]:
+#: The external functions a kernel may call when it is loaded from the cache without
+#: Numba's target refresh (intrinsics._CacheLoadedWithoutRefresh): LLVM intrinsics,
+#: Python's C API, the runtime (initialised by the load) and Numba's C helpers
+#: (installed with the target), and Python's exception objects.  Anything else, say
+#: the hash secret a refresh-time module installs, would be unresolved at link time.
+LOADABLE_EXTERNALS = re.compile(r"(llvm\.|Py|_Py|NRT_|numba_)")
+DECLARED = re.compile(r'^(?:declare [^@]*@"?([^"( ]+)|@"?([^" ]+)"? = external )',
+                      re.MULTILINE)
+
+
+def llvm_of(py_func, signature) -> str:
     dispatcher = numba.njit(signature, nogil=True)(py_func)
-    return FLOAT_OPS.findall(dispatcher.inspect_llvm(dispatcher.signatures[0]))
+    return dispatcher.inspect_llvm(dispatcher.signatures[0])
+
+
+@functools.cache
+def bulk_llvm(name: str) -> str:
+    return llvm_of(getattr(_kernels, name).py_func, BULK_SIGNATURES[name])
 
 
 @pytest.mark.parametrize("name", BULK_SIGNATURES)
 def test_bulk_kernels_compute_in_integers(name):
-    assert float_ops(getattr(_kernels, name).py_func, BULK_SIGNATURES[name]) == []
+    assert FLOAT_OPS.findall(bulk_llvm(name)) == []
+
+
+@pytest.mark.parametrize("name", BULK_SIGNATURES)
+def test_bulk_kernels_call_only_what_a_load_without_refresh_links(name):
+    declared = [f or g for f, g in DECLARED.findall(bulk_llvm(name))]
+    assert declared and [f for f in declared if not LOADABLE_EXTERNALS.match(f)] == []
+
+
+def test_the_externals_check_sees_a_refresh_time_symbol():
+    hashing = llvm_of(lambda s: hash(s), (types.unicode_type,))
+    declared = [f or g for f, g in DECLARED.findall(hashing)]
+    assert "_numba_hashsecret_siphash_k0" in declared
+    assert not LOADABLE_EXTERNALS.match("_numba_hashsecret_siphash_k0")
 
 
 def test_the_check_sees_a_mixed_comparison():
     def mixed(addrs, full_addr):
         return addrs[0] == full_addr  # uint64 == int64: compared as float64
 
-    assert "uitofp" in float_ops(mixed, (U64, INT))
+    assert "uitofp" in FLOAT_OPS.findall(llvm_of(mixed, (U64, INT)))
 
 
 def test_fill_and_copy_chunks_at_addresses():

@@ -44,6 +44,8 @@ class _CacheLoadedWithoutRefresh(FunctionCache):
     """
 
     def load_overload(self, sig: Any, target_context: Any) -> Any:
+        # Private parts of Numba (stable since 0.49): if a release renames them,
+        # the AttributeError lands below and the load is Numba's own.
         try:
             rtsys.initialize(target_context)
             with self._guard_against_spurious_io_errors():
