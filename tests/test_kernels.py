@@ -145,3 +145,27 @@ def test_chunk_words_and_as_unsigned_view_memory_without_copying():
     out = np.zeros(2, dtype=np.int64)
     assert views(memory.ctypes.data, 2, out) == (2, 2)
     assert memory.tolist() == [2**64 - 1, 6, 7] and out.tolist() == [-1, 0]
+
+
+@pytest.mark.parametrize("first_word", [0, 5, 511])
+def test_chunk_kinds_decide_only_on_what_settles_them(first_word):
+    """Per chunk a window touches: any bit set, all bits set, against NumPy; each
+    chunk is zero or ones but for one word, placed first, inside or last in it."""
+    wpc, shift = 512, 15
+    rng = np.random.default_rng(first_word)
+    data = np.zeros(8 * wpc, dtype=np.uint64)
+    # The window starts first_word % wpc words into its first chunk.
+    chunk = (np.arange(data.size) + first_word) // wpc - first_word // wpc
+    for j, (base, odd) in enumerate([(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2),
+                                     (0, None), (1, None)]):
+        in_chunk = chunk == j
+        data[in_chunk] = 2**64 - 1 if base else 0
+        if odd is not None and in_chunk.any():
+            where = np.flatnonzero(in_chunk)[[0, rng.integers(1, 16), -1][odd]]
+            data[where] = 1 << 40 if not base else ~np.uint64(1 << 40)
+    nchunks = chunk[-1] + 1
+    any_set, all_set = np.empty(nchunks, bool), np.empty(nchunks, bool)
+    _kernels.words_chunk_kinds(data, first_word, shift, any_set, all_set)
+    for j in range(nchunks):
+        words = data[chunk == j]
+        assert any_set[j] == bool(words.any()) and all_set[j] == bool((words == 2**64 - 1).all())

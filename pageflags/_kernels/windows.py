@@ -8,6 +8,9 @@ import numpy as np
 from .intrinsics import ALL_ONES, NULL, chunk_words, jit, popcount, word_place
 from .spans import popcount_all
 
+#: Words a chunk's kind scan reads between checks (two cache lines).
+KIND_BLOCK = 16
+
 
 @jit()
 def table_get_words(addrs, first_word, out, chunk_shift, full_addr):
@@ -30,8 +33,11 @@ def words_chunk_kinds(data, first_word, chunk_shift, any_set, all_set):
     """Per chunk touched by the window: whether its words in ``data`` have a bit set,
     and whether they are all ones.  Entry j is chunk ``(first_word >> word_shift) + j``.
 
-    One OR and one AND reduction per chunk's span of words (vectorised, at memory
-    bandwidth), not a branch per word.
+    An OR and an AND reduction over each block of :data:`KIND_BLOCK` words
+    (vectorised), not a branch per word, and a chunk's scan stops at the first block
+    that shows it mixed: a set bit and a clear one decide both answers.  Sparse or
+    random pages are decided in the first block or two; all-zero and all-ones chunks
+    are read whole.
     """
     wpc = 1 << (chunk_shift - 6)
     i = 0
@@ -41,9 +47,12 @@ def words_chunk_kinds(data, first_word, chunk_shift, any_set, all_set):
         span = data[i:i + n]
         some = NULL
         every = ALL_ONES
-        for k in range(span.size):
-            some |= span[k]
-            every &= span[k]
+        for block in range(0, span.size, KIND_BLOCK):
+            for k in range(block, min(block + KIND_BLOCK, span.size)):
+                some |= span[k]
+                every &= span[k]
+            if some != NULL and every != ALL_ONES:
+                break
         any_set[j] = some != NULL
         all_set[j] = every == ALL_ONES
         i += n
