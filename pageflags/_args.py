@@ -337,6 +337,34 @@ def check_words(name: str, words: object) -> np.ndarray:
     return arr.astype(np.uint64, copy=False)
 
 
+def check_out_array(out: object, size: int) -> np.ndarray:
+    """The first ``size`` items of ``out``, a caller's buffer for ``size`` pfns: a
+    writable 1-D C-contiguous ``int64`` ndarray (``np.memmap`` too) with room for them.
+
+    Examples
+    --------
+    >>> buffer = np.empty(4, dtype=np.int64); check_out_array(buffer, 3).base is buffer
+    True
+    >>> check_out_array(np.empty(2, dtype=np.int64), 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: out has room for 2 pfns, but 3 are set
+    """
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be an int64 ndarray, got {type(out).__name__}")
+    _refuse_subclass("out", out)
+    if out.dtype != np.int64:
+        raise TypeError(f"out must be an int64 ndarray, got dtype {out.dtype}")
+    if out.ndim != 1 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be 1-D and contiguous, got shape {out.shape}"
+                         f" and strides {out.strides}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    if out.size < size:
+        raise ValueError(f"out has room for {out.size} pfns, but {size} are set")
+    return out[:size]
+
+
 def read_only(arr: np.ndarray) -> np.ndarray:
     """A read-only view of ``arr``, for properties that expose internal state.
 

@@ -186,8 +186,9 @@ class PageMapLike(Protocol):
         """The lowest clear pfn ``>= start``, or -1."""
         ...
 
-    def to_array(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """The set pfns of ``[start, stop)``, sorted, as ``int64``."""
+    def to_array(self, start: int = 0, stop: int | None = None, *,
+                 out: np.ndarray | None = None) -> np.ndarray:
+        """The set pfns of ``[start, stop)``, sorted, as ``int64`` (into ``out``)."""
         ...
 
     def iter_arrays(self, start: int = 0, stop: int | None = None,

@@ -36,6 +36,7 @@ from . import _manifest, _shard_tasks
 from ._args import (
     check_at_least,
     check_index,
+    check_out_array,
     check_pfn_array,
     check_pfn_array_shaped,
     check_position,
@@ -355,16 +356,25 @@ class ShardedPageFlags(Geometric):
                 lo = int(block[-1]) + 1
                 yield block + base
 
-    def to_array(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """The set pfns of ``[start, stop)``, sorted, as ``int64``."""
+    def to_array(self, start: int = 0, stop: int | None = None, *,
+                 out: np.ndarray | None = None) -> np.ndarray:
+        """The set pfns of ``[start, stop)``, sorted, as ``int64`` (into ``out``, as
+        :meth:`PageFlags.to_array`, once the shards' parts are gathered)."""
         start, stop = check_range(start, stop, self.npages)
+        if out is not None:  # checked before the shards are asked anything
+            check_out_array(out, 0)
         asked = [(index, self._submit(_shard_tasks.call, self._futures[index], "to_array",
                                       lo, hi))
                  for index, lo, hi in self._pieces(start, stop)
                  if self._futures[index] is not None]
         parts = [a + index * self._shard_pages
                  for (index, _), a in zip(asked, self._gather([f for _, f in asked]), strict=True)]
-        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+        if out is None:
+            return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+        into = check_out_array(out, sum(part.size for part in parts))
+        if parts:
+            np.concatenate(parts, out=into)
+        return into
 
     def map_shards(self, fn: Any, *args: Any) -> dict[int, Any]:
         """``fn(shard_flags, *args)`` on each present shard, on the workers, as

@@ -61,8 +61,12 @@ class ScanRules:
         stop = data.draw(st.integers(start, self.model.size))
         max_len = data.draw(st.integers(1, 5000))
         want = np.flatnonzero(self.model[start:stop]) + start
+        spare = data.draw(st.integers(0, 70))  # room past the pfns, left untouched
         for flags in (self.flags, self.flat):
             assert np.array_equal(flags.to_array(start, stop), want)
+            buffer = np.full(want.size + spare, -1, dtype=np.int64)
+            assert np.array_equal(flags.to_array(start, stop, out=buffer), want)
+            assert (buffer[want.size:] == -1).all()
             parts = list(flags.iter_arrays(start, stop, max_len=max_len))
             assert all(0 < p.size <= max_len for p in parts)
             joined = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)

@@ -64,6 +64,38 @@ def unchanged(flags, before):
     assert flags == before
 
 
+def test_to_array_into_a_buffer_fills_its_head_and_returns_a_view_of_it(populated):
+    want = populated.to_array(50, N)
+    buffer = np.full(want.size + 5, -7, dtype=np.int64)
+    got = populated.to_array(50, N, out=buffer)
+    assert got.base is buffer and np.array_equal(got, want)
+    assert buffer[want.size:].tolist() == [-7] * 5
+    exact = np.empty(populated.count(), dtype=np.int64)
+    assert np.array_equal(populated.to_array(out=exact), populated.to_array())
+    assert populated.to_array(7, 7, out=np.empty(0, dtype=np.int64)).size == 0
+
+
+def _read_only(size):
+    buffer = np.empty(size, dtype=np.int64)
+    buffer.setflags(write=False)
+    return buffer
+
+
+BAD_OUTS = [([0] * 50_000, TypeError), (np.empty(50_000, np.uint64), TypeError),
+            (np.empty((500, 100), np.int64), ValueError),
+            (np.empty(100_000, np.int64)[::2], ValueError), (_read_only(50_000), ValueError),
+            (np.empty(39_903, np.int64), ValueError),
+            (np.ma.array(np.empty(50_000, np.int64)), TypeError)]
+
+
+@pytest.mark.parametrize("out, error", BAD_OUTS)
+def test_a_bad_out_buffer_is_refused_and_left_as_it_was(populated, out, error):
+    before = np.array(out, copy=True)
+    with pytest.raises(error, match="out"):
+        populated.to_array(out=out)
+    assert np.array_equal(np.asarray(out), before)
+
+
 @pytest.mark.parametrize("method", ["set", "clear", "test", "__contains__"])
 @pytest.mark.parametrize("pfn, error", BAD_PFNS)
 def test_bad_pfn(populated, method, pfn, error):

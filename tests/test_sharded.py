@@ -116,6 +116,13 @@ def check_reads(sharded, local):
     expected = local.to_array(5, npages - 3)
     np.testing.assert_array_equal(np.concatenate(blocks) if blocks else blocks, expected)
     np.testing.assert_array_equal(sharded.to_array(), local.to_array())
+    buffer = np.full(expected.size + 3, -1, dtype=np.int64)
+    into = sharded.to_array(5, npages - 3, out=buffer)
+    assert into.base is buffer and np.array_equal(into, expected)
+    assert buffer[expected.size:].tolist() == [-1] * 3
+    if expected.size:
+        with pytest.raises(ValueError, match="room"):
+            sharded.to_array(5, npages - 3, out=buffer[:expected.size - 1])
     stats = sharded.stats()
     total = stats["total"]
     assert set(stats) == ShardedStats.__required_keys__
