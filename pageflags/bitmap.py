@@ -61,6 +61,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numba
 import numpy as np
 
 from . import _direct, _kernels, persist, roaring
@@ -105,6 +106,9 @@ _BYTE_FLIP = 0 if sys.byteorder == "little" else 7
 #: called from the main thread (``None``: never).  The serial kernel serves the rest,
 #: so worker threads never launch parallel work.
 PARALLEL_MIN_CHUNKS: int | None = 2048
+#: ``to_array`` (and other collections) with room for at least this many pfns run on
+#: Numba's thread pool the same way: each thread writes its own slice of the result.
+PARALLEL_MIN_PFNS: int | None = 1 << 22
 
 
 #: Bulk writes of at least this many pfns may skip counting bits per pfn and recount
@@ -827,9 +831,15 @@ class PageFlags(PageMap):
                                                 self._geometry.chunk_shift, self._full_addr))
 
     def _collect(self, start: int, stop: int, out: np.ndarray) -> tuple[int, int]:
-        written, resume = _kernels.table_collect(self._addrs, self._counts, start, stop,
-                                                 self._geometry.chunk_shift, self._full_addr,
-                                                 out)
+        args = (self._addrs, self._counts, start, stop, self._geometry.chunk_shift,
+                self._full_addr, out)
+        if (PARALLEL_MIN_PFNS is not None and out.size >= PARALLEL_MIN_PFNS
+                and threading.current_thread() is threading.main_thread()
+                and (threads := numba.get_num_threads()) > 1):
+            cuts = np.empty(4 * threads + 1, dtype=np.int64)  # parts for the pool to balance
+            written, resume = _kernels.table_collect_parallel(*args, cuts, np.empty_like(cuts))
+        else:
+            written, resume = _kernels.table_collect(*args)
         return int(written), int(resume)
 
     def _runs(self, start: int, stop: int, starts: np.ndarray, stops: np.ndarray,

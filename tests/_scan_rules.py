@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
-from pageflags import FlatPageFlags, PageFlags
+from pageflags import FlatPageFlags, PageFlags, bitmap
 
 IN_PLACE = {
     "and": (operator.iand, np.logical_and),
@@ -67,6 +67,12 @@ class ScanRules:
             buffer = np.full(want.size + spare, -1, dtype=np.int64)
             assert np.array_equal(flags.to_array(start, stop, out=buffer), want)
             assert (buffer[want.size:] == -1).all()
+        threshold = bitmap.PARALLEL_MIN_PFNS  # the thread-pool collection, at any size
+        try:
+            bitmap.PARALLEL_MIN_PFNS = 0
+            assert np.array_equal(self.flags.to_array(start, stop), want)
+        finally:
+            bitmap.PARALLEL_MIN_PFNS = threshold
             parts = list(flags.iter_arrays(start, stop, max_len=max_len))
             assert all(0 < p.size <= max_len for p in parts)
             joined = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)

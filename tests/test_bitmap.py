@@ -853,3 +853,29 @@ def test_a_second_denser_prescan_finds_entries_with_few_pfns(monkeypatch):
     model = np.zeros(SLABS.npages, dtype=bool)
     model[pfns] = True
     assert_matches(flags, model, FlatPageFlags.from_array(pfns, SLABS))
+
+
+@pytest.mark.parametrize("threads", [2, 3, 40])
+def test_collection_on_the_thread_pool_matches_the_serial_one(monkeypatch, threads):
+    """to_array cut into 4 parts a thread (more parts than set chunks at 40), with
+    FULL and private chunks, ranges starting and ending inside chunks, and an
+    iter_arrays buffer too small for them all (the kernel then runs serially)."""
+    import numba
+
+    from pageflags import bitmap
+
+    g = Geometry(phys_addr_bits=30, page_shift=12, chunk_shift=9)  # 512-page chunks
+    rng = np.random.default_rng(threads)
+    flags = PageFlags(g)
+    flags.set_many(rng.integers(0, g.npages, 3000))
+    flags.set_range(5 * 512, 9 * 512)  # FULL entries
+    flags.set_range(20 * 512 + 7, 21 * 512 - 3)
+    model = flags.to_bool()
+    monkeypatch.setattr(bitmap, "PARALLEL_MIN_PFNS", 1)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: threads)
+    for start, stop in [(0, g.npages), (5 * 512 + 3, 9 * 512 - 1), (100, 101), (7, 7),
+                        (20 * 512 + 10, g.npages - 5), (511, 4 * 512 + 1)]:
+        want = np.flatnonzero(model[start:stop]) + start
+        assert np.array_equal(flags.to_array(start, stop), want), (start, stop)
+    parts = list(flags.iter_arrays(max_len=1000))
+    assert np.array_equal(np.concatenate(parts), np.flatnonzero(model))

@@ -25,8 +25,8 @@ flagwords  live page flags: flag words to per-flag maps and back, counts
 
 Callers use the names re-exported here (``_kernels.table_range(...)``).  Every
 kernel is ``nogil``, so threads from a pool can call them at once on disjoint maps;
-every kernel is serial but ``table_combine_parallel``, which has the serial
-``table_combine`` beside it.
+every kernel is serial but ``table_combine_parallel`` and ``table_collect_parallel``,
+which have the serial ``table_combine`` and ``table_collect`` beside them.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ from .roaring import (
 )
 from .scans import (
     table_collect,
+    table_collect_parallel,
     table_find_next,
     table_find_prev_set,
     table_occupy,
@@ -127,7 +128,8 @@ __all__ = [
     "flat_set_ranges", "flat_test_many", "flat_write_many", "gather_chunks", "jit",
     "new_table", "next_bit", "pagemap_present", "prev_set_bit", "read_chunk_objects",
     "roaring_fill", "roaring_measure", "roaring_parse", "roaring_write", "select_bit",
-    "stream_words", "table_collect", "table_combine", "table_combine_parallel",
+    "stream_words", "table_collect", "table_collect_parallel", "table_combine",
+    "table_combine_parallel",
     "table_count_and", "table_entries_at", "table_equal", "table_equal_flat",
     "table_fill_chunks", "table_find_next", "table_find_prev_set", "table_get_words",
     "table_mark_entries", "table_occupy", "table_plan", "table_popcounts",

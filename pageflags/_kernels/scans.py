@@ -8,12 +8,14 @@ entries answer without being read.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from .intrinsics import NULL, ONE, chunk_words, jit
 from .spans import (
     collect_all,
     collect_set,
+    count_bits,
     end_run,
     next_bit,
     prev_set_bit,
@@ -121,6 +123,63 @@ def table_collect(addrs, counts, start, stop, chunk_shift, full_addr, out):
             if resume < hi:
                 return k, base + resume
     return k, stop
+
+
+@jit(parallel=True)
+def table_collect_parallel(addrs, counts, start, stop, chunk_shift, full_addr, out,
+                           bounds, offsets):
+    """:func:`table_collect` on Numba's thread pool (main thread only, as
+    ``table_combine_parallel``): ``[start, stop)`` cut at chunk edges into
+    ``bounds.size - 1`` parts of about equal set pages, each collected by the serial
+    kernel into its own slice of ``out``.
+
+    A serial pass over the cached counts (exact counts for the two partial end
+    chunks) places the cuts in ``bounds`` and where each part's pfns start in
+    ``offsets``.  Where ``out`` lacks room for them all, the serial kernel runs alone.
+    """
+    if start >= stop:
+        return 0, stop
+    wpc = 1 << (chunk_shift - 6)
+    full = np.uint64(full_addr)
+    first, last = start >> chunk_shift, (stop - 1) >> chunk_shift
+    total = 0
+    for c in range(first, last + 1):
+        total += _pages_in(addrs, counts, c, start, stop, chunk_shift, full, wpc)
+    if total == 0:
+        return 0, stop
+    if total > out.size:
+        return table_collect(addrs, counts, start, stop, chunk_shift, full_addr, out)
+    nparts = bounds.size - 1
+    bounds[0], offsets[0] = start, 0
+    p = 1
+    seen = 0
+    for c in range(first, last + 1):
+        if p == nparts:
+            break
+        seen += _pages_in(addrs, counts, c, start, stop, chunk_shift, full, wpc)
+        while p < nparts and seen * nparts >= p * total:
+            bounds[p], offsets[p] = min((c + 1) << chunk_shift, stop), seen
+            p += 1
+    while p <= nparts:
+        bounds[p], offsets[p] = stop, total
+        p += 1
+    for q in numba.prange(nparts):
+        table_collect(addrs, counts, bounds[q], bounds[q + 1], chunk_shift, full_addr,
+                      out[offsets[q]:offsets[q + 1]])
+    return total, stop
+
+
+@jit(inline=True)
+def _pages_in(addrs, counts, c, start, stop, chunk_shift, full, wpc):
+    """Set pages of entry ``c`` inside ``[start, stop)``: its cached count, or for a
+    chunk the range covers in part, its bits there."""
+    lo, hi = local_span(c, start, stop, chunk_shift)
+    if hi - lo == 1 << chunk_shift or counts[c] == 0:
+        return np.int64(counts[c])
+    a = addrs[c]
+    if a == full:
+        return np.int64(hi - lo)
+    return np.int64(count_bits(chunk_words(a, wpc), lo, hi))
 
 
 @jit()
