@@ -133,33 +133,28 @@ def table_collect_parallel(addrs, counts, start, stop, chunk_shift, full_addr, o
     ``bounds.size - 1`` parts of about equal set pages, each collected by the serial
     kernel into its own slice of ``out``.
 
-    A serial pass over the cached counts (exact counts for the two partial end
-    chunks) places the cuts in ``bounds`` and where each part's pfns start in
-    ``offsets``.  Where ``out`` lacks room for them all, the serial kernel runs alone.
+    One serial pass over the cached counts (exact counts for the two partial end
+    chunks) places the cuts in ``bounds`` at shares of ``out.size`` (the range's
+    count, as ``to_array`` sizes it) and where each part's pfns start in ``offsets``.
+    Where ``out`` lacks room for them all, the serial kernel runs alone.
     """
     if start >= stop:
         return 0, stop
     wpc = 1 << (chunk_shift - 6)
     full = np.uint64(full_addr)
-    first, last = start >> chunk_shift, (stop - 1) >> chunk_shift
-    total = 0
-    for c in range(first, last + 1):
-        total += _pages_in(addrs, counts, c, start, stop, chunk_shift, full, wpc)
-    if total == 0:
-        return 0, stop
-    if total > out.size:
-        return table_collect(addrs, counts, start, stop, chunk_shift, full_addr, out)
-    nparts = bounds.size - 1
+    nparts, room = bounds.size - 1, out.size
     bounds[0], offsets[0] = start, 0
     p = 1
-    seen = 0
-    for c in range(first, last + 1):
-        if p == nparts:
-            break
-        seen += _pages_in(addrs, counts, c, start, stop, chunk_shift, full, wpc)
-        while p < nparts and seen * nparts >= p * total:
-            bounds[p], offsets[p] = min((c + 1) << chunk_shift, stop), seen
+    total = 0
+    for c in range(start >> chunk_shift, ((stop - 1) >> chunk_shift) + 1):
+        total += _pages_in(addrs, counts, c, start, stop, chunk_shift, full, wpc)
+        while p < nparts and total * nparts >= p * room:
+            bounds[p], offsets[p] = min((c + 1) << chunk_shift, stop), total
             p += 1
+    if total == 0:
+        return 0, stop
+    if total > room:
+        return table_collect(addrs, counts, start, stop, chunk_shift, full_addr, out)
     while p <= nparts:
         bounds[p], offsets[p] = stop, total
         p += 1
